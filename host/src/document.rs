@@ -1,0 +1,110 @@
+//! Payloads as MongoDB documents: relaxed Extended JSON or raw BSON in, BSON
+//! out, and back to relaxed Extended JSON for people to read.
+
+use bson::{Bson, Document};
+
+use crate::record::Encoding;
+
+/// Why a payload cannot become a document.
+#[derive(Debug, thiserror::Error)]
+pub enum DocumentError {
+    #[error("payload is not valid JSON")]
+    Json(#[source] serde_json::Error),
+    #[error("payload is not valid Extended JSON")]
+    ExtendedJson(#[source] bson::error::Error),
+    #[error("payload is a JSON {0}, not an object")]
+    NotAnObject(&'static str),
+    #[error("payload is not a valid BSON document")]
+    Bson(#[source] bson::error::Error),
+    #[error("a {0:?} payload is not a document")]
+    NotADocument(Encoding),
+}
+
+/// Reads a `json` (relaxed or canonical Extended JSON, so `{"$date": ...}`
+/// becomes a BSON date) or `bson` payload as a document.
+pub fn to_document(payload: &[u8], encoding: Encoding) -> Result<Document, DocumentError> {
+    match encoding {
+        Encoding::Json => {
+            let value: serde_json::Value =
+                serde_json::from_slice(payload).map_err(DocumentError::Json)?;
+            let serde_json::Value::Object(object) = value else {
+                return Err(DocumentError::NotAnObject(json_kind(&value)));
+            };
+            Document::try_from(object).map_err(DocumentError::ExtendedJson)
+        }
+        Encoding::Bson => bson::RawDocument::from_bytes(payload)
+            .and_then(Document::try_from)
+            .map_err(DocumentError::Bson),
+        Encoding::Text | Encoding::Binary => Err(DocumentError::NotADocument(encoding)),
+    }
+}
+
+/// A document as relaxed Extended JSON, the form people and `jq` read best.
+pub fn to_relaxed_json(document: Document) -> serde_json::Value {
+    Bson::Document(document).into_relaxed_extjson()
+}
+
+fn json_kind(value: &serde_json::Value) -> &'static str {
+    match value {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "boolean",
+        serde_json::Value::Number(_) => "number",
+        serde_json::Value::String(_) => "string",
+        serde_json::Value::Array(_) => "array",
+        serde_json::Value::Object(_) => "object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bson::doc;
+    use serde_json::json;
+
+    #[test]
+    fn given_extended_json_then_bson_types_survive() {
+        let document = to_document(
+            br#"{"ts":{"$date":"2026-11-26T03:00:00Z"},"id":{"$oid":"65f0a1b2c3d4e5f601234567"},"n":{"$numberDecimal":"1.10"}}"#,
+            Encoding::Json,
+        )
+        .unwrap();
+        assert!(matches!(document.get("ts"), Some(Bson::DateTime(_))));
+        assert!(matches!(document.get("id"), Some(Bson::ObjectId(_))));
+        assert!(matches!(document.get("n"), Some(Bson::Decimal128(_))));
+        assert_eq!(
+            to_relaxed_json(document)["ts"],
+            json!({"$date": "2026-11-26T03:00:00Z"})
+        );
+    }
+
+    #[test]
+    fn given_bson_bytes_then_reads_them() {
+        let bytes = doc! { "a": 1 }.to_vec().unwrap();
+        assert_eq!(
+            to_document(&bytes, Encoding::Bson).unwrap(),
+            doc! { "a": 1 }
+        );
+        assert!(matches!(
+            to_document(&bytes[..3], Encoding::Bson),
+            Err(DocumentError::Bson(_))
+        ));
+    }
+
+    #[test]
+    fn given_non_documents_then_says_what_they_are() {
+        assert!(matches!(
+            to_document(b"[1]", Encoding::Json),
+            Err(DocumentError::NotAnObject("array"))
+        ));
+        assert!(matches!(
+            to_document(b"{", Encoding::Json),
+            Err(DocumentError::Json(_))
+        ));
+        assert!(matches!(
+            to_document(b"x", Encoding::Text),
+            Err(DocumentError::NotADocument(Encoding::Text))
+        ));
+        let error = to_document(br#"{"d":{"$date":"not a date"}}"#, Encoding::Json).unwrap_err();
+        assert!(matches!(error, DocumentError::ExtendedJson(_)), "{error:?}");
+    }
+}
