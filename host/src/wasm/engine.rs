@@ -1,0 +1,146 @@
+//! The WebAssembly machinery every transform shares: one engine, one linker,
+//! the epoch clock that enforces deadlines, and the compile cache.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use wasmtime::component::{HasSelf, Linker};
+use wasmtime::{Config, Engine};
+
+use super::bindings;
+use super::cache::CompileCache;
+use super::error::TransformError;
+use super::host_state::HostState;
+use super::transform::Transform;
+use crate::config::TransformConfig;
+
+/// How often the epoch advances; deadlines are rounded up to whole ticks.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// The engine could not be set up (a wasmtime configuration problem).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot set up the WebAssembly engine")]
+pub struct EngineError(#[source] super::error::WasmCause);
+
+/// Shared by all transforms of a process.
+pub struct WasmRuntime {
+    engine: Engine,
+    linker: Linker<HostState>,
+    cache: Option<CompileCache>,
+    clock: Arc<EpochClock>,
+}
+
+impl WasmRuntime {
+    /// A runtime that caches compiled components in `cache`, if given.
+    pub fn new(cache: Option<CompileCache>) -> Result<Self, EngineError> {
+        let mut config = Config::new();
+        config.wasm_component_model(true).epoch_interruption(true);
+        let engine =
+            Engine::new(&config).map_err(|error| EngineError(error.into_boxed_dyn_error()))?;
+        let mut linker = Linker::new(&engine);
+        // Rust's std imports wasi:cli and wasi:io even for pure computation, so
+        // WASI is linked; what it may reach is decided per store by the grants.
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+            .map_err(|error| EngineError(error.into_boxed_dyn_error()))?;
+        bindings::Transform::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |state| state)
+            .map_err(|error| EngineError(error.into_boxed_dyn_error()))?;
+        let clock = Arc::new(EpochClock::start(engine.clone()));
+        Ok(Self {
+            engine,
+            linker,
+            cache,
+            clock,
+        })
+    }
+
+    /// Reads, compiles (or loads from the cache) and links one transform. It
+    /// is instantiated and configured on [`Transform::start`] or first use.
+    pub fn load(&self, config: &TransformConfig) -> Result<Transform, TransformError> {
+        let name = &config.name;
+        let wasm = std::fs::read(&config.wasm).map_err(|source| TransformError::Read {
+            transform: name.clone(),
+            path: config.wasm.clone(),
+            source,
+        })?;
+        let compiled = match &self.cache {
+            Some(cache) => cache.load_or_compile(&self.engine, &wasm),
+            None => wasmtime::component::Component::new(&self.engine, &wasm)
+                .map(|component| (component, super::cache::CacheOutcome::Miss)),
+        };
+        let (component, cache_outcome) = compiled.map_err(|error| TransformError::Compile {
+            transform: name.clone(),
+            path: config.wasm.clone(),
+            source: error.into_boxed_dyn_error(),
+        })?;
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .and_then(bindings::TransformPre::new)
+            .map_err(|error| TransformError::Contract {
+                transform: name.clone(),
+                source: error.into_boxed_dyn_error(),
+            })?;
+        Ok(Transform::new(
+            config.clone(),
+            pre,
+            self.clock.clone(),
+            cache_outcome,
+        ))
+    }
+}
+
+/// A thread that advances the engine's epoch every [`EPOCH_TICK`]. Each
+/// transform holds it, so deadlines keep firing as long as any transform
+/// lives, and the thread stops with the last one.
+pub(crate) struct EpochClock {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl EpochClock {
+    fn start(engine: Engine) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopping = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("ferry-epoch".into())
+            .spawn(move || {
+                while !stopping.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    engine.increment_epoch();
+                }
+            })
+            .expect("the OS can start a thread");
+        Self {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// The number of ticks that covers `timeout`, plus the tick in progress.
+    pub(crate) fn ticks_for(timeout: Duration) -> u64 {
+        timeout.as_nanos().div_ceil(EPOCH_TICK.as_nanos()) as u64 + 1
+    }
+}
+
+impl Drop for EpochClock {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn given_a_timeout_then_ticks_cover_it_and_the_current_tick() {
+        assert_eq!(EpochClock::ticks_for(Duration::from_millis(10)), 2);
+        assert_eq!(EpochClock::ticks_for(Duration::from_millis(11)), 3);
+        assert_eq!(EpochClock::ticks_for(Duration::from_secs(1)), 101);
+    }
+}

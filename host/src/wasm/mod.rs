@@ -1,0 +1,18 @@
+//! Runs user transforms: WebAssembly components built against
+//! `wit/transform.wit`, each fenced by a deadline and a memory limit.
+
+pub mod bindings;
+mod cache;
+mod chain;
+mod engine;
+mod error;
+mod guest_output;
+mod host_state;
+mod limits;
+mod transform;
+
+pub use cache::{CacheOutcome, CompileCache};
+pub use chain::{Emitted, Failure, RecordResult, TransformChain};
+pub use engine::{EPOCH_TICK, EngineError, WasmRuntime};
+pub use error::{TransformError, WasmCause};
+pub use transform::Transform;

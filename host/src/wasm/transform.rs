@@ -1,0 +1,162 @@
+//! One loaded transform: compiled once, instantiated lazily, reused across
+//! batches, and re-created after a trap (a trapped instance cannot be entered
+//! again).
+
+use std::sync::Arc;
+
+use wasmtime::Store;
+
+use super::bindings;
+use super::cache::CacheOutcome;
+use super::engine::EpochClock;
+use super::error::TransformError;
+use super::host_state::HostState;
+use super::limits::{Stop, classify};
+use crate::config::TransformConfig;
+use crate::record::{Batch, Outcome};
+
+/// A transform ready to process batches.
+pub struct Transform {
+    name: Arc<str>,
+    config: TransformConfig,
+    pre: bindings::TransformPre<HostState>,
+    /// Held so that deadlines keep firing while this transform lives.
+    _clock: Arc<EpochClock>,
+    deadline_ticks: u64,
+    cache_outcome: CacheOutcome,
+    live: Option<Live>,
+    instantiations: u64,
+}
+
+/// An instance that has been configured and has not trapped.
+struct Live {
+    store: Store<HostState>,
+    bindings: bindings::Transform,
+}
+
+impl Transform {
+    pub(crate) fn new(
+        config: TransformConfig,
+        pre: bindings::TransformPre<HostState>,
+        clock: Arc<EpochClock>,
+        cache_outcome: CacheOutcome,
+    ) -> Self {
+        Self {
+            name: Arc::from(config.name.as_str()),
+            deadline_ticks: EpochClock::ticks_for(config.timeout),
+            config,
+            pre,
+            _clock: clock,
+            cache_outcome,
+            live: None,
+            instantiations: 0,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Whether the compiled form came from the cache.
+    pub fn cache_outcome(&self) -> CacheOutcome {
+        self.cache_outcome
+    }
+
+    /// How many instances have been created so far; more than one means the
+    /// transform was restarted after a trap.
+    pub fn instantiations(&self) -> u64 {
+        self.instantiations
+    }
+
+    /// Instantiates and configures the transform unless an instance is live.
+    pub fn start(&mut self) -> Result<(), TransformError> {
+        self.live_instance().map(|_| ())
+    }
+
+    /// Runs one batch, returning exactly one outcome per record.
+    pub fn transform(&mut self, batch: &Batch) -> Result<Vec<Outcome>, TransformError> {
+        let deadline_ticks = self.deadline_ticks;
+        let live = self.live_instance()?;
+        live.store.set_epoch_deadline(deadline_ticks);
+        live.store.data_mut().fence.reset();
+        let result = live
+            .bindings
+            .ferry_transform_transformer()
+            .call_transform(&mut live.store, batch);
+        live.store.data().flush_output();
+        match result {
+            Ok(Ok(outcomes)) if outcomes.len() == batch.records.len() => Ok(outcomes),
+            Ok(Ok(outcomes)) => Err(TransformError::OutcomeCount {
+                transform: self.name.to_string(),
+                expected: batch.records.len(),
+                returned: outcomes.len(),
+            }),
+            Ok(Err(message)) => Err(TransformError::BatchRejected {
+                transform: self.name.to_string(),
+                message,
+            }),
+            Err(error) => Err(self.stopped(error)),
+        }
+    }
+
+    fn live_instance(&mut self) -> Result<&mut Live, TransformError> {
+        if self.live.is_none() {
+            let live = self.instantiate()?;
+            self.live = Some(live);
+        }
+        Ok(self.live.as_mut().expect("set above"))
+    }
+
+    fn instantiate(&mut self) -> Result<Live, TransformError> {
+        self.instantiations += 1;
+        let state = HostState::new(&self.name, &self.config)?;
+        let mut store = Store::new(self.pre.engine(), state);
+        store.limiter(|state| &mut state.fence);
+        store.set_epoch_deadline(self.deadline_ticks);
+        let bindings = self
+            .pre
+            .instantiate(&mut store)
+            .map_err(|error| self.stopped_in(&store, error))?;
+        let configured = bindings
+            .ferry_transform_transformer()
+            .call_configure(&mut store, &self.config.config_json());
+        store.data().flush_output();
+        match configured {
+            Ok(Ok(())) => Ok(Live { store, bindings }),
+            Ok(Err(message)) => Err(TransformError::ConfigRejected {
+                transform: self.name.to_string(),
+                message,
+            }),
+            Err(error) => Err(self.stopped_in(&store, error)),
+        }
+    }
+
+    /// Turns a trap of the live instance into an error, dropping the
+    /// instance so the next call starts a fresh one.
+    fn stopped(&mut self, error: wasmtime::Error) -> TransformError {
+        let live = self
+            .live
+            .take()
+            .expect("a call was made on the live instance");
+        self.stopped_in(&live.store, error)
+    }
+
+    fn stopped_in(&self, store: &Store<HostState>, error: wasmtime::Error) -> TransformError {
+        let transform = self.name.to_string();
+        match classify(&error, store.data().fence.refused()) {
+            Stop::Timeout => TransformError::Timeout {
+                transform,
+                timeout: self.config.timeout,
+            },
+            Stop::OutOfMemory => TransformError::OutOfMemory {
+                transform,
+                limit: store.data().fence.limit(),
+            },
+            Stop::Trap => TransformError::Trap {
+                transform,
+                message: error.root_cause().to_string(),
+                source: error.into_boxed_dyn_error(),
+            },
+        }
+    }
+}
