@@ -1,0 +1,109 @@
+//! The `ferry` command line: argument definitions and the commands behind
+//! them. `main.rs` only adds logging, signals and exit codes.
+
+mod golden;
+mod report;
+mod test_command;
+mod validate_command;
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+pub use test_command::TestArgs;
+pub use validate_command::ValidateArgs;
+
+use crate::config::ConfigError;
+use crate::wasm::{CompileCache, EngineError, TransformError, WasmRuntime};
+
+/// Moves data between Apache Iggy and MongoDB through WebAssembly transforms.
+#[derive(Debug, Parser)]
+#[command(name = "ferry", version, about)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, clap::Args)]
+pub struct GlobalArgs {
+    /// Where compiled transforms are cached [default: $XDG_CACHE_HOME/ferry or ~/.cache/ferry].
+    #[arg(long, global = true, env = "FERRY_CACHE_DIR", value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Compile transforms every time instead of using the cache.
+    #[arg(long, global = true)]
+    pub no_cache: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run transforms over a JSON-lines file, without any server.
+    Test(TestArgs),
+    /// Check a pipeline file, load its transforms and run their config checks.
+    Validate(ValidateArgs),
+}
+
+/// How a command that ran to the end went; `main` turns it into the exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Everything went as expected (exit code 0).
+    Success,
+    /// Records failed, or output differed from `--expect` (exit code 1).
+    Failure,
+}
+
+/// Why a command could not run to the end (exit code 2).
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error(transparent)]
+    Transform(#[from] TransformError),
+    #[error("{0}")]
+    Usage(String),
+    #[error("cannot read {}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{} line {line} is not valid JSON", path.display())]
+    Golden {
+        path: PathBuf,
+        line: usize,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("cannot write the report")]
+    Output(#[from] std::io::Error),
+}
+
+impl Cli {
+    /// Runs the chosen command, writing its report to `out`.
+    pub fn execute(self, out: &mut dyn Write) -> Result<Verdict, CliError> {
+        match self.command {
+            Command::Test(args) => test_command::run(&args, &self.global, out),
+            Command::Validate(args) => validate_command::run(&args, &self.global, out),
+        }
+    }
+}
+
+impl GlobalArgs {
+    /// The WebAssembly runtime these options ask for.
+    pub fn runtime(&self) -> Result<WasmRuntime, EngineError> {
+        let cache = match self.no_cache {
+            true => None,
+            false => self
+                .cache_dir
+                .clone()
+                .or_else(CompileCache::default_dir)
+                .map(CompileCache::new),
+        };
+        WasmRuntime::new(cache)
+    }
+}
