@@ -25,16 +25,15 @@ pub enum DocumentError {
 pub fn to_document(payload: &[u8], encoding: Encoding) -> Result<Document, DocumentError> {
     match encoding {
         Encoding::Json => {
-            let value: serde_json::Value =
-                serde_json::from_slice(payload).map_err(DocumentError::Json)?;
+            let value: serde_json::Value = serde_json::from_slice(payload).map_err(DocumentError::Json)?;
             let serde_json::Value::Object(object) = value else {
                 return Err(DocumentError::NotAnObject(json_kind(&value)));
             };
             Document::try_from(object).map_err(DocumentError::ExtendedJson)
         }
-        Encoding::Bson => bson::RawDocument::from_bytes(payload)
-            .and_then(Document::try_from)
-            .map_err(DocumentError::Bson),
+        Encoding::Bson => {
+            bson::RawDocument::from_bytes(payload).and_then(Document::try_from).map_err(DocumentError::Bson)
+        }
         Encoding::Text | Encoding::Binary => Err(DocumentError::NotADocument(encoding)),
     }
 }
@@ -71,39 +70,21 @@ mod tests {
         assert!(matches!(document.get("ts"), Some(Bson::DateTime(_))));
         assert!(matches!(document.get("id"), Some(Bson::ObjectId(_))));
         assert!(matches!(document.get("n"), Some(Bson::Decimal128(_))));
-        assert_eq!(
-            to_relaxed_json(document)["ts"],
-            json!({"$date": "2026-11-26T03:00:00Z"})
-        );
+        assert_eq!(to_relaxed_json(document)["ts"], json!({"$date": "2026-11-26T03:00:00Z"}));
     }
 
     #[test]
     fn given_bson_bytes_then_reads_them() {
         let bytes = doc! { "a": 1 }.to_vec().unwrap();
-        assert_eq!(
-            to_document(&bytes, Encoding::Bson).unwrap(),
-            doc! { "a": 1 }
-        );
-        assert!(matches!(
-            to_document(&bytes[..3], Encoding::Bson),
-            Err(DocumentError::Bson(_))
-        ));
+        assert_eq!(to_document(&bytes, Encoding::Bson).unwrap(), doc! { "a": 1 });
+        assert!(matches!(to_document(&bytes[..3], Encoding::Bson), Err(DocumentError::Bson(_))));
     }
 
     #[test]
     fn given_non_documents_then_says_what_they_are() {
-        assert!(matches!(
-            to_document(b"[1]", Encoding::Json),
-            Err(DocumentError::NotAnObject("array"))
-        ));
-        assert!(matches!(
-            to_document(b"{", Encoding::Json),
-            Err(DocumentError::Json(_))
-        ));
-        assert!(matches!(
-            to_document(b"x", Encoding::Text),
-            Err(DocumentError::NotADocument(Encoding::Text))
-        ));
+        assert!(matches!(to_document(b"[1]", Encoding::Json), Err(DocumentError::NotAnObject("array"))));
+        assert!(matches!(to_document(b"{", Encoding::Json), Err(DocumentError::Json(_))));
+        assert!(matches!(to_document(b"x", Encoding::Text), Err(DocumentError::NotADocument(Encoding::Text))));
         let error = to_document(br#"{"d":{"$date":"not a date"}}"#, Encoding::Json).unwrap_err();
         assert!(matches!(error, DocumentError::ExtendedJson(_)), "{error:?}");
     }

@@ -5,6 +5,6 @@
 //! WebAssembly guest without being copied into another shape first.
 
 pub use crate::wasm::bindings::types::{
-    Batch, BatchSource, ClusterTime, Encoding, Header, IggyPosition, IggyTopic, MessageId,
-    MongodbChange, Namespace, Operation, Origin, Outcome, Output, Record, Write,
+    Batch, BatchSource, ClusterTime, Encoding, Header, IggyPosition, IggyTopic, MessageId, MongodbChange, Namespace,
+    Operation, Origin, Outcome, Output, Record, Write,
 };

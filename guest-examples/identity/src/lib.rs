@@ -19,14 +19,14 @@ impl Guest for Identity {
             .records
             .into_iter()
             .map(|record| {
-                Outcome::Emit(vec![Output {
+                Outcome::Emit(Output {
                     payload: record.payload,
                     encoding: record.encoding,
                     collection: None,
                     write: None,
                     key: record.key,
                     headers: Vec::new(),
-                }])
+                })
             })
             .collect();
         Ok(outcomes)

@@ -37,51 +37,36 @@ struct PiiRedact;
 
 impl Guest for PiiRedact {
     fn configure(config: String) -> Result<(), String> {
-        let config: Config =
-            serde_json::from_str(&config).map_err(|error| format!("invalid config: {error}"))?;
+        let config: Config = serde_json::from_str(&config).map_err(|error| format!("invalid config: {error}"))?;
         if config.fields.is_empty() {
             return Err("`fields` is empty: name at least one field to mask".to_owned());
         }
-        if let Some(blank) = config
-            .fields
-            .iter()
-            .find(|field| field.split('.').any(str::is_empty))
-        {
+        if let Some(blank) = config.fields.iter().find(|field| field.split('.').any(str::is_empty)) {
             return Err(format!("`fields` has a malformed path {blank:?}"));
         }
-        let fields = Field {
-            key: "fields".to_owned(),
-            value: config.fields.join(","),
-        };
+        let fields = Field { key: "fields".to_owned(), value: config.fields.join(",") };
         log(Level::Info, "masking fields", &[fields]);
-        CONFIG
-            .set(config)
-            .map_err(|_| "configure was called twice".to_owned())
+        CONFIG.set(config).map_err(|_| "configure was called twice".to_owned())
     }
 
     fn transform(batch: Batch) -> Result<Vec<Outcome>, String> {
-        let config = CONFIG
-            .get()
-            .ok_or("transform was called before configure")?;
+        let config = CONFIG.get().ok_or("transform was called before configure")?;
         let outcomes = batch
             .records
             .into_iter()
             .map(|record| {
                 if record.encoding != Encoding::Json {
-                    return Outcome::Fail(format!(
-                        "expected a JSON payload, got {:?}",
-                        record.encoding
-                    ));
+                    return Outcome::Fail(format!("expected a JSON payload, got {:?}", record.encoding));
                 }
                 match redact(&record.payload, config) {
-                    Ok(payload) => Outcome::Emit(vec![Output {
+                    Ok(payload) => Outcome::Emit(Output {
                         payload,
                         encoding: Encoding::Json,
                         collection: None,
                         write: None,
                         key: record.key,
                         headers: Vec::new(),
-                    }]),
+                    }),
                     Err(reason) => Outcome::Fail(reason),
                 }
             })
@@ -91,8 +76,8 @@ impl Guest for PiiRedact {
 }
 
 fn redact(payload: &[u8], config: &Config) -> Result<Vec<u8>, String> {
-    let mut document: Map<String, Value> = serde_json::from_slice(payload)
-        .map_err(|error| format!("payload is not a JSON object: {error}"))?;
+    let mut document: Map<String, Value> =
+        serde_json::from_slice(payload).map_err(|error| format!("payload is not a JSON object: {error}"))?;
     for path in &config.fields {
         mask(&mut document, path, &config.mask);
     }

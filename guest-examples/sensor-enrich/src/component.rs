@@ -23,14 +23,14 @@ impl Guest for SensorEnrich {
                 other => Enriched::Invalid(format!("expected a JSON payload, got {other:?}")),
             })
             .map(|enriched| match enriched {
-                Enriched::Reading(payload) => Outcome::Emit(vec![Output {
+                Enriched::Reading(payload) => Outcome::Emit(Output {
                     payload,
                     encoding: Encoding::Json,
                     collection: Some(COLLECTION.to_owned()),
                     write: None,
                     key: None,
                     headers: Vec::new(),
-                }]),
+                }),
                 Enriched::Dropped => Outcome::Drop,
                 Enriched::Invalid(reason) => Outcome::Fail(reason),
             })

@@ -15,8 +15,12 @@
 #[cfg(feature = "component")]
 mod component;
 
+use std::borrow::Cow;
+use std::fmt;
+
 use chrono::{DateTime, SecondsFormat, Utc};
-use serde_json::{Map, Value, json};
+use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
+use serde_json::value::RawValue;
 
 /// The collection enriched readings are written to.
 pub const COLLECTION: &str = "readings";
@@ -33,32 +37,50 @@ pub enum Enriched {
 }
 
 /// Enriches one JSON payload.
+///
+/// Fields are borrowed from the payload as raw JSON and copied through byte
+/// for byte, in their order, so a reading costs a few allocations rather than
+/// a tree of owned values.
 pub fn enrich(payload: &[u8]) -> Enriched {
-    let mut reading: Map<String, Value> = match serde_json::from_slice(payload) {
-        Ok(reading) => reading,
+    let Fields(fields) = match serde_json::from_slice(payload) {
+        Ok(fields) => fields,
         Err(error) => return Enriched::Invalid(format!("payload is not a JSON object: {error}")),
     };
-    let Some(celsius) = reading.get("temp").and_then(Value::as_f64) else {
+    let field = |name: &str| fields.iter().rev().find(|(key, _)| key == name).map(|(_, value)| *value);
+    let Some(celsius) = field("temp").and_then(|raw| serde_json::from_str::<f64>(raw.get()).ok()) else {
         return Enriched::Dropped;
     };
-    reading.insert("temp_f".to_owned(), json!(to_fahrenheit(celsius)));
-    if let Some(Value::String(ts)) = reading.get("ts") {
-        match DateTime::parse_from_rfc3339(ts) {
-            Ok(time) => {
-                let utc = time
-                    .with_timezone(&Utc)
-                    .to_rfc3339_opts(SecondsFormat::Millis, true);
-                reading.insert("ts".to_owned(), json!({ "$date": utc }));
+    let date = match field("ts").and_then(|raw| serde_json::from_str::<Text>(raw.get()).ok()) {
+        None => None,
+        Some(Text(ts)) => match DateTime::parse_from_rfc3339(&ts) {
+            Ok(time) => Some(time.with_timezone(&Utc).to_rfc3339_opts(SecondsFormat::Millis, true)),
+            Err(error) => return Enriched::Invalid(format!("ts {ts:?} is not an RFC 3339 time: {error}")),
+        },
+    };
+
+    let mut out = Vec::with_capacity(payload.len() + 48);
+    out.push(b'{');
+    for (key, value) in fields.iter().filter(|(key, _)| key != "temp_f") {
+        write_key(&mut out, key);
+        match (&date, key.as_ref()) {
+            (Some(date), "ts") => {
+                out.extend_from_slice(br#"{"$date":""#);
+                out.extend_from_slice(date.as_bytes());
+                out.extend_from_slice(br#""}"#);
             }
-            Err(error) => {
-                return Enriched::Invalid(format!("ts {ts:?} is not an RFC 3339 time: {error}"));
-            }
+            _ => out.extend_from_slice(value.get().as_bytes()),
         }
+        out.push(b',');
     }
-    match serde_json::to_vec(&reading) {
-        Ok(bytes) => Enriched::Reading(bytes),
-        Err(error) => Enriched::Invalid(format!("cannot serialise the reading: {error}")),
-    }
+    write_key(&mut out, "temp_f");
+    serde_json::to_writer(&mut out, &to_fahrenheit(celsius)).expect("writing to a Vec cannot fail");
+    out.push(b'}');
+    Enriched::Reading(out)
+}
+
+fn write_key(out: &mut Vec<u8>, key: &str) {
+    serde_json::to_writer(&mut *out, key).expect("writing to a Vec cannot fail");
+    out.push(b':');
 }
 
 /// Degrees Celsius to Fahrenheit, rounded to two decimals.
@@ -66,9 +88,55 @@ fn to_fahrenheit(celsius: f64) -> f64 {
     ((celsius * 9.0 / 5.0 + 32.0) * 100.0).round() / 100.0
 }
 
+/// A JSON object's fields in document order, values left as raw JSON.
+struct Fields<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+
+impl<'de> Deserialize<'de> for Fields<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct FieldsVisitor;
+        impl<'de> Visitor<'de> for FieldsVisitor {
+            type Value = Fields<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(8));
+                while let Some((Text(key), value)) = map.next_entry::<Text<'de>, &'de RawValue>()? {
+                    fields.push((key, value));
+                }
+                Ok(Fields(fields))
+            }
+        }
+        deserializer.deserialize_map(FieldsVisitor)
+    }
+}
+
+/// A JSON string, borrowed unless it holds escapes.
+struct Text<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Text<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TextVisitor;
+        impl<'de> Visitor<'de> for TextVisitor {
+            type Value = Text<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, text: &'de str) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Borrowed(text)))
+            }
+            fn visit_str<E>(self, text: &str) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Owned(text.to_owned())))
+            }
+        }
+        deserializer.deserialize_str(TextVisitor)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{Value, json};
 
     fn reading(bytes: Enriched) -> Value {
         match bytes {
@@ -79,9 +147,7 @@ mod tests {
 
     #[test]
     fn given_a_reading_then_adds_fahrenheit_and_a_date() {
-        let out = reading(enrich(
-            br#"{"sensor_id":"s1","temp":22.5,"ts":"2026-11-26T03:00:00Z"}"#,
-        ));
+        let out = reading(enrich(br#"{"sensor_id":"s1","temp":22.5,"ts":"2026-11-26T03:00:00Z"}"#));
         assert_eq!(out["temp_f"], json!(72.5));
         assert_eq!(out["ts"], json!({"$date": "2026-11-26T03:00:00.000Z"}));
         assert_eq!(out["sensor_id"], json!("s1"));
@@ -101,6 +167,23 @@ mod tests {
     }
 
     #[test]
+    fn given_other_fields_then_keeps_them_in_order_and_replaces_an_old_temp_f() {
+        let Enriched::Reading(bytes) = enrich(br#"{"b":[1,{"x":null}],"temp":10,"temp_f":1,"a\"q":"\u00e9"}"#) else {
+            panic!("expected a reading")
+        };
+        assert_eq!(
+            String::from_utf8(bytes).unwrap(),
+            r#"{"b":[1,{"x":null}],"temp":10,"a\"q":"\u00e9","temp_f":50.0}"#
+        );
+    }
+
+    #[test]
+    fn given_a_non_string_ts_then_leaves_it_alone() {
+        let out = reading(enrich(br#"{"temp":1,"ts":{"$date":"2026-11-26T03:00:00Z"}}"#));
+        assert_eq!(out["ts"], json!({"$date": "2026-11-26T03:00:00Z"}));
+    }
+
+    #[test]
     fn given_no_numeric_temp_then_drops() {
         assert_eq!(enrich(br#"{"sensor_id":"s1"}"#), Enriched::Dropped);
         assert_eq!(enrich(br#"{"temp":"hot"}"#), Enriched::Dropped);
@@ -108,27 +191,18 @@ mod tests {
 
     #[test]
     fn given_not_an_object_then_fails_naming_the_parse_error() {
-        let Enriched::Invalid(reason) = enrich(b"[1,2]") else {
-            panic!("expected a failure")
-        };
+        let Enriched::Invalid(reason) = enrich(b"[1,2]") else { panic!("expected a failure") };
         assert!(
-            reason.starts_with("payload is not a JSON object: invalid type"),
+            reason.starts_with("payload is not a JSON object: invalid type: sequence, expected a JSON object"),
             "{reason}"
         );
-        let Enriched::Invalid(reason) = enrich(b"{oops") else {
-            panic!("expected a failure")
-        };
+        let Enriched::Invalid(reason) = enrich(b"{oops") else { panic!("expected a failure") };
         assert!(reason.contains("line 1 column 2"), "{reason}");
     }
 
     #[test]
     fn given_a_bad_time_then_fails() {
-        let Enriched::Invalid(reason) = enrich(br#"{"temp":1,"ts":"yesterday"}"#) else {
-            panic!("expected a failure")
-        };
-        assert!(
-            reason.contains("\"yesterday\" is not an RFC 3339 time"),
-            "{reason}"
-        );
+        let Enriched::Invalid(reason) = enrich(br#"{"temp":1,"ts":"yesterday"}"#) else { panic!("expected a failure") };
+        assert!(reason.contains("\"yesterday\" is not an RFC 3339 time"), "{reason}");
     }
 }

@@ -10,20 +10,16 @@ use super::CliError;
 
 /// The golden file's lines, each re-serialised in canonical form.
 pub(super) fn read(path: &Path) -> Result<Vec<String>, CliError> {
-    let text = std::fs::read_to_string(path).map_err(|source| CliError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
+    let text = std::fs::read_to_string(path).map_err(|source| CliError::Read { path: path.to_owned(), source })?;
     text.lines()
         .enumerate()
         .filter(|(_, line)| !line.trim().is_empty())
         .map(|(index, line)| {
-            let value: serde_json::Value =
-                serde_json::from_str(line).map_err(|source| CliError::Golden {
-                    path: path.to_owned(),
-                    line: index + 1,
-                    source,
-                })?;
+            let value: serde_json::Value = serde_json::from_str(line).map_err(|source| CliError::Golden {
+                path: path.to_owned(),
+                line: index + 1,
+                source,
+            })?;
             Ok(canonical(&value))
         })
         .collect()
@@ -57,22 +53,13 @@ mod tests {
 
     #[test]
     fn given_reordered_keys_then_canonical_forms_agree() {
-        assert_eq!(
-            canonical(&json!({"b": 1, "a": 2})),
-            canonical(&serde_json::from_str(r#"{"a":2,"b":1}"#).unwrap())
-        );
+        assert_eq!(canonical(&json!({"b": 1, "a": 2})), canonical(&serde_json::from_str(r#"{"a":2,"b":1}"#).unwrap()));
     }
 
     #[test]
     fn given_a_changed_line_then_the_diff_shows_both() {
-        let expected = vec![
-            canonical(&json!({"line": 1})),
-            canonical(&json!({"line": 2})),
-        ];
-        let actual = vec![
-            canonical(&json!({"line": 1})),
-            canonical(&json!({"line": 3})),
-        ];
+        let expected = vec![canonical(&json!({"line": 1})), canonical(&json!({"line": 2}))];
+        let actual = vec![canonical(&json!({"line": 1})), canonical(&json!({"line": 3}))];
         let diff = diff(&expected, &actual, Path::new("golden.jsonl")).unwrap();
         assert!(diff.contains("--- golden.jsonl\n+++ actual\n"), "{diff}");
         assert!(diff.contains("-{\"line\":2}\n+{\"line\":3}\n"), "{diff}");

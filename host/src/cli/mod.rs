@@ -98,11 +98,7 @@ impl GlobalArgs {
     pub fn runtime(&self) -> Result<WasmRuntime, EngineError> {
         let cache = match self.no_cache {
             true => None,
-            false => self
-                .cache_dir
-                .clone()
-                .or_else(CompileCache::default_dir)
-                .map(CompileCache::new),
+            false => self.cache_dir.clone().or_else(CompileCache::default_dir).map(CompileCache::new),
         };
         WasmRuntime::new(cache)
     }

@@ -59,22 +59,12 @@ impl Entry {
     pub fn new(line: u64, result: RecordResult, last_transform: &str) -> Self {
         let result = match result {
             RecordResult::Dropped => EntryResult::Drop,
-            RecordResult::Failed(failure) => EntryResult::Fail {
-                transform: failure.transform,
-                reason: failure.reason,
-            },
+            RecordResult::Failed(failure) => EntryResult::Fail { transform: failure.transform, reason: failure.reason },
             RecordResult::Emitted(outputs) => {
-                let reports: Result<Vec<_>, _> = outputs
-                    .into_iter()
-                    .enumerate()
-                    .map(OutputReport::new)
-                    .collect();
+                let reports: Result<Vec<_>, _> = outputs.into_iter().enumerate().map(OutputReport::new).collect();
                 match reports {
                     Ok(outputs) => EntryResult::Emit { outputs },
-                    Err(reason) => EntryResult::Fail {
-                        transform: last_transform.to_owned(),
-                        reason,
-                    },
+                    Err(reason) => EntryResult::Fail { transform: last_transform.to_owned(), reason },
                 }
             }
         };
@@ -103,39 +93,22 @@ impl Entry {
 
 impl OutputReport {
     fn new((index, emitted): (usize, Emitted)) -> Result<Self, String> {
-        let payload = decode(&emitted.payload, emitted.encoding).map_err(|error| {
-            format!(
-                "output {} cannot be written: {}",
-                index + 1,
-                error_chain(&error)
-            )
-        })?;
+        let payload = decode(&emitted.payload, emitted.encoding)
+            .map_err(|error| format!("output {} cannot be written: {}", index + 1, error_chain(&error)))?;
         Ok(Self {
             collection: emitted.collection,
             write: emitted.write.map(WriteReport::from),
-            key: emitted
-                .key
-                .map(|key| String::from_utf8_lossy(&key).into_owned()),
-            headers: emitted
-                .headers
-                .into_iter()
-                .map(|header| (header.name, header.value))
-                .collect(),
+            key: emitted.key.map(|key| String::from_utf8_lossy(&key).into_owned()),
+            headers: emitted.headers.into_iter().map(|header| (header.name, header.value)).collect(),
             encoding: encoding_name(emitted.encoding),
             payload,
         })
     }
 
     fn describe(&self) -> String {
-        let mut text = format!(
-            "→ {}",
-            self.collection.as_deref().unwrap_or("(default collection)")
-        );
+        let mut text = format!("→ {}", self.collection.as_deref().unwrap_or("(default collection)"));
         if let Some(write) = &self.write {
-            text.push_str(&format!(
-                " ({})",
-                serde_json::to_string(write).expect("plain data")
-            ));
+            text.push_str(&format!(" ({})", serde_json::to_string(write).expect("plain data")));
         }
         if let Some(key) = &self.key {
             text.push_str(&format!(" key={key}"));
@@ -162,15 +135,10 @@ impl From<WriteKind> for WriteReport {
 /// `$date`s are caught here, not in production), BSON as a document.
 fn decode(payload: &[u8], encoding: Encoding) -> Result<serde_json::Value, DocumentError> {
     match encoding {
-        Encoding::Bson => Ok(document::to_relaxed_json(document::to_document(
-            payload, encoding,
-        )?)),
+        Encoding::Bson => Ok(document::to_relaxed_json(document::to_document(payload, encoding)?)),
         Encoding::Json => {
-            let value: serde_json::Value =
-                serde_json::from_slice(payload).map_err(DocumentError::Json)?;
-            Ok(Bson::try_from(value)
-                .map_err(DocumentError::ExtendedJson)?
-                .into_relaxed_extjson())
+            let value: serde_json::Value = serde_json::from_slice(payload).map_err(DocumentError::Json)?;
+            Ok(Bson::try_from(value).map_err(DocumentError::ExtendedJson)?.into_relaxed_extjson())
         }
         Encoding::Text => match std::str::from_utf8(payload) {
             Ok(text) => Ok(serde_json::Value::String(text.to_owned())),
@@ -181,11 +149,7 @@ fn decode(payload: &[u8], encoding: Encoding) -> Result<serde_json::Value, Docum
 }
 
 fn binary(bytes: &[u8]) -> serde_json::Value {
-    Bson::Binary(Binary {
-        subtype: BinarySubtype::Generic,
-        bytes: bytes.to_vec(),
-    })
-    .into_relaxed_extjson()
+    Bson::Binary(Binary { subtype: BinarySubtype::Generic, bytes: bytes.to_vec() }).into_relaxed_extjson()
 }
 
 fn encoding_name(encoding: Encoding) -> &'static str {
@@ -252,22 +216,13 @@ mod tests {
     use serde_json::json;
 
     fn emitted(payload: &[u8], encoding: Encoding) -> Emitted {
-        Emitted {
-            payload: payload.to_vec(),
-            encoding,
-            key: None,
-            headers: vec![],
-            collection: None,
-            write: None,
-        }
+        Emitted { payload: payload.to_vec(), encoding, key: None, headers: vec![], collection: None, write: None }
     }
 
     #[test]
     fn given_an_extended_json_output_then_the_report_keeps_its_type() {
-        let result = RecordResult::Emitted(vec![emitted(
-            br#"{"ts":{"$date":"2026-11-26T03:00:00Z"}}"#,
-            Encoding::Json,
-        )]);
+        let result =
+            RecordResult::Emitted(vec![emitted(br#"{"ts":{"$date":"2026-11-26T03:00:00Z"}}"#, Encoding::Json)]);
         let entry = Entry::new(4, result, "t");
         assert_eq!(
             entry.to_json(),
@@ -280,19 +235,12 @@ mod tests {
 
     #[test]
     fn given_an_undecodable_output_then_the_record_fails_naming_the_transform() {
-        let entry = Entry::new(
-            1,
-            RecordResult::Emitted(vec![emitted(b"{oops", Encoding::Json)]),
-            "last",
-        );
+        let entry = Entry::new(1, RecordResult::Emitted(vec![emitted(b"{oops", Encoding::Json)]), "last");
         let json = entry.to_json();
         assert_eq!(json["outcome"], "fail");
         assert_eq!(json["transform"], "last");
         assert!(
-            json["reason"]
-                .as_str()
-                .unwrap()
-                .starts_with("output 1 cannot be written: payload is not valid JSON: ")
+            json["reason"].as_str().unwrap().starts_with("output 1 cannot be written: payload is not valid JSON: ")
         );
     }
 
@@ -300,19 +248,8 @@ mod tests {
     fn given_each_outcome_then_text_and_summary_say_so() {
         let entries = [
             Entry::new(1, RecordResult::Dropped, "t"),
-            Entry::new(
-                2,
-                RecordResult::Failed(Failure {
-                    transform: "t".into(),
-                    reason: "bad".into(),
-                }),
-                "t",
-            ),
-            Entry::new(
-                3,
-                RecordResult::Emitted(vec![emitted(b"hi", Encoding::Text)]),
-                "t",
-            ),
+            Entry::new(2, RecordResult::Failed(Failure { transform: "t".into(), reason: "bad".into() }), "t"),
+            Entry::new(3, RecordResult::Emitted(vec![emitted(b"hi", Encoding::Text)]), "t"),
         ];
         let mut out = Vec::new();
         let mut summary = Summary::default();

@@ -28,7 +28,7 @@ pub struct TestArgs {
     pub transform: Option<PathBuf>,
     /// A configuration entry for --transform, with a TOML value:
     /// `--config 'fields=["email"]'`; a value that is not TOML is a string.
-    #[arg(long = "config", value_name = "KEY=VALUE", requires = "transform")]
+    #[arg(long = "config", value_name = "KEY=VALUE", conflicts_with = "pipeline")]
     pub config: Vec<String>,
     /// JSON-lines input: each line is one record's payload, passed as-is ("-" reads stdin).
     #[arg(long, value_name = "FILE")]
@@ -55,46 +55,26 @@ pub enum Format {
     Json,
 }
 
-pub(super) fn run(
-    args: &TestArgs,
-    global: &GlobalArgs,
-    out: &mut dyn Write,
-) -> Result<Verdict, CliError> {
+pub(super) fn run(args: &TestArgs, global: &GlobalArgs, out: &mut dyn Write) -> Result<Verdict, CliError> {
     let mut transforms = chain_config(args)?;
     for transform in &mut transforms {
         transform.grants.stdio |= args.stdio;
     }
     let lines = read_lines(&args.input)?;
     let runtime = global.runtime()?;
-    let loaded = transforms
-        .iter()
-        .map(|transform| runtime.load(transform))
-        .collect::<Result<_, _>>()?;
+    let loaded = transforms.iter().map(|transform| runtime.load(transform)).collect::<Result<_, _>>()?;
     let mut chain = TransformChain::new(loaded);
     chain.start()?;
-    let last_transform = transforms
-        .last()
-        .map_or("", |transform| transform.name.as_str())
-        .to_owned();
+    let last_transform = transforms.last().map_or("", |transform| transform.name.as_str()).to_owned();
 
     let timestamp = now_micros();
     let mut entries = Vec::with_capacity(lines.len());
     for (chunk_index, chunk) in lines.chunks(args.batch_size as usize).enumerate() {
         let first_line = (chunk_index * args.batch_size as usize) as u64 + 1;
-        let records = (first_line..)
-            .zip(chunk)
-            .map(|(line, payload)| file_record(line, payload, timestamp))
-            .collect();
-        let batch = Batch {
-            source: BatchSource::File,
-            records,
-        };
+        let records = (first_line..).zip(chunk).map(|(line, payload)| file_record(line, payload, timestamp)).collect();
+        let batch = Batch { source: BatchSource::File, records };
         let results = chain.run(&batch)?;
-        entries.extend(
-            (first_line..)
-                .zip(results)
-                .map(|(line, result)| Entry::new(line, result, &last_transform)),
-        );
+        entries.extend((first_line..).zip(results).map(|(line, result)| Entry::new(line, result, &last_transform)));
     }
 
     match &args.expect {
@@ -108,13 +88,8 @@ fn chain_config(args: &TestArgs) -> Result<Vec<TransformConfig>, CliError> {
     if let Some(pipeline) = &args.pipeline {
         return Ok(PipelineConfig::load(pipeline)?.transforms);
     }
-    let path = args
-        .transform
-        .as_ref()
-        .expect("clap requires a pipeline or --transform");
-    let name = path.file_stem().map_or("transform".into(), |stem| {
-        stem.to_string_lossy().into_owned()
-    });
+    let path = args.transform.as_ref().expect("clap requires a pipeline or --transform");
+    let name = path.file_stem().map_or("transform".into(), |stem| stem.to_string_lossy().into_owned());
     let mut transform = TransformConfig::new(name, path);
     transform.config = parse_config_entries(&args.config)?;
     Ok(vec![transform])
@@ -124,16 +99,13 @@ fn chain_config(args: &TestArgs) -> Result<Vec<TransformConfig>, CliError> {
 fn parse_config_entries(entries: &[String]) -> Result<toml::Table, CliError> {
     let mut table = toml::Table::new();
     for entry in entries {
-        let (key, value) = entry
-            .split_once('=')
-            .ok_or_else(|| CliError::Usage(format!("--config {entry:?} is not KEY=VALUE")))?;
+        let (key, value) =
+            entry.split_once('=').ok_or_else(|| CliError::Usage(format!("--config {entry:?} is not KEY=VALUE")))?;
         let parsed = toml::from_str::<toml::Table>(&format!("{key} = {value}")).or_else(|_| {
             let as_string = toml::Value::String(value.to_owned());
             toml::from_str::<toml::Table>(&format!("{key} = {as_string}"))
         });
-        let parsed = parsed.map_err(|_| {
-            CliError::Usage(format!("--config {entry:?}: {key:?} is not a valid key"))
-        })?;
+        let parsed = parsed.map_err(|_| CliError::Usage(format!("--config {entry:?}: {key:?} is not a valid key")))?;
         merge(&mut table, parsed);
     }
     Ok(table)
@@ -142,9 +114,7 @@ fn parse_config_entries(entries: &[String]) -> Result<toml::Table, CliError> {
 fn merge(into: &mut toml::Table, from: toml::Table) {
     for (key, value) in from {
         match (into.get_mut(&key), value) {
-            (Some(toml::Value::Table(existing)), toml::Value::Table(nested)) => {
-                merge(existing, nested)
-            }
+            (Some(toml::Value::Table(existing)), toml::Value::Table(nested)) => merge(existing, nested),
             (_, value) => {
                 into.insert(key, value);
             }
@@ -158,22 +128,14 @@ fn read_lines(path: &Path) -> Result<Vec<Vec<u8>>, CliError> {
     let mut bytes = Vec::new();
     let read = match path.as_os_str() == "-" {
         true => std::io::stdin().read_to_end(&mut bytes).map(|_| ()),
-        false => std::fs::File::open(path)
-            .and_then(|mut file| file.read_to_end(&mut bytes))
-            .map(|_| ()),
+        false => std::fs::File::open(path).and_then(|mut file| file.read_to_end(&mut bytes)).map(|_| ()),
     };
-    read.map_err(|source| CliError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
+    read.map_err(|source| CliError::Read { path: path.to_owned(), source })?;
     let text = bytes.strip_suffix(b"\n").unwrap_or(&bytes);
     if text.is_empty() {
         return Ok(Vec::new());
     }
-    Ok(text
-        .split(|&b| b == b'\n')
-        .map(|line| line.strip_suffix(b"\r").unwrap_or(line).to_vec())
-        .collect())
+    Ok(text.split(|&b| b == b'\n').map(|line| line.strip_suffix(b"\r").unwrap_or(line).to_vec()).collect())
 }
 
 fn file_record(line: u64, payload: &[u8], timestamp: u64) -> Record {
@@ -181,7 +143,7 @@ fn file_record(line: u64, payload: &[u8], timestamp: u64) -> Record {
         payload: payload.to_vec(),
         encoding: Encoding::Json,
         key: None,
-        headers: Vec::new(),
+        headers: None,
         timestamp,
         origin: Origin::File(line),
     }
@@ -199,31 +161,15 @@ fn report(entries: &[Entry], format: Format, out: &mut dyn Write) -> Result<Verd
     if format == Format::Text {
         summary.write_text(out)?;
     }
-    Ok(if summary.failed() > 0 {
-        Verdict::Failure
-    } else {
-        Verdict::Success
-    })
+    Ok(if summary.failed() > 0 { Verdict::Failure } else { Verdict::Success })
 }
 
-fn compare(
-    entries: &[Entry],
-    golden_path: &Path,
-    out: &mut dyn Write,
-) -> Result<Verdict, CliError> {
+fn compare(entries: &[Entry], golden_path: &Path, out: &mut dyn Write) -> Result<Verdict, CliError> {
     let expected = golden::read(golden_path)?;
-    let actual: Vec<String> = entries
-        .iter()
-        .map(|entry| golden::canonical(&entry.to_json()))
-        .collect();
+    let actual: Vec<String> = entries.iter().map(|entry| golden::canonical(&entry.to_json())).collect();
     match golden::diff(&expected, &actual, golden_path) {
         None => {
-            writeln!(
-                out,
-                "{} records match {}",
-                actual.len(),
-                golden_path.display()
-            )?;
+            writeln!(out, "{} records match {}", actual.len(), golden_path.display())?;
             Ok(Verdict::Success)
         }
         Some(diff) => {
@@ -234,9 +180,7 @@ fn compare(
 }
 
 fn now_micros() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_micros() as u64)
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_micros() as u64)
 }
 
 #[cfg(test)]
@@ -245,18 +189,10 @@ mod tests {
 
     #[test]
     fn given_config_entries_then_values_are_toml_or_strings() {
-        let entries = [
-            "fields=[\"email\", \"phone\"]",
-            "mask=#",
-            "limits.max=3",
-            "limits.min=1",
-            "flag=true",
-        ];
+        let entries = ["fields=[\"email\", \"phone\"]", "mask=#", "limits.max=3", "limits.min=1", "flag=true"];
         let table = parse_config_entries(&entries.map(String::from)).unwrap();
-        let expected: toml::Table = toml::from_str(
-            "fields = ['email', 'phone']\nmask = '#'\nflag = true\n[limits]\nmax = 3\nmin = 1",
-        )
-        .unwrap();
+        let expected: toml::Table =
+            toml::from_str("fields = ['email', 'phone']\nmask = '#'\nflag = true\n[limits]\nmax = 3\nmin = 1").unwrap();
         assert_eq!(table, expected);
     }
 
@@ -271,10 +207,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("in.jsonl");
         std::fs::write(&path, b"{\"a\":1}\r\n\n{oops\n").unwrap();
-        assert_eq!(
-            read_lines(&path).unwrap(),
-            [b"{\"a\":1}".to_vec(), b"".to_vec(), b"{oops".to_vec()]
-        );
+        assert_eq!(read_lines(&path).unwrap(), [b"{\"a\":1}".to_vec(), b"".to_vec(), b"{oops".to_vec()]);
         std::fs::write(&path, b"").unwrap();
         assert!(read_lines(&path).unwrap().is_empty());
     }

@@ -13,18 +13,10 @@ pub struct ValidateArgs {
     pub pipeline: PathBuf,
 }
 
-pub(super) fn run(
-    args: &ValidateArgs,
-    global: &GlobalArgs,
-    out: &mut dyn Write,
-) -> Result<Verdict, CliError> {
+pub(super) fn run(args: &ValidateArgs, global: &GlobalArgs, out: &mut dyn Write) -> Result<Verdict, CliError> {
     let config = PipelineConfig::load(&args.pipeline)?;
     let runtime = global.runtime()?;
-    let transforms = config
-        .transforms
-        .iter()
-        .map(|transform| runtime.load(transform))
-        .collect::<Result<_, _>>()?;
+    let transforms = config.transforms.iter().map(|transform| runtime.load(transform)).collect::<Result<_, _>>()?;
     TransformChain::new(transforms).start()?;
     writeln!(
         out,

@@ -22,10 +22,7 @@ pub struct Problems(Vec<Problem>);
 
 impl Problems {
     pub fn add(&mut self, path: impl Into<String>, message: impl Into<String>) {
-        self.0.push(Problem {
-            path: path.into(),
-            message: message.into(),
-        });
+        self.0.push(Problem { path: path.into(), message: message.into() });
     }
 
     pub fn is_empty(&self) -> bool {

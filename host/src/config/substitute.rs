@@ -39,10 +39,7 @@ fn substitute_value(
                 substitute_value(item, &format!("{path}.{key}"), lookup, problems);
             }
         }
-        toml::Value::Integer(_)
-        | toml::Value::Float(_)
-        | toml::Value::Boolean(_)
-        | toml::Value::Datetime(_) => {}
+        toml::Value::Integer(_) | toml::Value::Float(_) | toml::Value::Boolean(_) | toml::Value::Datetime(_) => {}
     }
 }
 
@@ -57,9 +54,7 @@ fn expand(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String,
             out.push('$');
             rest = tail;
         } else if let Some(reference) = after.strip_prefix('{') {
-            let end = reference
-                .find('}')
-                .ok_or_else(|| format!("unterminated `${{` in {text:?}"))?;
+            let end = reference.find('}').ok_or_else(|| format!("unterminated `${{` in {text:?}"))?;
             out.push_str(&resolve(&reference[..end], lookup)?);
             rest = &reference[end + 1..];
         } else {
@@ -77,10 +72,7 @@ fn resolve(reference: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<S
         Some((name, default)) => (name, Some(default)),
         None => (reference, None),
     };
-    let valid_name = name
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+    let valid_name = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
     if !valid_name {
         return Err(format!("`${{{reference}}}` does not name a variable"));
@@ -88,9 +80,9 @@ fn resolve(reference: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<S
     match (lookup(name).filter(|value| !value.is_empty()), default) {
         (Some(value), _) => Ok(value),
         (None, Some(default)) => Ok(default.to_owned()),
-        (None, None) => Err(format!(
-            "environment variable {name} is not set (write ${{{name}:-default}} to give a default)"
-        )),
+        (None, None) => {
+            Err(format!("environment variable {name} is not set (write ${{{name}:-default}} to give a default)"))
+        }
     }
 }
 
@@ -108,53 +100,36 @@ mod tests {
 
     #[test]
     fn given_a_set_variable_then_substitutes_it() {
-        assert_eq!(
-            expand("mongodb://${HOST}:27017", &env).unwrap(),
-            "mongodb://db.local:27017"
-        );
+        assert_eq!(expand("mongodb://${HOST}:27017", &env).unwrap(), "mongodb://db.local:27017");
     }
 
     #[test]
     fn given_unset_or_empty_with_default_then_uses_default() {
-        assert_eq!(
-            expand("${NOPE:-127.0.0.1:8090}", &env).unwrap(),
-            "127.0.0.1:8090"
-        );
+        assert_eq!(expand("${NOPE:-127.0.0.1:8090}", &env).unwrap(), "127.0.0.1:8090");
         assert_eq!(expand("${EMPTY:-x}", &env).unwrap(), "x");
         assert_eq!(expand("${HOST:-x}", &env).unwrap(), "db.local");
     }
 
     #[test]
     fn given_dollar_escapes_and_lone_dollars_then_keeps_them() {
-        assert_eq!(
-            expand("$${HOST} costs $5", &env).unwrap(),
-            "${HOST} costs $5"
-        );
+        assert_eq!(expand("$${HOST} costs $5", &env).unwrap(), "${HOST} costs $5");
     }
 
     #[test]
     fn given_unset_without_default_then_names_the_variable() {
         let error = expand("${NOPE}", &env).unwrap_err();
-        assert!(
-            error.starts_with("environment variable NOPE is not set"),
-            "{error}"
-        );
+        assert!(error.starts_with("environment variable NOPE is not set"), "{error}");
     }
 
     #[test]
     fn given_malformed_references_then_errors() {
         assert!(expand("${HOST", &env).unwrap_err().contains("unterminated"));
-        assert!(
-            expand("${1X}", &env)
-                .unwrap_err()
-                .contains("does not name a variable")
-        );
+        assert!(expand("${1X}", &env).unwrap_err().contains("does not name a variable"));
     }
 
     #[test]
     fn given_nested_values_then_reports_field_paths() {
-        let mut table: toml::Table =
-            toml::from_str("a = '${NOPE}'\n[b]\nlist = ['ok', '${ALSO_NOPE}']").unwrap();
+        let mut table: toml::Table = toml::from_str("a = '${NOPE}'\n[b]\nlist = ['ok', '${ALSO_NOPE}']").unwrap();
         let mut problems = Problems::default();
         substitute_table(&mut table, &env, &mut problems);
         let paths: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();

@@ -93,31 +93,20 @@ impl TransformConfig {
             problems.add(format!("{path}.wasm"), "must name a component file");
         }
         if self.timeout.is_zero() || self.timeout > MAX_TIMEOUT {
-            problems.add(
-                format!("{path}.timeout"),
-                format!("must be above 0 and at most {MAX_TIMEOUT:?}"),
-            );
+            problems.add(format!("{path}.timeout"), format!("must be above 0 and at most {MAX_TIMEOUT:?}"));
         }
         if self.memory_limit < MIN_MEMORY_LIMIT {
-            problems.add(
-                format!("{path}.memory_limit"),
-                format!("must be at least {MIN_MEMORY_LIMIT}"),
-            );
+            problems.add(format!("{path}.memory_limit"), format!("must be at least {MIN_MEMORY_LIMIT}"));
         }
         for (index, name) in self.grants.env.iter().enumerate() {
             if name.is_empty() || name.contains('=') || name.contains('\0') {
-                problems.add(
-                    format!("{path}.grants.env[{index}]"),
-                    format!("{name:?} is not a variable name"),
-                );
+                problems.add(format!("{path}.grants.env[{index}]"), format!("{name:?} is not a variable name"));
             }
         }
         for (index, dir) in self.grants.dirs.iter().enumerate() {
             if !dir.guest.starts_with('/') {
-                problems.add(
-                    format!("{path}.grants.dirs[{index}].guest"),
-                    "must be an absolute path such as \"/data\"",
-                );
+                problems
+                    .add(format!("{path}.grants.dirs[{index}].guest"), "must be an absolute path such as \"/data\"");
             }
         }
     }
@@ -133,14 +122,8 @@ pub(crate) fn validate_chain(transforms: &[TransformConfig], problems: &mut Prob
     for (index, transform) in transforms.iter().enumerate() {
         let path = format!("transforms[{index}]");
         transform.validate(&path, problems);
-        if transforms[..index]
-            .iter()
-            .any(|earlier| earlier.name == transform.name)
-        {
-            problems.add(
-                format!("{path}.name"),
-                format!("{:?} is used by an earlier transform", transform.name),
-            );
+        if transforms[..index].iter().any(|earlier| earlier.name == transform.name) {
+            problems.add(format!("{path}.name"), format!("{:?} is used by an earlier transform", transform.name));
         }
     }
 }
@@ -162,14 +145,8 @@ mod tests {
 
     #[test]
     fn given_duplicate_names_then_names_the_later_one() {
-        let chain = [
-            TransformConfig::new("a", "a.wasm"),
-            TransformConfig::new("a", "b.wasm"),
-        ];
-        assert_eq!(
-            problems_of(&chain),
-            ["transforms[1].name: \"a\" is used by an earlier transform"]
-        );
+        let chain = [TransformConfig::new("a", "a.wasm"), TransformConfig::new("a", "b.wasm")];
+        assert_eq!(problems_of(&chain), ["transforms[1].name: \"a\" is used by an earlier transform"]);
     }
 
     #[test]
@@ -178,16 +155,9 @@ mod tests {
         transform.timeout = Duration::ZERO;
         transform.memory_limit = ByteSize::kib(64);
         transform.grants.env = vec!["A=B".into()];
-        transform.grants.dirs = vec![DirGrant {
-            host: "x".into(),
-            guest: "data".into(),
-            writable: false,
-        }];
+        transform.grants.dirs = vec![DirGrant { host: "x".into(), guest: "data".into(), writable: false }];
         let problems = problems_of(&[transform]);
-        let paths: Vec<&str> = problems
-            .iter()
-            .map(|p| p.split(':').next().unwrap())
-            .collect();
+        let paths: Vec<&str> = problems.iter().map(|p| p.split(':').next().unwrap()).collect();
         assert_eq!(
             paths,
             [
@@ -206,9 +176,6 @@ mod tests {
         let mut transform = TransformConfig::new("a", "a.wasm");
         transform.config = toml::from_str("fields = [\"email\"]\n[inner]\nx = 1").unwrap();
         let json: serde_json::Value = serde_json::from_str(&transform.config_json()).unwrap();
-        assert_eq!(
-            json,
-            serde_json::json!({"fields": ["email"], "inner": {"x": 1}})
-        );
+        assert_eq!(json, serde_json::json!({"fields": ["email"], "inner": {"x": 1}}));
     }
 }

@@ -10,6 +10,6 @@ wasmtime::component::bindgen!({
     additional_derives: [PartialEq],
 });
 
-pub use exports::ferry::transform::transformer;
-pub use ferry::transform::logging;
-pub use ferry::transform::types;
+pub use self::exports::ferry::transform::transformer;
+pub use self::ferry::transform::logging;
+pub use self::ferry::transform::types;

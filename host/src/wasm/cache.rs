@@ -44,11 +44,7 @@ impl CompileCache {
 
     /// `$FERRY_CACHE_DIR`, else `$XDG_CACHE_HOME/ferry`, else `~/.cache/ferry`.
     pub fn default_dir() -> Option<PathBuf> {
-        let var = |name| {
-            std::env::var_os(name)
-                .filter(|value| !value.is_empty())
-                .map(PathBuf::from)
-        };
+        let var = |name| std::env::var_os(name).filter(|value| !value.is_empty()).map(PathBuf::from);
         var("FERRY_CACHE_DIR")
             .or_else(|| var("XDG_CACHE_HOME").map(|dir| dir.join("ferry")))
             .or_else(|| var("HOME").map(|home| home.join(".cache").join("ferry")))
@@ -58,20 +54,13 @@ impl CompileCache {
     pub fn entry_path(&self, engine: &Engine, wasm: &[u8]) -> PathBuf {
         let mut settings = std::collections::hash_map::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut settings);
-        let key = Sha256::new()
-            .chain_update(wasm)
-            .chain_update(settings.finish().to_le_bytes())
-            .finalize();
+        let key = Sha256::new().chain_update(wasm).chain_update(settings.finish().to_le_bytes()).finalize();
         self.dir.join(format!("{}.cwasm", hex(&key)))
     }
 
     /// Loads the compiled form of `wasm`, compiling and storing it on a miss.
     /// Failing to write the cache is logged, not fatal: it only costs speed.
-    pub fn load_or_compile(
-        &self,
-        engine: &Engine,
-        wasm: &[u8],
-    ) -> wasmtime::Result<(Component, CacheOutcome)> {
+    pub fn load_or_compile(&self, engine: &Engine, wasm: &[u8]) -> wasmtime::Result<(Component, CacheOutcome)> {
         let path = self.entry_path(engine, wasm);
         let outcome = match std::fs::read(&path) {
             Ok(entry) => match verified_artifact(&entry) {
@@ -165,17 +154,8 @@ mod tests {
         let mut other_config = wasmtime::Config::new();
         other_config.epoch_interruption(true);
         let other = Engine::new(&other_config).unwrap();
-        assert_eq!(
-            cache.entry_path(&engine, b"a"),
-            cache.entry_path(&engine, b"a")
-        );
-        assert_ne!(
-            cache.entry_path(&engine, b"a"),
-            cache.entry_path(&engine, b"b")
-        );
-        assert_ne!(
-            cache.entry_path(&engine, b"a"),
-            cache.entry_path(&other, b"a")
-        );
+        assert_eq!(cache.entry_path(&engine, b"a"), cache.entry_path(&engine, b"a"));
+        assert_ne!(cache.entry_path(&engine, b"a"), cache.entry_path(&engine, b"b"));
+        assert_ne!(cache.entry_path(&engine, b"a"), cache.entry_path(&other, b"a"));
     }
 }

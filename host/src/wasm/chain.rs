@@ -74,47 +74,30 @@ impl TransformChain {
     /// batch at all (a timeout, a trap, a rejected batch) and names the
     /// transform at fault.
     pub fn run(&mut self, batch: &Batch) -> Result<Vec<RecordResult>, TransformError> {
-        let Some((first, rest)) = self.transforms.split_first_mut() else {
-            return Ok(batch
-                .records
-                .iter()
-                .map(|record| RecordResult::Emitted(vec![pass_through(record)]))
-                .collect());
+        let Some((last, middle)) = self.transforms.split_last_mut() else {
+            return Ok(batch.records.iter().map(|record| RecordResult::Emitted(vec![pass_through(record)])).collect());
         };
         let mut failures: Vec<Option<Failure>> = vec![None; batch.records.len()];
-        let outcomes = first.transform(batch)?;
-        let tracked: Vec<InFlight> = (0..batch.records.len())
-            .map(|input| InFlight {
-                input,
-                collection: None,
-                write: None,
-            })
-            .collect();
-        let (mut tracked, mut records) = advance(
-            first.name(),
-            &tracked,
-            &batch.records,
-            outcomes,
-            &mut failures,
-        );
-        for transform in rest {
-            if records.is_empty() {
+        let mut tracked: Vec<InFlight> = (0..batch.records.len()).map(InFlight::start).collect();
+        // The first transform reads the input batch itself; later ones read
+        // what the previous one emitted.
+        let mut emitted: Option<Batch> = None;
+        for transform in middle {
+            let stage = emitted.as_ref().unwrap_or(batch);
+            if stage.records.is_empty() {
                 break;
             }
-            let stage = Batch {
-                source: batch.source.clone(),
-                records,
-            };
-            let outcomes = transform.transform(&stage)?;
-            (tracked, records) = advance(
-                transform.name(),
-                &tracked,
-                &stage.records,
-                outcomes,
-                &mut failures,
-            );
+            let outcomes = transform.transform(stage)?;
+            let (next_tracked, records) = advance(transform.name(), &tracked, &stage.records, outcomes, &mut failures);
+            tracked = next_tracked;
+            emitted = Some(Batch { source: batch.source.clone(), records });
         }
-        Ok(collect(failures, tracked, records))
+        let stage = emitted.as_ref().unwrap_or(batch);
+        let outcomes = match stage.records.is_empty() {
+            true => Vec::new(),
+            false => last.transform(stage)?,
+        };
+        Ok(finish(last.name(), &tracked, &stage.records, outcomes, failures))
     }
 }
 
@@ -135,21 +118,15 @@ fn advance(
         match outcome {
             Outcome::Drop => {}
             Outcome::Fail(reason) => {
-                failures[flight.input] = Some(Failure {
-                    transform: transform.to_owned(),
-                    reason,
-                });
+                failures[flight.input] = Some(Failure { transform: transform.to_owned(), reason });
             }
-            Outcome::Emit(outputs) => {
+            Outcome::Emit(output) => {
+                next_tracked.push(flight.routed(&output));
+                next_records.push(derive(record, output));
+            }
+            Outcome::EmitMany(outputs) => {
                 for output in outputs {
-                    next_tracked.push(InFlight {
-                        input: flight.input,
-                        collection: output
-                            .collection
-                            .clone()
-                            .or_else(|| flight.collection.clone()),
-                        write: output.write.clone().or_else(|| flight.write.clone()),
-                    });
+                    next_tracked.push(flight.routed(&output));
                     next_records.push(derive(record, output));
                 }
             }
@@ -158,31 +135,45 @@ fn advance(
     (next_tracked, next_records)
 }
 
+impl InFlight {
+    fn start(input: usize) -> Self {
+        Self { input, collection: None, write: None }
+    }
+
+    /// The tracking for `output` of this record: a routing it sets wins,
+    /// otherwise it keeps the one set earlier in the chain.
+    fn routed(&self, output: &Output) -> Self {
+        Self {
+            input: self.input,
+            collection: output.collection.clone().or_else(|| self.collection.clone()),
+            write: output.write.clone().or_else(|| self.write.clone()),
+        }
+    }
+}
+
 /// The record a later transform sees for `output` of `record`.
 fn derive(record: &Record, output: Output) -> Record {
     Record {
         payload: output.payload,
         encoding: output.encoding,
         key: output.key.or_else(|| record.key.clone()),
-        headers: merge_headers(&record.headers, output.headers),
+        headers: merge_headers(record.headers.as_deref(), output.headers),
         timestamp: record.timestamp,
         origin: record.origin.clone(),
     }
 }
 
 /// Input headers, with same-named ones replaced by `added` and the rest of
-/// `added` appended.
-fn merge_headers(inherited: &[Header], added: Vec<Header>) -> Vec<Header> {
+/// `added` appended; `None` when there are none at all.
+fn merge_headers(inherited: Option<&[Header]>, added: Vec<Header>) -> Option<Vec<Header>> {
+    let inherited = inherited.unwrap_or_default();
     if added.is_empty() {
-        return inherited.to_vec();
+        return (!inherited.is_empty()).then(|| inherited.to_vec());
     }
-    let mut merged: Vec<Header> = inherited
-        .iter()
-        .filter(|header| !added.iter().any(|new| new.name == header.name))
-        .cloned()
-        .collect();
+    let mut merged: Vec<Header> =
+        inherited.iter().filter(|header| !added.iter().any(|new| new.name == header.name)).cloned().collect();
     merged.extend(added);
-    merged
+    Some(merged)
 }
 
 fn pass_through(record: &Record) -> Emitted {
@@ -190,38 +181,65 @@ fn pass_through(record: &Record) -> Emitted {
         payload: record.payload.clone(),
         encoding: record.encoding,
         key: record.key.clone(),
-        headers: record.headers.clone(),
+        headers: record.headers.clone().unwrap_or_default(),
         collection: None,
         write: None,
     }
 }
 
-/// Groups the chain's final records by the input they came from.
-fn collect(
+/// Applies the last transform's outcomes, building each input's result.
+fn finish(
+    transform: &str,
+    tracked: &[InFlight],
+    records: &[Record],
+    outcomes: Vec<Outcome>,
     failures: Vec<Option<Failure>>,
-    tracked: Vec<InFlight>,
-    records: Vec<Record>,
 ) -> Vec<RecordResult> {
-    let mut emitted: Vec<Vec<Emitted>> = vec![Vec::new(); failures.len()];
-    for (flight, record) in tracked.into_iter().zip(records) {
-        emitted[flight.input].push(Emitted {
-            payload: record.payload,
-            encoding: record.encoding,
-            key: record.key,
-            headers: record.headers,
-            collection: flight.collection,
-            write: flight.write,
-        });
+    let mut results: Vec<RecordResult> =
+        failures.into_iter().map(|failure| failure.map_or(RecordResult::Dropped, RecordResult::Failed)).collect();
+    for ((flight, record), outcome) in tracked.iter().zip(records).zip(outcomes) {
+        let result = &mut results[flight.input];
+        if matches!(result, RecordResult::Failed(_)) {
+            continue;
+        }
+        match outcome {
+            Outcome::Drop => {}
+            Outcome::Fail(reason) => {
+                *result = RecordResult::Failed(Failure { transform: transform.to_owned(), reason })
+            }
+            Outcome::Emit(output) => result.push(finished(flight, record, output)),
+            Outcome::EmitMany(outputs) => {
+                for output in outputs {
+                    result.push(finished(flight, record, output));
+                }
+            }
+        }
     }
-    failures
-        .into_iter()
-        .zip(emitted)
-        .map(|(failure, outputs)| match (failure, outputs.is_empty()) {
-            (Some(failure), _) => RecordResult::Failed(failure),
-            (None, true) => RecordResult::Dropped,
-            (None, false) => RecordResult::Emitted(outputs),
-        })
-        .collect()
+    results
+}
+
+/// The final form of `output` of `record`, routing included.
+fn finished(flight: &InFlight, record: &Record, output: Output) -> Emitted {
+    let routed = flight.routed(&output);
+    Emitted {
+        payload: output.payload,
+        encoding: output.encoding,
+        key: output.key.or_else(|| record.key.clone()),
+        headers: merge_headers(record.headers.as_deref(), output.headers).unwrap_or_default(),
+        collection: routed.collection,
+        write: routed.write,
+    }
+}
+
+impl RecordResult {
+    /// Adds an output to a result that is not a failure.
+    fn push(&mut self, emitted: Emitted) {
+        match self {
+            Self::Emitted(outputs) => outputs.push(emitted),
+            Self::Dropped => *self = Self::Emitted(vec![emitted]),
+            Self::Failed(_) => unreachable!("outputs of a failed input are discarded"),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -234,10 +252,7 @@ mod tests {
             payload: payload.as_bytes().to_vec(),
             encoding: Encoding::Json,
             key: Some(b"k".to_vec()),
-            headers: vec![Header {
-                name: "a".into(),
-                value: "1".into(),
-            }],
+            headers: Some(vec![Header { name: "a".into(), value: "1".into() }]),
             timestamp: 7,
             origin: Origin::File(1),
         }
@@ -251,47 +266,27 @@ mod tests {
             write: None,
             key: None,
             headers: vec![
-                Header {
-                    name: "a".into(),
-                    value: "2".into(),
-                },
-                Header {
-                    name: "b".into(),
-                    value: "3".into(),
-                },
+                Header { name: "a".into(), value: "2".into() },
+                Header { name: "b".into(), value: "3".into() },
             ],
         }
     }
 
     fn start(n: usize) -> Vec<InFlight> {
-        (0..n)
-            .map(|input| InFlight {
-                input,
-                collection: None,
-                write: None,
-            })
-            .collect()
+        (0..n).map(InFlight::start).collect()
     }
 
     #[test]
     fn given_emits_then_outputs_inherit_key_origin_and_merge_headers() {
         let records = [record("x")];
         let mut failures = vec![None];
-        let (tracked, next) = advance(
-            "t",
-            &start(1),
-            &records,
-            vec![Outcome::Emit(vec![output("y", Some("c"))])],
-            &mut failures,
-        );
+        let (tracked, next) =
+            advance("t", &start(1), &records, vec![Outcome::Emit(output("y", Some("c")))], &mut failures);
         assert_eq!(tracked[0].collection.as_deref(), Some("c"));
         assert_eq!(next[0].key.as_deref(), Some(&b"k"[..]));
         assert_eq!(next[0].origin, Origin::File(1));
-        let headers: Vec<(&str, &str)> = next[0]
-            .headers
-            .iter()
-            .map(|h| (h.name.as_str(), h.value.as_str()))
-            .collect();
+        let headers: Vec<(&str, &str)> =
+            next[0].headers.iter().flatten().map(|h| (h.name.as_str(), h.value.as_str())).collect();
         assert_eq!(headers, [("a", "2"), ("b", "3")]);
     }
 
@@ -300,28 +295,14 @@ mod tests {
         let records = [record("x"), record("y")];
         let mut failures = vec![None, None];
         let outcomes = vec![
-            Outcome::Emit(vec![output("x1", Some("c")), output("x2", None)]),
-            Outcome::Emit(vec![output("y1", None)]),
+            Outcome::EmitMany(vec![output("x1", Some("c")), output("x2", None)]),
+            Outcome::Emit(output("y1", None)),
         ];
         let (tracked, stage2) = advance("first", &start(2), &records, outcomes, &mut failures);
-        assert_eq!(
-            tracked.iter().map(|t| t.input).collect::<Vec<_>>(),
-            [0, 0, 1]
-        );
-        let outcomes = vec![
-            Outcome::Emit(vec![output("x1'", None)]),
-            Outcome::Fail("bad x2".into()),
-            Outcome::Drop,
-        ];
-        let (tracked, last) = advance("second", &tracked, &stage2, outcomes, &mut failures);
-        let results = collect(failures, tracked, last);
-        assert_eq!(
-            results[0],
-            RecordResult::Failed(Failure {
-                transform: "second".into(),
-                reason: "bad x2".into()
-            })
-        );
+        assert_eq!(tracked.iter().map(|t| t.input).collect::<Vec<_>>(), [0, 0, 1]);
+        let outcomes = vec![Outcome::Emit(output("x1'", None)), Outcome::Fail("bad x2".into()), Outcome::Drop];
+        let results = finish("second", &tracked, &stage2, outcomes, failures);
+        assert_eq!(results[0], RecordResult::Failed(Failure { transform: "second".into(), reason: "bad x2".into() }));
         assert_eq!(results[1], RecordResult::Dropped);
     }
 
@@ -329,24 +310,32 @@ mod tests {
     fn given_routing_from_an_earlier_transform_then_later_outputs_keep_it() {
         let records = [record("x")];
         let mut failures = vec![None];
-        let (tracked, stage2) = advance(
-            "a",
-            &start(1),
-            &records,
-            vec![Outcome::Emit(vec![output("x", Some("c"))])],
-            &mut failures,
-        );
-        let (tracked, last) = advance(
-            "b",
-            &tracked,
-            &stage2,
-            vec![Outcome::Emit(vec![output("x", None)])],
-            &mut failures,
-        );
-        let results = collect(failures, tracked, last);
-        let RecordResult::Emitted(outputs) = &results[0] else {
-            panic!("expected an emit, got {results:?}")
-        };
+        let (tracked, stage2) =
+            advance("a", &start(1), &records, vec![Outcome::Emit(output("x", Some("c")))], &mut failures);
+        let results = finish("b", &tracked, &stage2, vec![Outcome::Emit(output("x", None))], failures);
+        let RecordResult::Emitted(outputs) = &results[0] else { panic!("expected an emit, got {results:?}") };
         assert_eq!(outputs[0].collection.as_deref(), Some("c"));
+    }
+}
+
+#[cfg(test)]
+mod header_tests {
+    use super::*;
+
+    fn header(name: &str, value: &str) -> Header {
+        Header { name: name.into(), value: value.into() }
+    }
+
+    #[test]
+    fn given_no_headers_anywhere_then_none() {
+        assert_eq!(merge_headers(None, Vec::new()), None);
+        assert_eq!(merge_headers(Some(&[]), Vec::new()), None);
+    }
+
+    #[test]
+    fn given_added_headers_then_they_replace_same_names_and_append() {
+        let merged =
+            merge_headers(Some(&[header("a", "1"), header("b", "2")]), vec![header("b", "3"), header("c", "4")]);
+        assert_eq!(merged, Some(vec![header("a", "1"), header("b", "3"), header("c", "4")]));
     }
 }

@@ -37,8 +37,7 @@ impl WasmRuntime {
     pub fn new(cache: Option<CompileCache>) -> Result<Self, EngineError> {
         let mut config = Config::new();
         config.wasm_component_model(true).epoch_interruption(true);
-        let engine =
-            Engine::new(&config).map_err(|error| EngineError(error.into_boxed_dyn_error()))?;
+        let engine = Engine::new(&config).map_err(|error| EngineError(error.into_boxed_dyn_error()))?;
         let mut linker = Linker::new(&engine);
         // Rust's std imports wasi:cli and wasi:io even for pure computation, so
         // WASI is linked; what it may reach is decided per store by the grants.
@@ -47,12 +46,7 @@ impl WasmRuntime {
         bindings::Transform::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |state| state)
             .map_err(|error| EngineError(error.into_boxed_dyn_error()))?;
         let clock = Arc::new(EpochClock::start(engine.clone()));
-        Ok(Self {
-            engine,
-            linker,
-            cache,
-            clock,
-        })
+        Ok(Self { engine, linker, cache, clock })
     }
 
     /// Reads, compiles (or loads from the cache) and links one transform. It
@@ -74,20 +68,10 @@ impl WasmRuntime {
             path: config.wasm.clone(),
             source: error.into_boxed_dyn_error(),
         })?;
-        let pre = self
-            .linker
-            .instantiate_pre(&component)
-            .and_then(bindings::TransformPre::new)
-            .map_err(|error| TransformError::Contract {
-                transform: name.clone(),
-                source: error.into_boxed_dyn_error(),
-            })?;
-        Ok(Transform::new(
-            config.clone(),
-            pre,
-            self.clock.clone(),
-            cache_outcome,
-        ))
+        let pre = self.linker.instantiate_pre(&component).and_then(bindings::TransformPre::new).map_err(|error| {
+            TransformError::Contract { transform: name.clone(), source: error.into_boxed_dyn_error() }
+        })?;
+        Ok(Transform::new(config.clone(), pre, self.clock.clone(), cache_outcome))
     }
 }
 
@@ -112,10 +96,7 @@ impl EpochClock {
                 }
             })
             .expect("the OS can start a thread");
-        Self {
-            stop,
-            thread: Some(thread),
-        }
+        Self { stop, thread: Some(thread) }
     }
 
     /// The number of ticks that covers `timeout`, plus the tick in progress.

@@ -42,10 +42,7 @@ pub enum TransformError {
     #[error("transform `{transform}` rejected its configuration: {message}")]
     ConfigRejected { transform: String, message: String },
     #[error("transform `{transform}` timed out: a call ran longer than {timeout:?}")]
-    Timeout {
-        transform: String,
-        timeout: Duration,
-    },
+    Timeout { transform: String, timeout: Duration },
     #[error("transform `{transform}` ran out of memory: it needed more than its limit of {limit}")]
     OutOfMemory { transform: String, limit: ByteSize },
     #[error("transform `{transform}` trapped: {message}")]
@@ -57,14 +54,8 @@ pub enum TransformError {
     },
     #[error("transform `{transform}` failed the batch: {message}")]
     BatchRejected { transform: String, message: String },
-    #[error(
-        "transform `{transform}` broke the contract: it returned {returned} outcomes for {expected} records"
-    )]
-    OutcomeCount {
-        transform: String,
-        expected: usize,
-        returned: usize,
-    },
+    #[error("transform `{transform}` broke the contract: it returned {returned} outcomes for {expected} records")]
+    OutcomeCount { transform: String, expected: usize, returned: usize },
 }
 
 impl TransformError {

@@ -26,18 +26,11 @@ pub(crate) struct GuestOutput {
 
 impl GuestOutput {
     pub(crate) fn new(transform: Arc<str>, stream: &'static str) -> Self {
-        Self {
-            transform,
-            stream,
-            pending: Arc::default(),
-        }
+        Self { transform, stream, pending: Arc::default() }
     }
 
     fn take(&self, bytes: &[u8]) {
-        let mut pending = self
-            .pending
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut pending = self.pending.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         pending.extend_from_slice(bytes);
         while let Some(newline) = pending.iter().position(|&b| b == b'\n') {
             let line: Vec<u8> = pending.drain(..=newline).collect();
@@ -51,12 +44,7 @@ impl GuestOutput {
 
     /// Logs what is left of an unfinished line, e.g. after a call returns.
     pub(crate) fn flush_partial(&self) {
-        let line = std::mem::take(
-            &mut *self
-                .pending
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner()),
-        );
+        let line = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
         if !line.is_empty() {
             self.emit(&line);
         }
@@ -107,11 +95,7 @@ impl OutputStream for GuestOutput {
 }
 
 impl AsyncWrite for GuestOutput {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
+    fn poll_write(self: Pin<&mut Self>, _cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
         self.take(buf);
         Poll::Ready(Ok(buf.len()))
     }

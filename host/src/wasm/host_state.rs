@@ -25,10 +25,7 @@ pub(crate) struct HostState {
 
 impl HostState {
     /// A fresh state for one instance of `config`'s transform.
-    pub(crate) fn new(
-        transform: &Arc<str>,
-        config: &TransformConfig,
-    ) -> Result<Self, TransformError> {
+    pub(crate) fn new(transform: &Arc<str>, config: &TransformConfig) -> Result<Self, TransformError> {
         let grants = &config.grants;
         let mut wasi = WasiCtx::builder();
         let mut outputs = Vec::new();
@@ -44,16 +41,11 @@ impl HostState {
             }
         }
         for dir in &grants.dirs {
-            let perms = if dir.writable {
-                FsPerms::ReadWrite
-            } else {
-                FsPerms::ReadOnly
-            };
-            wasi.preopened_dir(&dir.host, &dir.guest, perms)
-                .map_err(|source| TransformError::Grant {
-                    transform: transform.to_string(),
-                    source: source.into_boxed_dyn_error(),
-                })?;
+            let perms = if dir.writable { FsPerms::ReadWrite } else { FsPerms::ReadOnly };
+            wasi.preopened_dir(&dir.host, &dir.guest, perms).map_err(|source| TransformError::Grant {
+                transform: transform.to_string(),
+                source: source.into_boxed_dyn_error(),
+            })?;
         }
         if grants.network {
             wasi.inherit_network().allow_ip_name_lookup(true);
@@ -77,27 +69,25 @@ impl HostState {
 
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
     }
 }
 
 impl logging::Host for HostState {
     fn log(&mut self, level: Level, message: String, fields: Vec<Field>) {
-        let fields = fields
-            .iter()
-            .map(|field| format!("{}={}", field.key, field.value))
-            .collect::<Vec<_>>()
-            .join(" ");
+        // tracing's field names are static, so the guest's pairs join the
+        // message: "masking fields fields=email,phone".
+        let mut line = message;
+        for field in &fields {
+            line.push_str(&format!(" {}={}", field.key, field.value));
+        }
         let transform = &*self.transform;
         match level {
-            Level::Trace => tracing::trace!(target: "ferry::guest", transform, fields, "{message}"),
-            Level::Debug => tracing::debug!(target: "ferry::guest", transform, fields, "{message}"),
-            Level::Info => tracing::info!(target: "ferry::guest", transform, fields, "{message}"),
-            Level::Warn => tracing::warn!(target: "ferry::guest", transform, fields, "{message}"),
-            Level::Error => tracing::error!(target: "ferry::guest", transform, fields, "{message}"),
+            Level::Trace => tracing::trace!(target: "ferry::guest", transform, "{line}"),
+            Level::Debug => tracing::debug!(target: "ferry::guest", transform, "{line}"),
+            Level::Info => tracing::info!(target: "ferry::guest", transform, "{line}"),
+            Level::Warn => tracing::warn!(target: "ferry::guest", transform, "{line}"),
+            Level::Error => tracing::error!(target: "ferry::guest", transform, "{line}"),
         }
     }
 }

@@ -19,10 +19,7 @@ pub(crate) struct MemoryFence {
 
 impl MemoryFence {
     pub(crate) fn new(limit: ByteSize) -> Self {
-        Self {
-            limit,
-            refused: false,
-        }
+        Self { limit, refused: false }
     }
 
     pub(crate) fn limit(&self) -> ByteSize {
@@ -40,23 +37,13 @@ impl MemoryFence {
 }
 
 impl ResourceLimiter for MemoryFence {
-    fn memory_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         let allowed = desired as u64 <= self.limit.as_u64();
         self.refused |= !allowed;
         Ok(allowed)
     }
 
-    fn table_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         Ok(desired <= MAX_TABLE_ELEMENTS)
     }
 }
@@ -92,11 +79,7 @@ mod tests {
         let mut fence = MemoryFence::new(ByteSize::mib(1));
         assert!(fence.memory_growing(0, 1 << 20, None).unwrap());
         assert!(!fence.refused());
-        assert!(
-            !fence
-                .memory_growing(1 << 20, (1 << 20) + 65536, None)
-                .unwrap()
-        );
+        assert!(!fence.memory_growing(1 << 20, (1 << 20) + 65536, None).unwrap());
         assert!(fence.refused());
         fence.reset();
         assert!(!fence.refused());

@@ -79,10 +79,7 @@ impl Transform {
         let live = self.live_instance()?;
         live.store.set_epoch_deadline(deadline_ticks);
         live.store.data_mut().fence.reset();
-        let result = live
-            .bindings
-            .ferry_transform_transformer()
-            .call_transform(&mut live.store, batch);
+        let result = live.bindings.ferry_transform_transformer().call_transform(&mut live.store, batch);
         live.store.data().flush_output();
         match result {
             Ok(Ok(outcomes)) if outcomes.len() == batch.records.len() => Ok(outcomes),
@@ -91,10 +88,7 @@ impl Transform {
                 expected: batch.records.len(),
                 returned: outcomes.len(),
             }),
-            Ok(Err(message)) => Err(TransformError::BatchRejected {
-                transform: self.name.to_string(),
-                message,
-            }),
+            Ok(Err(message)) => Err(TransformError::BatchRejected { transform: self.name.to_string(), message }),
             Err(error) => Err(self.stopped(error)),
         }
     }
@@ -113,20 +107,12 @@ impl Transform {
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|state| &mut state.fence);
         store.set_epoch_deadline(self.deadline_ticks);
-        let bindings = self
-            .pre
-            .instantiate(&mut store)
-            .map_err(|error| self.stopped_in(&store, error))?;
-        let configured = bindings
-            .ferry_transform_transformer()
-            .call_configure(&mut store, &self.config.config_json());
+        let bindings = self.pre.instantiate(&mut store).map_err(|error| self.stopped_in(&store, error))?;
+        let configured = bindings.ferry_transform_transformer().call_configure(&mut store, &self.config.config_json());
         store.data().flush_output();
         match configured {
             Ok(Ok(())) => Ok(Live { store, bindings }),
-            Ok(Err(message)) => Err(TransformError::ConfigRejected {
-                transform: self.name.to_string(),
-                message,
-            }),
+            Ok(Err(message)) => Err(TransformError::ConfigRejected { transform: self.name.to_string(), message }),
             Err(error) => Err(self.stopped_in(&store, error)),
         }
     }
@@ -134,24 +120,15 @@ impl Transform {
     /// Turns a trap of the live instance into an error, dropping the
     /// instance so the next call starts a fresh one.
     fn stopped(&mut self, error: wasmtime::Error) -> TransformError {
-        let live = self
-            .live
-            .take()
-            .expect("a call was made on the live instance");
+        let live = self.live.take().expect("a call was made on the live instance");
         self.stopped_in(&live.store, error)
     }
 
     fn stopped_in(&self, store: &Store<HostState>, error: wasmtime::Error) -> TransformError {
         let transform = self.name.to_string();
         match classify(&error, store.data().fence.refused()) {
-            Stop::Timeout => TransformError::Timeout {
-                transform,
-                timeout: self.config.timeout,
-            },
-            Stop::OutOfMemory => TransformError::OutOfMemory {
-                transform,
-                limit: store.data().fence.limit(),
-            },
+            Stop::Timeout => TransformError::Timeout { transform, timeout: self.config.timeout },
+            Stop::OutOfMemory => TransformError::OutOfMemory { transform, limit: store.data().fence.limit() },
             Stop::Trap => TransformError::Trap {
                 transform,
                 message: error.root_cause().to_string(),
