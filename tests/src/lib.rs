@@ -1,0 +1,4 @@
+//! Shared helpers for Ferry's end-to-end tests.
+
+pub mod guests;
+pub mod records;

@@ -1,0 +1,154 @@
+//! `ferry test` and `ferry validate` as a user runs them, driven in-process
+//! through the same `Cli` the binary parses.
+
+use std::path::{Path, PathBuf};
+
+use clap::Parser;
+use ferry::cli::{Cli, CliError, Verdict};
+use ferry_tests::guests;
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
+}
+
+fn samples() -> PathBuf {
+    repo_root().join("pipelines/samples")
+}
+
+/// Runs `ferry ARGS...`, returning the verdict (or error) and what it printed.
+fn ferry(args: &[&str]) -> (Result<Verdict, CliError>, String) {
+    let cli = Cli::try_parse_from(["ferry", "--no-cache"].iter().chain(args)).expect("arguments parse");
+    let mut out = Vec::new();
+    let verdict = cli.execute(&mut out);
+    (verdict, String::from_utf8(out).unwrap())
+}
+
+fn readings() -> String {
+    samples().join("readings.jsonl").display().to_string()
+}
+
+#[test]
+fn test_prints_each_outcome_and_exits_with_failure_when_a_record_fails() {
+    let (verdict, out) = ferry(&["test", "--transform", guests::SENSOR_ENRICH, "--input", &readings()]);
+    assert_eq!(verdict.unwrap(), Verdict::Failure);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 7, "{out}");
+    assert!(lines[0].starts_with("line 1: emit → readings {"), "{out}");
+    assert!(lines[0].contains(r#""ts":{"$date":"2026-11-26T03:00:00Z"}"#), "{out}");
+    assert_eq!(lines[2], "line 3: drop");
+    assert!(lines[4].starts_with("line 5: FAIL in sensor_enrich: payload is not a JSON object"), "{out}");
+    assert_eq!(lines[6], "6 records: 2 emitted (2 outputs), 2 dropped, 2 failed");
+}
+
+#[test]
+fn test_with_only_good_records_succeeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("good.jsonl");
+    std::fs::write(&input, "{\"temp\":1}\n{\"temp\":2}\n").unwrap();
+    let (verdict, out) = ferry(&["test", "--transform", guests::SENSOR_ENRICH, "--input", input.to_str().unwrap()]);
+    assert_eq!(verdict.unwrap(), Verdict::Success, "{out}");
+}
+
+#[test]
+fn the_bundled_golden_file_matches_and_a_changed_one_shows_a_diff() {
+    let golden = samples().join("readings.expected.jsonl");
+    let args =
+        ["test", "--transform", guests::SENSOR_ENRICH, "--input", &readings(), "--expect", golden.to_str().unwrap()];
+    let (verdict, out) = ferry(&args);
+    assert_eq!(verdict.unwrap(), Verdict::Success, "{out}");
+    assert_eq!(out.trim(), format!("6 records match {}", golden.display()));
+
+    let dir = tempfile::tempdir().unwrap();
+    let changed = dir.path().join("changed.jsonl");
+    let text = std::fs::read_to_string(&golden).unwrap().replace("72.5", "72.6");
+    std::fs::write(&changed, text).unwrap();
+    let args =
+        ["test", "--transform", guests::SENSOR_ENRICH, "--input", &readings(), "--expect", changed.to_str().unwrap()];
+    let (verdict, out) = ferry(&args);
+    assert_eq!(verdict.unwrap(), Verdict::Failure);
+    assert!(out.contains("+++ actual"), "{out}");
+    assert!(out.lines().any(|line| line.starts_with('-') && line.contains("72.6")), "{out}");
+    assert!(out.lines().any(|line| line.starts_with('+') && line.contains("72.5")), "{out}");
+}
+
+#[test]
+fn test_runs_a_pipeline_files_chain_with_its_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = dir.path().join("p.toml");
+    std::fs::write(
+        &pipeline,
+        format!(
+            "name = 'p'\n\
+             [[transforms]]\nname = 'enrich'\nwasm = '{}'\n\
+             [[transforms]]\nname = 'redact'\nwasm = '{}'\n[transforms.config]\nfields = ['sensor_id']\n",
+            guests::SENSOR_ENRICH,
+            guests::PII_REDACT
+        ),
+    )
+    .unwrap();
+    let input = dir.path().join("in.jsonl");
+    std::fs::write(&input, "{\"sensor_id\":\"s1\",\"temp\":10}\n").unwrap();
+    let (verdict, out) =
+        ferry(&["test", pipeline.to_str().unwrap(), "--input", input.to_str().unwrap(), "--format", "json"]);
+    assert_eq!(verdict.unwrap(), Verdict::Success, "{out}");
+    let report: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(report["outputs"][0]["payload"], serde_json::json!({"sensor_id": "***", "temp": 10, "temp_f": 50.0}));
+    assert_eq!(report["outputs"][0]["collection"], "readings");
+}
+
+#[test]
+fn config_entries_reach_a_single_transform() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.jsonl");
+    std::fs::write(&input, "{\"email\":\"a@b.c\",\"phone\":\"1\"}\n").unwrap();
+    let args = ["test", "--transform", guests::PII_REDACT, "--config", r#"fields=["email"]"#, "--config", "mask=#"];
+    let (verdict, out) = ferry(&[&args[..], &["--input", input.to_str().unwrap(), "--format", "json"]].concat());
+    assert_eq!(verdict.unwrap(), Verdict::Success, "{out}");
+    assert!(out.contains(r##""payload":{"email":"#","phone":"1"}"##), "{out}");
+
+    let (verdict, _) = ferry(&["test", "--transform", guests::PII_REDACT, "--input", input.to_str().unwrap()]);
+    let error = verdict.unwrap_err();
+    assert!(
+        error.to_string().contains("rejected its configuration: invalid config: missing field `fields`"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_missing_input_file_is_named() {
+    let (verdict, _) = ferry(&["test", "--transform", guests::IDENTITY, "--input", "/no/such/input.jsonl"]);
+    assert_eq!(verdict.unwrap_err().to_string(), "cannot read /no/such/input.jsonl");
+}
+
+#[test]
+fn test_needs_a_pipeline_or_a_transform_but_not_both() {
+    assert!(Cli::try_parse_from(["ferry", "test", "--input", "x"]).is_err());
+    assert!(Cli::try_parse_from(["ferry", "test", "p.toml", "--transform", "t.wasm", "--input", "x"]).is_err());
+    assert!(Cli::try_parse_from(["ferry", "test", "p.toml", "--config", "a=1", "--input", "x"]).is_err());
+}
+
+#[test]
+fn validate_loads_transforms_and_runs_their_config_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = dir.path().join("p.toml");
+    let write = |config: &str| {
+        std::fs::write(
+            &pipeline,
+            format!("name = 'p'\n[[transforms]]\nname = 'redact'\nwasm = '{}'\n{config}", guests::PII_REDACT),
+        )
+        .unwrap()
+    };
+    write("[transforms.config]\nfields = ['email']\n");
+    let (verdict, out) = ferry(&["validate", pipeline.to_str().unwrap()]);
+    assert_eq!(verdict.unwrap(), Verdict::Success);
+    assert!(out.contains("pipeline \"p\" is valid (1 transforms)"), "{out}");
+
+    write("[transforms.config]\nfields = []\n");
+    let (verdict, _) = ferry(&["validate", pipeline.to_str().unwrap()]);
+    assert!(verdict.unwrap_err().to_string().starts_with("transform `redact` rejected its configuration"));
+
+    write("timeout = 'soon'\n");
+    let (verdict, _) = ferry(&["validate", pipeline.to_str().unwrap()]);
+    let error = verdict.unwrap_err().to_string();
+    assert!(error.contains("p.toml: transforms[0].timeout: "), "{error}");
+}

@@ -1,0 +1,293 @@
+//! The transform engine against real components: the example transforms and
+//! the misbehaving `probe` guest.
+
+use std::time::{Duration, Instant};
+
+use bytesize::ByteSize;
+use ferry::config::{DirGrant, TransformConfig};
+use ferry::wasm::{Failure, RecordResult, TransformChain, TransformError, WasmRuntime};
+use ferry_tests::guests;
+use ferry_tests::records::{batch, emitted, json, text};
+use serde_json::json;
+
+fn runtime() -> WasmRuntime {
+    WasmRuntime::new(None).expect("the engine starts")
+}
+
+fn chain(configs: &[TransformConfig]) -> TransformChain {
+    let runtime = runtime();
+    let transforms = configs.iter().map(|config| runtime.load(config).expect("the transform loads")).collect();
+    let mut chain = TransformChain::new(transforms);
+    chain.start().expect("the chain starts");
+    chain
+}
+
+fn probe() -> TransformConfig {
+    TransformConfig::new("probe", guests::PROBE)
+}
+
+#[test]
+fn identity_passes_every_record_through_unchanged() {
+    let mut chain = chain(&[TransformConfig::new("identity", guests::IDENTITY)]);
+    let input = batch(&[r#"{"a":1}"#, "not json", ""]);
+    let results = chain.run(&input).unwrap();
+    assert_eq!(results.len(), 3);
+    for (result, record) in results.iter().zip(&input.records) {
+        let outputs = emitted(result);
+        assert_eq!(outputs.len(), 1);
+        assert_eq!(outputs[0].payload, record.payload);
+        assert_eq!(outputs[0].key, record.key);
+        assert_eq!(Some(&outputs[0].headers), record.headers.as_ref());
+        assert_eq!((outputs[0].collection.as_deref(), outputs[0].write.as_ref()), (None, None));
+    }
+}
+
+#[test]
+fn sensor_enrich_emits_drops_and_fails() {
+    let mut chain = chain(&[TransformConfig::new("enrich", guests::SENSOR_ENRICH)]);
+    let results = chain
+        .run(&batch(&[
+            r#"{"sensor_id":"s1","temp":22.5,"ts":"2026-11-26T03:00:00Z"}"#,
+            r#"{"sensor_id":"s2"}"#,
+            "[1,2]",
+        ]))
+        .unwrap();
+    let reading = emitted(&results[0]);
+    assert_eq!(reading[0].collection.as_deref(), Some("readings"));
+    assert_eq!(
+        json(&reading[0]),
+        json!({"sensor_id": "s1", "temp": 22.5, "temp_f": 72.5, "ts": {"$date": "2026-11-26T03:00:00.000Z"}})
+    );
+    assert_eq!(results[1], RecordResult::Dropped);
+    let RecordResult::Failed(Failure { transform, reason }) = &results[2] else {
+        panic!("expected a failure, got {:?}", results[2]);
+    };
+    assert_eq!(transform, "enrich");
+    assert!(reason.starts_with("payload is not a JSON object: invalid type: sequence"), "{reason}");
+}
+
+#[test]
+fn pii_redact_masks_configured_fields() {
+    let mut config = TransformConfig::new("redact", guests::PII_REDACT);
+    config.config = toml::from_str("fields = ['email', 'contact.phone']\nmask = 'X'").unwrap();
+    let mut chain = chain(&[config]);
+    let results = chain.run(&batch(&[r#"{"email":"a@b.c","contact":{"phone":"123","city":"Oslo"},"n":1}"#])).unwrap();
+    assert_eq!(
+        json(&emitted(&results[0])[0]),
+        json!({"email": "X", "contact": {"phone": "X", "city": "Oslo"}, "n": 1})
+    );
+}
+
+#[test]
+fn a_rejected_configuration_names_the_transform_and_reason() {
+    let mut config = TransformConfig::new("redact", guests::PII_REDACT);
+    config.config = toml::from_str("fields = []").unwrap();
+    let mut transform = runtime().load(&config).unwrap();
+    let error = transform.start().unwrap_err();
+    assert!(matches!(error, TransformError::ConfigRejected { .. }), "{error:?}");
+    assert_eq!(
+        error.to_string(),
+        "transform `redact` rejected its configuration: `fields` is empty: name at least one field to mask"
+    );
+
+    config.config = toml::Table::new();
+    let error = runtime().load(&config).unwrap().start().unwrap_err();
+    assert!(error.to_string().contains("invalid config: missing field `fields`"), "{error}");
+}
+
+#[test]
+fn transforms_run_in_file_order() {
+    let mut redact = TransformConfig::new("redact", guests::PII_REDACT);
+    redact.config = toml::from_str("fields = ['temp']").unwrap();
+    let enrich = TransformConfig::new("enrich", guests::SENSOR_ENRICH);
+    let reading = r#"{"sensor_id":"s1","temp":20}"#;
+
+    // Masking first leaves no numeric temp, so enrich drops the reading.
+    let results = chain(&[redact.clone(), enrich.clone()]).run(&batch(&[reading])).unwrap();
+    assert_eq!(results[0], RecordResult::Dropped);
+
+    // Enriching first computes temp_f, then the temp itself is masked.
+    let results = chain(&[enrich, redact]).run(&batch(&[reading])).unwrap();
+    let output = json(&emitted(&results[0])[0]);
+    assert_eq!((output["temp"].clone(), output["temp_f"].clone()), (json!("***"), json!(68.0)));
+}
+
+#[test]
+fn outputs_of_one_input_stay_in_order_and_a_later_failure_fails_the_input() {
+    let mut chain = chain(&[probe(), TransformConfig::new("identity", guests::IDENTITY)]);
+    let results = chain.run(&batch(&["split:3", "drop", "fail:no good"])).unwrap();
+    let texts: Vec<&str> = emitted(&results[0]).iter().map(text).collect();
+    assert_eq!(texts, ["0", "1", "2"]);
+    assert_eq!(results[1], RecordResult::Dropped);
+    assert_eq!(results[2], RecordResult::Failed(Failure { transform: "probe".into(), reason: "no good".into() }));
+
+    let mut second = probe();
+    second.name = "second".into();
+    let mut chain = self::chain(&[TransformConfig::new("identity", guests::IDENTITY), second]);
+    let results = chain.run(&batch(&["fail:late", "ok"])).unwrap();
+    assert_eq!(results[0], RecordResult::Failed(Failure { transform: "second".into(), reason: "late".into() }));
+    assert_eq!(text(&emitted(&results[1])[0]), "ok");
+}
+
+#[test]
+fn a_runaway_guest_is_stopped_at_its_deadline_and_the_next_batch_runs() {
+    let mut config = probe();
+    config.timeout = Duration::from_millis(200);
+    let mut chain = chain(&[config]);
+    let started = Instant::now();
+    let error = chain.run(&batch(&["loop"])).unwrap_err();
+    let elapsed = started.elapsed();
+    assert!(matches!(error, TransformError::Timeout { .. }), "{error:?}");
+    assert_eq!(error.to_string(), "transform `probe` timed out: a call ran longer than 200ms");
+    assert!(elapsed >= Duration::from_millis(200), "stopped early, after {elapsed:?}");
+    assert!(elapsed < Duration::from_secs(3), "stopped late, after {elapsed:?}");
+    assert_eq!(text(&emitted(&chain.run(&batch(&["count"])).unwrap()[0])[0]), "1");
+}
+
+#[test]
+fn a_memory_hog_is_reported_as_out_of_memory() {
+    let mut config = probe();
+    config.memory_limit = ByteSize::mib(16);
+    let mut chain = chain(&[config]);
+    let error = chain.run(&batch(&["hog"])).unwrap_err();
+    assert!(matches!(error, TransformError::OutOfMemory { .. }), "{error:?}");
+    assert_eq!(error.to_string(), "transform `probe` ran out of memory: it needed more than its limit of 16.0 MiB");
+}
+
+#[test]
+fn after_a_trap_the_next_batch_runs_on_a_fresh_instance() {
+    let mut chain = chain(&[probe()]);
+    assert_eq!(text(&emitted(&chain.run(&batch(&["count"])).unwrap()[0])[0]), "1");
+    assert_eq!(text(&emitted(&chain.run(&batch(&["count"])).unwrap()[0])[0]), "2");
+
+    let error = chain.run(&batch(&["ok", "trap"])).unwrap_err();
+    let TransformError::Trap { message, .. } = &error else { panic!("expected a trap, got {error:?}") };
+    assert!(message.contains("unreachable"), "{message}");
+    assert!(error.to_string().starts_with("transform `probe` trapped: "), "{error}");
+
+    // A fresh instance counts its batches from one again.
+    assert_eq!(text(&emitted(&chain.run(&batch(&["count"])).unwrap()[0])[0]), "1");
+    assert_eq!(chain.transforms()[0].instantiations(), 2);
+}
+
+#[test]
+fn an_empty_chain_passes_records_through() {
+    let results = TransformChain::new(Vec::new()).run(&batch(&["as is"])).unwrap();
+    assert_eq!(text(&emitted(&results[0])[0]), "as is");
+}
+
+#[test]
+fn contract_breaches_fail_the_batch_naming_the_transform() {
+    let mut chain = chain(&[probe()]);
+    let error = chain.run(&batch(&["short", "x"])).unwrap_err();
+    assert_eq!(error.to_string(), "transform `probe` broke the contract: it returned 0 outcomes for 2 records");
+    let error = chain.run(&batch(&["reject-batch"])).unwrap_err();
+    assert_eq!(error.to_string(), "transform `probe` failed the batch: probe rejects this batch");
+    // Neither was a trap, so the instance lives on.
+    assert_eq!(chain.transforms()[0].instantiations(), 1);
+}
+
+#[test]
+fn environment_is_hidden_unless_granted() {
+    // cargo sets CARGO_PKG_NAME for the test process, so no test has to
+    // mutate the environment.
+    let asks = ["env:CARGO_PKG_NAME", "env:PATH"];
+    let results = chain(&[probe()]).run(&batch(&asks)).unwrap();
+    assert_eq!(text(&emitted(&results[0])[0]), "<unset>");
+    assert_eq!(text(&emitted(&results[1])[0]), "<unset>");
+
+    let mut config = probe();
+    config.grants.env = vec!["CARGO_PKG_NAME".into()];
+    let results = chain(&[config]).run(&batch(&asks)).unwrap();
+    assert_eq!(text(&emitted(&results[0])[0]), "ferry-tests");
+    assert_eq!(text(&emitted(&results[1])[0]), "<unset>");
+}
+
+#[test]
+fn guest_output_reaches_the_log_only_when_granted_and_host_logging_always() {
+    let run = |config: TransformConfig| {
+        capture_logs(|| {
+            chain(&[config]).run(&batch(&["print:printed line", "log:logged line"])).unwrap();
+        })
+    };
+    let silent = run(probe());
+    assert!(!silent.contains("printed line"), "{silent}");
+    assert!(silent.contains("WARN ferry::guest: logged line transform=\"probe\""), "{silent}");
+
+    let mut config = probe();
+    config.grants.stdio = true;
+    let granted = run(config);
+    assert!(granted.contains("printed line transform=probe stream=\"stdout\""), "{granted}");
+    assert!(granted.contains("printed line transform=probe stream=\"stderr\""), "{granted}");
+}
+
+#[test]
+fn guest_log_fields_join_the_message() {
+    let mut config = TransformConfig::new("redact", guests::PII_REDACT);
+    config.config = toml::from_str("fields = ['email', 'phone']").unwrap();
+    let log = capture_logs(|| {
+        chain(&[config]);
+    });
+    assert!(log.contains("INFO ferry::guest: masking fields fields=email,phone transform=\"redact\""), "{log}");
+}
+
+/// Runs `f` with a subscriber that records formatted log lines, and returns them.
+fn capture_logs(f: impl FnOnce()) -> String {
+    let log = LogCapture::default();
+    let subscriber = tracing_subscriber::fmt().with_writer(log.clone()).with_ansi(false).finish();
+    tracing::subscriber::with_default(subscriber, f);
+    log.text()
+}
+
+/// Collects formatted log lines in memory.
+#[derive(Clone, Default)]
+struct LogCapture(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl LogCapture {
+    fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+}
+
+impl std::io::Write for LogCapture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogCapture {
+    type Writer = Self;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+#[test]
+fn files_are_hidden_unless_a_directory_is_granted() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("lookup.txt"), "from the host").unwrap();
+    let results = chain(&[probe()]).run(&batch(&["read:/data/lookup.txt"])).unwrap();
+    assert!(matches!(&results[0], RecordResult::Failed(failure) if failure.reason.starts_with("cannot read")));
+
+    let mut config = probe();
+    config.grants.dirs = vec![DirGrant { host: dir.path().to_owned(), guest: "/data".into(), writable: false }];
+    let results = chain(&[config]).run(&batch(&["read:/data/lookup.txt"])).unwrap();
+    assert_eq!(text(&emitted(&results[0])[0]), "from the host");
+}
+
+#[test]
+fn a_missing_or_invalid_component_is_named() {
+    let error = runtime().load(&TransformConfig::new("ghost", "/no/such/file.wasm")).err().unwrap();
+    assert_eq!(error.to_string(), "transform `ghost`: cannot read /no/such/file.wasm");
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("junk.wasm");
+    std::fs::write(&path, b"not wasm").unwrap();
+    let error = runtime().load(&TransformConfig::new("junk", &path)).err().unwrap();
+    assert!(matches!(error, TransformError::Compile { .. }), "{error:?}");
+    assert!(error.to_string().contains("junk.wasm is not a WebAssembly component"), "{error}");
+}
