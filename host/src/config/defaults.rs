@@ -13,3 +13,46 @@ pub fn transform_timeout() -> Duration {
 pub fn transform_memory_limit() -> ByteSize {
     ByteSize::mib(64)
 }
+
+/// Iggy's own defaults, so a local server works with no settings at all.
+pub fn iggy_address() -> String {
+    "127.0.0.1:8090".to_owned()
+}
+
+pub fn iggy_username() -> String {
+    "iggy".to_owned()
+}
+
+pub fn iggy_password() -> String {
+    "iggy".to_owned()
+}
+
+/// Records per poll (and so per transform call and write).
+pub fn batch_size() -> u32 {
+    1000
+}
+
+/// How long an idle consumer waits before polling again.
+pub fn poll_interval() -> Duration {
+    Duration::from_millis(10)
+}
+
+/// The fields that identify a document for upserts, replaces and deletes.
+pub fn filter_key() -> Vec<String> {
+    vec!["_id".to_owned()]
+}
+
+/// Batches between the source and the sink at once: one being written, one
+/// being transformed, one being polled. Bounds memory under backpressure.
+pub fn max_in_flight() -> usize {
+    2
+}
+
+/// The first pause after a transient failure; it doubles up to the maximum.
+pub fn retry_initial() -> Duration {
+    Duration::from_millis(100)
+}
+
+pub fn retry_max() -> Duration {
+    Duration::from_secs(10)
+}

@@ -2,8 +2,13 @@
 //! or WebAssembly I/O happens here, so every mistake in a file is reported
 //! before anything is started.
 
+mod dead_letter;
 mod defaults;
+mod delivery;
+mod iggy;
 mod problems;
+mod sink;
+mod source;
 mod substitute;
 mod transform;
 
@@ -11,7 +16,12 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+pub use dead_letter::DeadLetterConfig;
+pub use delivery::DeliveryConfig;
+pub use iggy::{IggyConnection, IggyTls};
 pub use problems::{Problem, Problems};
+pub use sink::{MongoSinkConfig, SinkConfig, WriteMode, collection_name_problem};
+pub use source::{IggySourceConfig, PayloadFormat, SourceConfig, StartPosition};
 pub use transform::{DirGrant, Grants, TransformConfig};
 
 /// A whole pipeline file.
@@ -20,9 +30,17 @@ pub use transform::{DirGrant, Grants, TransformConfig};
 pub struct PipelineConfig {
     /// Names the pipeline in logs and dead-letter records.
     pub name: String,
+    pub source: SourceConfig,
     /// The transform chain, run in file order.
     #[serde(default)]
     pub transforms: Vec<TransformConfig>,
+    pub sink: SinkConfig,
+    /// Where records that cannot be processed go. Without it, such a record
+    /// stops the pipeline (never a silent skip).
+    #[serde(default)]
+    pub dead_letter: Option<DeadLetterConfig>,
+    #[serde(default)]
+    pub delivery: DeliveryConfig,
 }
 
 /// Why a pipeline file cannot be used.
@@ -82,7 +100,19 @@ impl PipelineConfig {
         if self.name.trim().is_empty() {
             problems.add("name", "must not be empty");
         }
+        self.source.validate(problems);
         transform::validate_chain(&self.transforms, problems);
+        self.sink.validate(problems);
+        if let Some(dead_letter) = &self.dead_letter {
+            dead_letter.validate(self.iggy_connection().as_ref(), problems);
+        }
+        self.delivery.validate(problems);
+    }
+
+    /// The pipeline's own Iggy connection (its source's or its sink's), which
+    /// the dead-letter topic shares unless it names another.
+    pub fn iggy_connection(&self) -> Option<IggyConnection> {
+        self.source.iggy_connection()
     }
 
     /// Makes relative file paths relative to the pipeline file's directory.
@@ -100,8 +130,15 @@ impl PipelineConfig {
 mod tests {
     use super::*;
 
+    /// A minimal valid source and sink, for tests about other sections.
+    const ENDS: &str = "[source.iggy]\nstream = 's'\ntopic = 't'\nconsumer_group = 'g'\n\
+                        [sink.mongodb]\nuri = 'mongodb://localhost'\ndatabase = 'd'\ncollection = 'c'\n";
+
     fn parse(text: &str) -> Result<PipelineConfig, ConfigError> {
-        PipelineConfig::parse(text, Path::new("pipelines/p.toml"), &|name| (name == "DIR").then(|| "guests".to_owned()))
+        let text = format!("{text}\n{ENDS}");
+        PipelineConfig::parse(&text, Path::new("pipelines/p.toml"), &|name| {
+            (name == "DIR").then(|| "guests".to_owned())
+        })
     }
 
     #[test]
@@ -147,5 +184,102 @@ mod tests {
         let ConfigError::Invalid { problems, .. } = error else { panic!("expected Invalid, got {error:?}") };
         let paths: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
         assert_eq!(paths, ["name", "transforms[0].timeout"]);
+    }
+}
+
+#[cfg(test)]
+mod pipeline_tests {
+    use super::*;
+
+    fn parse(text: &str, env: &[(&str, &str)]) -> Result<PipelineConfig, ConfigError> {
+        let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        PipelineConfig::parse(text, Path::new("p.toml"), &move |name| {
+            env.iter().find(|(key, _)| key == name).map(|(_, value)| value.clone())
+        })
+    }
+
+    const FULL: &str = r#"
+name = "sensors-to-mongo"
+[source.iggy]
+address = "${IGGY_ADDRESS:-127.0.0.1:8090}"
+stream = "sensors"
+topic = "readings"
+consumer_group = "sensors-to-mongo"
+start = "latest"
+batch_size = 500
+poll_interval = "5ms"
+format = "text"
+[sink.mongodb]
+uri = "${MONGODB_URI:-mongodb://127.0.0.1:27017}"
+database = "iot"
+collection = "readings"
+write = "upsert"
+key = ["sensor_id", "ts"]
+metadata_field = "_source"
+[dead_letter]
+stream = "sensors"
+topic = "readings-dlq"
+[delivery]
+max_in_flight = 3
+retry_max = "2s"
+"#;
+
+    #[test]
+    fn given_a_full_file_then_every_key_lands_and_variables_substitute() {
+        let config = parse(FULL, &[("MONGODB_URI", "mongodb://db:27017")]).unwrap();
+        let SourceConfig::Iggy(source) = &config.source;
+        assert_eq!(source.address, "127.0.0.1:8090");
+        assert_eq!((source.username.as_str(), source.password.as_str()), ("iggy", "iggy"));
+        assert_eq!(source.start, StartPosition::Latest);
+        assert_eq!(source.batch_size, 500);
+        assert_eq!(source.poll_interval, std::time::Duration::from_millis(5));
+        assert_eq!(source.format, PayloadFormat::Text);
+        let SinkConfig::Mongodb(sink) = &config.sink;
+        assert_eq!(sink.uri, "mongodb://db:27017");
+        assert_eq!(sink.write, WriteMode::Upsert);
+        assert_eq!(sink.key, ["sensor_id", "ts"]);
+        assert_eq!(sink.metadata_field.as_deref(), Some("_source"));
+        let dead_letter = config.dead_letter.as_ref().unwrap();
+        assert_eq!(dead_letter.connection(config.iggy_connection().as_ref()).unwrap().address, "127.0.0.1:8090");
+        assert_eq!(config.delivery.max_in_flight, 3);
+        assert_eq!(config.delivery.retry_initial, std::time::Duration::from_millis(100));
+    }
+
+    #[test]
+    fn given_bad_values_everywhere_then_reports_each_path() {
+        let text = FULL
+            .replace("${IGGY_ADDRESS:-127.0.0.1:8090}", "nowhere")
+            .replace("batch_size = 500", "batch_size = 0")
+            .replace("${MONGODB_URI:-mongodb://127.0.0.1:27017}", "postgres://x")
+            .replace("key = [\"sensor_id\", \"ts\"]", "key = []")
+            .replace("topic = \"readings-dlq\"", "topic = \"\"")
+            .replace("max_in_flight = 3", "max_in_flight = 0");
+        let Err(ConfigError::Invalid { problems, .. }) = parse(&text, &[]) else { panic!("expected problems") };
+        let paths: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "source.iggy.address",
+                "source.iggy.batch_size",
+                "sink.mongodb.uri",
+                "sink.mongodb.key",
+                "dead_letter.topic",
+                "delivery.max_in_flight"
+            ]
+        );
+    }
+
+    #[test]
+    fn given_an_unknown_source_kind_then_says_which_exist() {
+        let text = FULL.replace("[source.iggy]", "[source.kafka]");
+        let error = parse(&text, &[]).unwrap_err().to_string();
+        assert!(error.contains("source: unknown variant `kafka`, expected `iggy`"), "{error}");
+    }
+
+    #[test]
+    fn given_a_missing_sink_then_names_it() {
+        let text = FULL.split("[sink.mongodb]").next().unwrap();
+        let error = parse(text, &[]).unwrap_err().to_string();
+        assert!(error.contains("missing field `sink`"), "{error}");
     }
 }

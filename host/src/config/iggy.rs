@@ -1,0 +1,74 @@
+//! How Ferry reaches an Iggy server, shared by every Iggy section.
+
+use serde::Deserialize;
+
+use super::problems::Problems;
+
+/// Connection settings of an Iggy server (TCP).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IggyConnection {
+    /// `host:port` of the server's TCP transport.
+    pub address: String,
+    pub username: String,
+    pub password: String,
+    pub tls: Option<IggyTls>,
+}
+
+/// TLS for the Iggy connection.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IggyTls {
+    /// The server name to verify; by default the host of `address`.
+    #[serde(default)]
+    pub domain: Option<String>,
+    /// A CA certificate file to trust, in PEM.
+    #[serde(default)]
+    pub ca_file: Option<String>,
+}
+
+impl IggyConnection {
+    pub(crate) fn validate(&self, path: &str, problems: &mut Problems) {
+        let has_port =
+            self.address.rsplit_once(':').is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+        if !has_port {
+            problems.add(format!("{path}.address"), format!("{:?} is not host:port", self.address));
+        }
+        if self.username.is_empty() {
+            problems.add(format!("{path}.username"), "must not be empty");
+        }
+    }
+}
+
+/// Checks an Iggy stream or topic name.
+pub(crate) fn validate_name(value: &str, path: &str, problems: &mut Problems) {
+    if value.trim().is_empty() {
+        problems.add(path, "must not be empty");
+    } else if value.len() > 255 {
+        problems.add(path, "must be at most 255 bytes");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problems(address: &str) -> Vec<String> {
+        let connection =
+            IggyConnection { address: address.into(), username: "iggy".into(), password: "iggy".into(), tls: None };
+        let mut problems = Problems::default();
+        connection.validate("source.iggy", &mut problems);
+        problems.iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn given_host_and_port_then_valid() {
+        assert!(problems("127.0.0.1:8090").is_empty());
+        assert!(problems("iggy.internal:8090").is_empty());
+    }
+
+    #[test]
+    fn given_no_port_then_names_the_field() {
+        assert_eq!(problems("localhost"), ["source.iggy.address: \"localhost\" is not host:port"]);
+        assert_eq!(problems(":8090").len(), 1);
+    }
+}

@@ -1,0 +1,108 @@
+//! `[sink.*]`: where a pipeline writes.
+
+use serde::Deserialize;
+
+use super::defaults;
+use super::problems::Problems;
+
+/// The one sink of a pipeline, named by its table: `[sink.mongodb]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SinkConfig {
+    Mongodb(MongoSinkConfig),
+}
+
+/// Write documents to MongoDB.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MongoSinkConfig {
+    /// A MongoDB connection string.
+    pub uri: String,
+    pub database: String,
+    /// The collection outputs go to unless a transform names another.
+    pub collection: String,
+    /// The write outputs get unless a transform sets one.
+    #[serde(default)]
+    pub write: WriteMode,
+    /// The fields that identify a document for upsert, replace and delete.
+    #[serde(default = "defaults::filter_key")]
+    pub key: Vec<String>,
+    /// Take an inserted document's `_id` from this field instead of the
+    /// source position.
+    #[serde(default)]
+    pub id_field: Option<String>,
+    /// Add the source position (stream, topic, partition, offset, message
+    /// id, timestamp) to each document under this field.
+    #[serde(default)]
+    pub metadata_field: Option<String>,
+}
+
+/// The pipeline-wide write kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WriteMode {
+    #[default]
+    Insert,
+    Upsert,
+    Replace,
+    Delete,
+}
+
+impl MongoSinkConfig {
+    pub(crate) fn validate(&self, problems: &mut Problems) {
+        if !(self.uri.starts_with("mongodb://") || self.uri.starts_with("mongodb+srv://")) {
+            problems.add("sink.mongodb.uri", "must start with mongodb:// or mongodb+srv://");
+        }
+        if self.database.is_empty() || self.database.contains(['/', '\\', '.', ' ', '"', '$', '\0']) {
+            problems.add("sink.mongodb.database", format!("{:?} is not a database name", self.database));
+        }
+        if let Some(reason) = collection_name_problem(&self.collection) {
+            problems.add("sink.mongodb.collection", reason);
+        }
+        if self.key.is_empty() || self.key.iter().any(|field| field.is_empty()) {
+            problems.add("sink.mongodb.key", "must name at least one field, none empty");
+        }
+        if self.id_field.as_deref() == Some("") {
+            problems.add("sink.mongodb.id_field", "must not be empty");
+        }
+        match self.metadata_field.as_deref() {
+            Some("" | "_id") => problems.add("sink.mongodb.metadata_field", "must be a field name other than _id"),
+            Some(field) if field.starts_with('$') || field.contains('.') => {
+                problems.add("sink.mongodb.metadata_field", "must not start with $ or contain a dot")
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Why `name` cannot be a MongoDB collection, if it cannot.
+pub fn collection_name_problem(name: &str) -> Option<String> {
+    if name.is_empty() {
+        Some("a collection name must not be empty".to_owned())
+    } else if name.contains(['$', '\0']) || name.starts_with("system.") {
+        Some(format!("{name:?} is not a collection name (no $, no NUL, no system. prefix)"))
+    } else {
+        None
+    }
+}
+
+impl SinkConfig {
+    pub(crate) fn validate(&self, problems: &mut Problems) {
+        match self {
+            Self::Mongodb(mongodb) => mongodb.validate(problems),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn given_bad_collection_names_then_says_why() {
+        assert!(collection_name_problem("readings").is_none());
+        assert!(collection_name_problem("").is_some());
+        assert!(collection_name_problem("a$b").is_some());
+        assert!(collection_name_problem("system.users").is_some());
+    }
+}
