@@ -2,12 +2,21 @@
 //! WebAssembly transforms.
 //!
 //! The data flows through the modules in this order: [`config`] (parse and
-//! validate, no I/O) → a source → [`wasm`] (the transform chain) → a sink.
-//! [`record`] holds the types that travel between them, and [`cli`] the
-//! commands of the `ferry` binary.
+//! validate, no I/O) → [`source`] → [`wasm`] (the transform chain) →
+//! [`sink`], with [`dead_letter`] for what cannot be processed; [`pipeline`]
+//! runs the stages and commits. [`record`] holds the types that travel
+//! between them, [`service_error`] decides which failures are transient, and
+//! [`cli`] holds the commands of the `ferry` binary.
 
 pub mod cli;
 pub mod config;
+pub mod dead_letter;
 pub mod document;
+pub mod error_chain;
+pub mod iggy_link;
+pub mod pipeline;
 pub mod record;
+pub mod service_error;
+pub mod sink;
+pub mod source;
 pub mod wasm;

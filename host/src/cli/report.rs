@@ -8,6 +8,7 @@ use bson::{Binary, Bson, spec::BinarySubtype};
 use serde::Serialize;
 
 use crate::document::{self, DocumentError};
+use crate::error_chain::error_chain;
 use crate::record::{Encoding, Write as WriteKind};
 use crate::wasm::{Emitted, RecordResult};
 
@@ -159,18 +160,6 @@ fn encoding_name(encoding: Encoding) -> &'static str {
         Encoding::Text => "text",
         Encoding::Binary => "binary",
     }
-}
-
-/// An error and its causes on one line: "a: b: c".
-pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// Counts for the summary line.

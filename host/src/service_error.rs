@@ -1,0 +1,112 @@
+//! Failures talking to Iggy or MongoDB, and the one place that decides which
+//! of them are transient (wait and retry, holding the position) and which are
+//! not (stop and say why).
+
+use iggy::prelude::IggyError;
+
+/// A boxed cause, kept whole for source chains.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// A failed call to a server.
+#[derive(Debug, thiserror::Error)]
+#[error("{what}")]
+pub struct ServiceError {
+    /// What Ferry was doing, e.g. "polling sensors/readings".
+    pub what: String,
+    /// Whether retrying later can succeed.
+    pub transient: bool,
+    #[source]
+    pub cause: BoxError,
+}
+
+impl ServiceError {
+    pub fn iggy(what: impl Into<String>, error: IggyError) -> Self {
+        Self { what: what.into(), transient: iggy_is_transient(&error), cause: Box::new(error) }
+    }
+
+    pub fn mongo(what: impl Into<String>, error: mongodb::error::Error) -> Self {
+        Self { what: what.into(), transient: mongo_is_transient(&error), cause: Box::new(error) }
+    }
+
+    /// A failure that retrying cannot fix.
+    pub fn fatal(what: impl Into<String>, cause: impl Into<BoxError>) -> Self {
+        Self { what: what.into(), transient: false, cause: cause.into() }
+    }
+}
+
+/// Connection trouble and server restarts are transient; anything about the
+/// request itself (names, permissions, sizes) is not.
+fn iggy_is_transient(error: &IggyError) -> bool {
+    matches!(
+        error,
+        IggyError::Disconnected
+            | IggyError::CannotEstablishConnection
+            | IggyError::NotConnected
+            | IggyError::ConnectionClosed
+            | IggyError::StaleClient
+            | IggyError::TcpError
+            | IggyError::IoError(_)
+            | IggyError::Unauthenticated
+            | IggyError::ClientShutdown
+            | IggyError::EmptyResponse
+            | IggyError::ConsumerGroupMemberNotFound(..)
+            | IggyError::CannotSendMessagesDueToClientDisconnection
+            | IggyError::ShardCommunicationError
+            | IggyError::TaskTimeout
+            | IggyError::TopicFull(..)
+    )
+}
+
+/// MongoDB error codes that mean "the server or its role is changing; try
+/// again": not primary, shutting down, stepped down, network and time-outs.
+const TRANSIENT_MONGO_CODES: [i32; 16] =
+    [6, 7, 89, 91, 189, 262, 9001, 10058, 10107, 11600, 11602, 13435, 13436, 50, 112, 134];
+
+/// Whether a MongoDB error code (a command's or a single write's) is one
+/// that retrying can clear.
+pub fn mongo_code_is_transient(code: i32) -> bool {
+    TRANSIENT_MONGO_CODES.contains(&code)
+}
+
+fn mongo_is_transient(error: &mongodb::error::Error) -> bool {
+    use mongodb::error::ErrorKind;
+    if error.contains_label(mongodb::error::RETRYABLE_WRITE_ERROR) || error.contains_label("TransientTransactionError")
+    {
+        return true;
+    }
+    match error.kind.as_ref() {
+        ErrorKind::Io(_) | ErrorKind::ConnectionPoolCleared { .. } | ErrorKind::ServerSelection { .. } => true,
+        ErrorKind::DnsResolve { .. } => true,
+        ErrorKind::Command(command) => mongo_code_is_transient(command.code),
+        ErrorKind::Write(mongodb::error::WriteFailure::WriteConcernError(_)) => true,
+        ErrorKind::InsertMany(insert) => insert.write_concern_error.is_some(),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mongodb::error::{Error, ErrorKind};
+
+    #[test]
+    fn given_connection_trouble_then_iggy_errors_are_transient() {
+        assert!(iggy_is_transient(&IggyError::Disconnected));
+        assert!(iggy_is_transient(&IggyError::Unauthenticated));
+        assert!(!iggy_is_transient(&IggyError::InvalidCredentials));
+        assert!(!iggy_is_transient(&IggyError::TooBigMessagePayload));
+    }
+
+    #[test]
+    fn given_io_trouble_then_mongo_error_is_transient() {
+        let error = Error::from(ErrorKind::from(std::io::Error::other("connection reset")));
+        assert!(mongo_is_transient(&error));
+        assert!(!mongo_is_transient(&Error::custom("a bug")));
+    }
+
+    #[test]
+    fn given_not_primary_codes_then_transient() {
+        assert!(mongo_code_is_transient(10107));
+        assert!(!mongo_code_is_transient(121));
+    }
+}

@@ -1,0 +1,104 @@
+//! An Iggy message as a Ferry record.
+
+use iggy::prelude::IggyMessage;
+
+use crate::config::PayloadFormat;
+use crate::record::{Encoding, Header, IggyPosition, MessageId, Origin, Record};
+
+/// The user header that carries a record's key (Iggy messages have none of
+/// their own); Ferry's Iggy sink writes the partition key there.
+pub const KEY_HEADER: &str = "ferry-key";
+
+/// Converts one polled message of `partition`.
+pub fn to_record(message: &IggyMessage, partition: u32, format: PayloadFormat) -> Record {
+    let header = &message.header;
+    let mut key = None;
+    // Undecodable headers are dropped rather than failing the record: the
+    // payload is what the pipeline exists to move.
+    let headers: Option<Vec<Header>> = message.user_headers_map().ok().flatten().map(|map| {
+        map.iter()
+            .filter_map(|(name, value)| {
+                let name = name.to_string_value();
+                if name == KEY_HEADER {
+                    key = Some(value.as_bytes().to_vec());
+                    return None;
+                }
+                Some(Header { name, value: value.to_string_value() })
+            })
+            .collect()
+    });
+    let (high, low) = message_id_parts(header.id);
+    Record {
+        payload: message.payload.to_vec(),
+        encoding: match format {
+            PayloadFormat::Json => Encoding::Json,
+            PayloadFormat::Text => Encoding::Text,
+            PayloadFormat::Binary => Encoding::Binary,
+        },
+        key,
+        headers: headers.filter(|headers| !headers.is_empty()),
+        timestamp: header.timestamp,
+        origin: Origin::Iggy(IggyPosition {
+            partition,
+            offset: header.offset,
+            message_id: MessageId { high, low },
+            timestamp: header.timestamp,
+        }),
+    }
+}
+
+/// A 128-bit message id as the contract's two halves.
+pub fn message_id_parts(id: u128) -> (u64, u64) {
+    ((id >> 64) as u64, id as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use bytes::Bytes;
+    use iggy::prelude::{HeaderKey, HeaderValue};
+
+    use super::*;
+
+    fn message(headers: &[(&str, &str)]) -> IggyMessage {
+        let headers: BTreeMap<HeaderKey, HeaderValue> = headers
+            .iter()
+            .map(|(k, v)| (HeaderKey::try_from(*k).unwrap(), HeaderValue::try_from(*v).unwrap()))
+            .collect();
+        let mut message = IggyMessage::builder()
+            .id(7u128 << 64 | 9)
+            .payload(Bytes::from_static(b"{\"a\":1}"))
+            .user_headers(headers)
+            .build()
+            .unwrap();
+        message.header.offset = 42;
+        message.header.timestamp = 1_000;
+        message
+    }
+
+    #[test]
+    fn given_a_message_then_the_record_carries_its_position() {
+        let record = to_record(&message(&[]), 3, PayloadFormat::Json);
+        assert_eq!(record.payload, b"{\"a\":1}");
+        assert_eq!(record.encoding, Encoding::Json);
+        assert_eq!(record.headers, None);
+        assert_eq!(
+            record.origin,
+            Origin::Iggy(IggyPosition {
+                partition: 3,
+                offset: 42,
+                message_id: MessageId { high: 7, low: 9 },
+                timestamp: 1_000
+            })
+        );
+    }
+
+    #[test]
+    fn given_headers_then_the_key_header_becomes_the_key() {
+        let record = to_record(&message(&[(KEY_HEADER, "s1"), ("source", "plant-7")]), 1, PayloadFormat::Text);
+        assert_eq!(record.key.as_deref(), Some(&b"s1"[..]));
+        assert_eq!(record.headers, Some(vec![Header { name: "source".into(), value: "plant-7".into() }]));
+        assert_eq!(record.encoding, Encoding::Text);
+    }
+}
