@@ -1,0 +1,203 @@
+//! The dead-letter destination: records Ferry cannot process, kept with the
+//! reason, so nothing is ever skipped in silence.
+//!
+//! A dead letter is the original message — payload and headers as read —
+//! with Ferry's headers added: `ferry-reason`, `ferry-stage`,
+//! `ferry-pipeline` and `ferry-source`. Its message id is derived from the
+//! pipeline and source position, so if a crash replays a batch, Iggy's
+//! message deduplication (when enabled on the server) drops the repeat.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+
+use bytes::Bytes;
+use iggy::prelude::{HeaderKey, HeaderValue, Identifier, IggyMessage, MessageClient, Partitioning};
+use sha2::{Digest, Sha256};
+
+use crate::config::IggyConnection;
+use crate::iggy_link::{IggyLink, ensure_topic, named};
+use crate::record::{Batch, Record, describe_position, position_id};
+use crate::service_error::ServiceError;
+use crate::source::KEY_HEADER;
+
+/// Iggy refuses header values longer than this.
+const MAX_HEADER_VALUE: usize = 255;
+
+/// Iggy refuses empty payloads; an empty record is sent as this, flagged.
+const EMPTY_PAYLOAD_STAND_IN: &[u8] = b" ";
+
+/// One input that goes to the dead-letter destination.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    /// Index of the input record in its batch.
+    pub input: usize,
+    /// Where it failed: `transform:<name>` or `sink`.
+    pub stage: String,
+    pub reason: String,
+}
+
+/// Somewhere dead letters can be kept.
+pub trait DeadLetterSink: Send {
+    fn send(
+        &mut self,
+        pipeline: &str,
+        batch: &Batch,
+        letters: &[DeadLetter],
+    ) -> impl Future<Output = Result<(), ServiceError>> + Send;
+}
+
+/// Dead letters produced to an Iggy topic (created if missing).
+pub struct IggyDeadLetters {
+    link: IggyLink,
+    stream: String,
+    topic: String,
+    ids: (Identifier, Identifier),
+    topic_ready: bool,
+}
+
+impl IggyDeadLetters {
+    pub fn new(connection: IggyConnection, stream: &str, topic: &str) -> Result<Self, ServiceError> {
+        Ok(Self {
+            link: IggyLink::new(connection),
+            stream: stream.to_owned(),
+            topic: topic.to_owned(),
+            ids: (named(stream)?, named(topic)?),
+            topic_ready: false,
+        })
+    }
+}
+
+impl DeadLetterSink for IggyDeadLetters {
+    async fn send(&mut self, pipeline: &str, batch: &Batch, letters: &[DeadLetter]) -> Result<(), ServiceError> {
+        if letters.is_empty() {
+            return Ok(());
+        }
+        let mut messages =
+            letters.iter().map(|letter| message(pipeline, batch, letter)).collect::<Result<Vec<_>, _>>()?;
+        let what = format!("sending dead letters to {}/{}", self.stream, self.topic);
+        let (client, _) = self.link.client().await?;
+        if !self.topic_ready {
+            ensure_topic(client, &self.stream, &self.topic, 1).await?;
+            self.topic_ready = true;
+        }
+        let sent = client.send_messages(&self.ids.0, &self.ids.1, &Partitioning::balanced(), &mut messages).await;
+        if let Err(error) = sent {
+            let error = ServiceError::iggy(what, error);
+            if error.transient {
+                self.link.reset().await;
+                self.topic_ready = false;
+            }
+            return Err(error);
+        }
+        Ok(())
+    }
+}
+
+/// The dead-letter message for one input.
+pub fn message(pipeline: &str, batch: &Batch, letter: &DeadLetter) -> Result<IggyMessage, ServiceError> {
+    let record = &batch.records[letter.input];
+    let mut headers = BTreeMap::new();
+    for header in record.headers.iter().flatten() {
+        add_header(&mut headers, &header.name, &header.value);
+    }
+    if let Some(key) = &record.key {
+        add_header(&mut headers, KEY_HEADER, &String::from_utf8_lossy(key));
+    }
+    add_header(&mut headers, "ferry-reason", &letter.reason);
+    add_header(&mut headers, "ferry-stage", &letter.stage);
+    add_header(&mut headers, "ferry-pipeline", pipeline);
+    add_header(&mut headers, "ferry-source", &describe_position(&batch.source, &record.origin));
+    let payload = if record.payload.is_empty() {
+        add_header(&mut headers, "ferry-empty-payload", "true");
+        Bytes::from_static(EMPTY_PAYLOAD_STAND_IN)
+    } else {
+        Bytes::from(record.payload.clone())
+    };
+    IggyMessage::builder()
+        .id(letter_id(pipeline, batch, record))
+        .payload(payload)
+        .user_headers(headers)
+        .build()
+        .map_err(|error| ServiceError::iggy(format!("building the dead letter for {}", letter.stage), error))
+}
+
+/// Adds a header, cutting its value to Iggy's limit (at a character
+/// boundary) and skipping empty ones, which Iggy refuses.
+fn add_header(headers: &mut BTreeMap<HeaderKey, HeaderValue>, name: &str, value: &str) {
+    let mut end = value.len().min(MAX_HEADER_VALUE);
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    if let (Ok(key), Ok(value)) = (HeaderKey::try_from(name), HeaderValue::try_from(&value[..end])) {
+        headers.insert(key, value);
+    }
+}
+
+/// The same id for the same pipeline and source position, every time.
+fn letter_id(pipeline: &str, batch: &Batch, record: &Record) -> u128 {
+    let digest = Sha256::new()
+        .chain_update(pipeline.as_bytes())
+        .chain_update([0])
+        .chain_update(position_id(&batch.source, &record.origin).as_bytes())
+        .finalize();
+    u128::from_be_bytes(digest[..16].try_into().expect("a SHA-256 digest has 32 bytes"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{BatchSource, Encoding, Header, IggyPosition, IggyTopic, MessageId, Origin};
+
+    fn batch(payload: &[u8]) -> Batch {
+        Batch {
+            source: BatchSource::Iggy(IggyTopic { stream: "sensors".into(), topic: "readings".into() }),
+            records: vec![Record {
+                payload: payload.to_vec(),
+                encoding: Encoding::Json,
+                key: Some(b"s1".to_vec()),
+                headers: Some(vec![Header { name: "plant".into(), value: "7".into() }]),
+                timestamp: 0,
+                origin: Origin::Iggy(IggyPosition {
+                    partition: 2,
+                    offset: 9,
+                    message_id: MessageId { high: 0, low: 1 },
+                    timestamp: 0,
+                }),
+            }],
+        }
+    }
+
+    fn header(message: &IggyMessage, name: &str) -> Option<String> {
+        let headers = message.user_headers_map().unwrap().unwrap();
+        headers.get(&HeaderKey::try_from(name).unwrap()).map(|value| value.to_string_value())
+    }
+
+    #[test]
+    fn given_a_failed_record_then_the_letter_keeps_payload_headers_and_says_why() {
+        let letter = DeadLetter { input: 0, stage: "transform:enrich".into(), reason: "bad ts".into() };
+        let message = message("p", &batch(b"{oops"), &letter).unwrap();
+        assert_eq!(message.payload.as_ref(), b"{oops");
+        assert_eq!(header(&message, "plant").as_deref(), Some("7"));
+        assert_eq!(header(&message, KEY_HEADER).as_deref(), Some("s1"));
+        assert_eq!(header(&message, "ferry-reason").as_deref(), Some("bad ts"));
+        assert_eq!(header(&message, "ferry-stage").as_deref(), Some("transform:enrich"));
+        assert_eq!(header(&message, "ferry-pipeline").as_deref(), Some("p"));
+        assert_eq!(header(&message, "ferry-source").as_deref(), Some("sensors/readings partition 2 offset 9"));
+    }
+
+    #[test]
+    fn given_a_replay_then_the_letter_id_repeats_and_differs_per_pipeline() {
+        let letter = DeadLetter { input: 0, stage: "sink".into(), reason: "x".into() };
+        let first = message("p", &batch(b"1"), &letter).unwrap().header.id;
+        assert_eq!(first, message("p", &batch(b"1"), &letter).unwrap().header.id);
+        assert_ne!(first, message("q", &batch(b"1"), &letter).unwrap().header.id);
+    }
+
+    #[test]
+    fn given_a_long_reason_or_empty_payload_then_the_letter_still_sends() {
+        let letter = DeadLetter { input: 0, stage: "sink".into(), reason: "é".repeat(300) };
+        let message = message("p", &batch(b""), &letter).unwrap();
+        assert!(header(&message, "ferry-reason").unwrap().len() <= MAX_HEADER_VALUE);
+        assert_eq!(header(&message, "ferry-empty-payload").as_deref(), Some("true"));
+    }
+}

@@ -1,0 +1,53 @@
+//! The MongoDB sink: outputs become documents, written in source order with
+//! unordered `insertMany` for runs of inserts and ordered `update`/`delete`
+//! commands for the rest.
+
+mod plan;
+mod write;
+
+use mongodb::options::ClientOptions;
+use mongodb::{Client, Database};
+
+pub use plan::{Op, PlannedWrite, plan};
+
+use super::{Rejection, Sink};
+use crate::config::MongoSinkConfig;
+use crate::record::Batch;
+use crate::service_error::ServiceError;
+use crate::wasm::RecordResult;
+
+/// How long the driver looks for a usable server before an operation fails
+/// (and Ferry's retry loop logs and tries again), unless the URI says.
+const SERVER_SELECTION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+pub struct MongoSink {
+    config: MongoSinkConfig,
+    database: Database,
+}
+
+impl MongoSink {
+    /// Parses the URI and prepares a client; connections open on first use.
+    pub async fn connect(config: MongoSinkConfig) -> Result<Self, ServiceError> {
+        let client = client(&config.uri).await?;
+        let database = client.database(&config.database);
+        Ok(Self { config, database })
+    }
+}
+
+/// A client for `uri` named "ferry" in server logs.
+pub async fn client(uri: &str) -> Result<Client, ServiceError> {
+    let what = "reading the MongoDB connection string";
+    let mut options = ClientOptions::parse(uri).await.map_err(|error| ServiceError::mongo(what, error))?;
+    options.app_name.get_or_insert_with(|| "ferry".to_owned());
+    options.server_selection_timeout.get_or_insert(SERVER_SELECTION_TIMEOUT);
+    Client::with_options(options).map_err(|error| ServiceError::mongo(what, error))
+}
+
+impl Sink for MongoSink {
+    async fn write(&mut self, batch: &Batch, results: &[RecordResult]) -> Result<Vec<Rejection>, ServiceError> {
+        let (writes, mut rejections) = plan(batch, results, &self.config);
+        rejections.extend(write::execute(&self.database, &writes).await?);
+        rejections.sort_by_key(|rejection| rejection.input);
+        Ok(rejections)
+    }
+}

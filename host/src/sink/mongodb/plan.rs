@@ -1,0 +1,223 @@
+//! Turning a batch's outputs into MongoDB writes, with no I/O: documents,
+//! their ids, filters and size checks. An input whose outputs cannot all be
+//! written is rejected whole, so a record is never half-delivered.
+
+use std::borrow::Cow;
+
+use bson::spec::BinarySubtype;
+use bson::{Binary, Bson, DateTime, Document, RawDocumentBuf, doc};
+
+use crate::config::{MongoSinkConfig, WriteMode, collection_name_problem};
+use crate::document::to_document;
+use crate::record::{Batch, BatchSource, Encoding, Origin, Record, Write, position_id};
+use crate::sink::Rejection;
+use crate::wasm::{Emitted, RecordResult};
+
+/// MongoDB's limit on one document.
+const MAX_DOCUMENT_BYTES: usize = 16 * 1024 * 1024;
+
+/// One write against one collection.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Op {
+    Insert(RawDocumentBuf),
+    /// `update` holds `$set` (and `$setOnInsert` for a carried `_id`).
+    Upsert {
+        filter: Document,
+        update: Document,
+    },
+    Replace {
+        filter: Document,
+        replacement: Document,
+    },
+    Delete {
+        filter: Document,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlannedWrite {
+    /// Index of the input record it came from.
+    pub input: usize,
+    pub collection: String,
+    pub op: Op,
+}
+
+/// The writes for every emitted output, in source order, and the inputs
+/// that cannot be written at all.
+pub fn plan(batch: &Batch, results: &[RecordResult], config: &MongoSinkConfig) -> (Vec<PlannedWrite>, Vec<Rejection>) {
+    let mut writes = Vec::with_capacity(results.len());
+    let mut rejections = Vec::new();
+    for (input, (record, result)) in batch.records.iter().zip(results).enumerate() {
+        let RecordResult::Emitted(outputs) = result else { continue };
+        let planned: Result<Vec<PlannedWrite>, String> = outputs
+            .iter()
+            .enumerate()
+            .map(|(n, output)| {
+                let id_suffix = (outputs.len() > 1).then_some(n);
+                let (collection, op) = plan_output(&batch.source, record, id_suffix, output, config)?;
+                Ok(PlannedWrite { input, collection, op })
+            })
+            .collect();
+        match planned {
+            Ok(planned) => writes.extend(planned),
+            Err(reason) => rejections.push(Rejection { input, reason }),
+        }
+    }
+    (writes, rejections)
+}
+
+fn plan_output(
+    source: &BatchSource,
+    record: &Record,
+    id_suffix: Option<usize>,
+    output: &Emitted,
+    config: &MongoSinkConfig,
+) -> Result<(String, Op), String> {
+    let collection = output.collection.clone().unwrap_or_else(|| config.collection.clone());
+    if let Some(problem) = collection_name_problem(&collection) {
+        return Err(problem);
+    }
+    let mut document = document(output)?;
+    if let Some(field) = &config.metadata_field {
+        document.insert(field, metadata(source, record));
+    }
+    let write = output.write.clone().unwrap_or_else(|| default_write(config));
+    let op = match write {
+        Write::Insert => {
+            if !document.contains_key("_id") {
+                let id = insert_id(&document, source, record, id_suffix, config)?;
+                let mut with_id = doc! { "_id": id };
+                with_id.extend(document);
+                document = with_id;
+            }
+            Op::Insert(checked_raw(&document)?)
+        }
+        Write::Upsert(key) => {
+            let key = key_or_default(key, config);
+            let filter = filter(&document, &key)?;
+            let mut set = document;
+            let id = set.remove("_id");
+            let mut update = Document::new();
+            if !set.is_empty() {
+                update.insert("$set", set);
+            }
+            match id {
+                Some(id) if !key.iter().any(|field| field == "_id") => {
+                    update.insert("$setOnInsert", doc! { "_id": id });
+                }
+                _ if update.is_empty() => {
+                    update.insert("$setOnInsert", filter.clone());
+                }
+                _ => {}
+            }
+            checked_raw(&update)?;
+            Op::Upsert { filter, update }
+        }
+        Write::Replace(key) => {
+            let filter = filter(&document, &key_or_default(key, config))?;
+            checked_raw(&document)?;
+            Op::Replace { filter, replacement: document }
+        }
+        Write::Delete(key) => Op::Delete { filter: filter(&document, &key_or_default(key, config))? },
+    };
+    Ok((collection, op))
+}
+
+/// An output's payload as a document: JSON and BSON become the document
+/// itself; text and bytes are stored in a `payload` field.
+fn document(output: &Emitted) -> Result<Document, String> {
+    match output.encoding {
+        Encoding::Json | Encoding::Bson => {
+            to_document(&output.payload, output.encoding).map_err(|error| crate::error_chain::error_chain(&error))
+        }
+        Encoding::Text => match String::from_utf8(output.payload.clone()) {
+            Ok(text) => Ok(doc! { "payload": text }),
+            Err(error) => Err(format!("a text payload is not UTF-8: {error}")),
+        },
+        Encoding::Binary => {
+            Ok(doc! { "payload": Binary { subtype: BinarySubtype::Generic, bytes: output.payload.clone() } })
+        }
+    }
+}
+
+/// The `_id` of an inserted document: the configured field's value, or the
+/// source position (plus `:n` for the n-th of several outputs), so that a
+/// replay inserts the same ids and is recognised as already written.
+fn insert_id(
+    document: &Document,
+    source: &BatchSource,
+    record: &Record,
+    id_suffix: Option<usize>,
+    config: &MongoSinkConfig,
+) -> Result<Bson, String> {
+    if let Some(field) = &config.id_field {
+        return document
+            .get(field)
+            .cloned()
+            .ok_or_else(|| format!("document has no `{field}` field to take its _id from"));
+    }
+    let position = position_id(source, &record.origin);
+    Ok(Bson::String(match id_suffix {
+        Some(n) => format!("{position}:{n}"),
+        None => position,
+    }))
+}
+
+fn default_write(config: &MongoSinkConfig) -> Write {
+    match config.write {
+        WriteMode::Insert => Write::Insert,
+        WriteMode::Upsert => Write::Upsert(Vec::new()),
+        WriteMode::Replace => Write::Replace(Vec::new()),
+        WriteMode::Delete => Write::Delete(Vec::new()),
+    }
+}
+
+/// A transform's key, or the pipeline's when it gave none (the pipeline's
+/// is never empty: validated).
+fn key_or_default(key: Vec<String>, config: &MongoSinkConfig) -> Cow<'_, [String]> {
+    if key.is_empty() { Cow::Borrowed(&config.key) } else { Cow::Owned(key) }
+}
+
+/// `{field: value, ...}` for the key fields (dotted paths reach into
+/// sub-documents).
+fn filter(document: &Document, key: &[String]) -> Result<Document, String> {
+    let mut filter = Document::new();
+    for field in key {
+        let value = lookup(document, field).ok_or_else(|| format!("document has no key field `{field}`"))?;
+        filter.insert(field, value.clone());
+    }
+    Ok(filter)
+}
+
+fn lookup<'a>(document: &'a Document, path: &str) -> Option<&'a Bson> {
+    let mut parts = path.split('.');
+    let mut value = document.get(parts.next()?)?;
+    for part in parts {
+        value = value.as_document()?.get(part)?;
+    }
+    Some(value)
+}
+
+fn metadata(source: &BatchSource, record: &Record) -> Document {
+    let mut metadata = Document::new();
+    if let BatchSource::Iggy(topic) = source {
+        metadata.insert("stream", &topic.stream);
+        metadata.insert("topic", &topic.topic);
+    }
+    if let Origin::Iggy(position) = &record.origin {
+        metadata.insert("partition", i64::from(position.partition));
+        metadata.insert("offset", position.offset as i64);
+        let id = (u128::from(position.message_id.high) << 64) | u128::from(position.message_id.low);
+        metadata.insert("message_id", id.to_string());
+    }
+    metadata.insert("timestamp", DateTime::from_millis((record.timestamp / 1000) as i64));
+    metadata
+}
+
+fn checked_raw(document: &Document) -> Result<RawDocumentBuf, String> {
+    let raw = RawDocumentBuf::try_from(document).map_err(|error| format!("cannot encode the document: {error}"))?;
+    if raw.as_bytes().len() > MAX_DOCUMENT_BYTES {
+        return Err(format!("document is {} bytes, above MongoDB's limit of 16 MiB", raw.as_bytes().len()));
+    }
+    Ok(raw)
+}

@@ -1,0 +1,241 @@
+//! Carrying out planned writes. Consecutive writes of the same kind to the
+//! same collection go in one round trip; kinds never overtake each other, so
+//! an upsert and a later delete of one document keep their order.
+
+use bson::{Document, RawDocumentBuf, doc};
+use mongodb::Database;
+use mongodb::error::ErrorKind;
+
+use super::plan::{Op, PlannedWrite};
+use crate::service_error::{ServiceError, mongo_code_is_transient};
+use crate::sink::Rejection;
+
+/// MongoDB's duplicate-key error code.
+const DUPLICATE_KEY: i32 = 11000;
+
+/// A command document must stay under 16 MiB; leave room for its envelope.
+const MAX_COMMAND_PAYLOAD: usize = 12 * 1024 * 1024;
+
+/// Writes everything, returning the inputs MongoDB refused for good.
+pub(super) async fn execute(database: &Database, writes: &[PlannedWrite]) -> Result<Vec<Rejection>, ServiceError> {
+    let mut rejections = Vec::new();
+    for run in runs(writes) {
+        let collection = &run[0].collection;
+        match Kind::of(&run[0].op) {
+            Kind::Insert => insert(database, collection, run, &mut rejections).await?,
+            kind => {
+                for chunk in chunks(run) {
+                    command(database, collection, kind, chunk, &mut rejections).await?;
+                }
+            }
+        }
+    }
+    Ok(rejections)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Insert,
+    Update,
+    Delete,
+}
+
+impl Kind {
+    fn of(op: &Op) -> Self {
+        match op {
+            Op::Insert(_) => Self::Insert,
+            Op::Upsert { .. } | Op::Replace { .. } => Self::Update,
+            Op::Delete { .. } => Self::Delete,
+        }
+    }
+}
+
+/// Maximal runs of consecutive writes with the same collection and kind.
+fn runs(writes: &[PlannedWrite]) -> impl Iterator<Item = &[PlannedWrite]> {
+    writes.chunk_by(|a, b| a.collection == b.collection && Kind::of(&a.op) == Kind::of(&b.op))
+}
+
+/// Splits a run so each command stays under the size limit.
+fn chunks(run: &[PlannedWrite]) -> Vec<&[PlannedWrite]> {
+    let mut chunks = Vec::new();
+    let (mut start, mut size) = (0, 0);
+    for (index, write) in run.iter().enumerate() {
+        let op_size = op_size(&write.op);
+        if index > start && size + op_size > MAX_COMMAND_PAYLOAD {
+            chunks.push(&run[start..index]);
+            (start, size) = (index, 0);
+        }
+        size += op_size;
+    }
+    chunks.push(&run[start..]);
+    chunks
+}
+
+fn op_size(op: &Op) -> usize {
+    let size = |document: &Document| RawDocumentBuf::try_from(document).map_or(0, |raw| raw.as_bytes().len());
+    match op {
+        Op::Insert(raw) => raw.as_bytes().len(),
+        Op::Upsert { filter, update } => size(filter) + size(update),
+        Op::Replace { filter, replacement } => size(filter) + size(replacement),
+        Op::Delete { filter } => size(filter),
+    }
+}
+
+/// Unordered `insertMany`: a duplicate `_id` means an earlier attempt (or
+/// run) already wrote the document; any other refusal rejects its input.
+async fn insert(
+    database: &Database,
+    collection: &str,
+    run: &[PlannedWrite],
+    rejections: &mut Vec<Rejection>,
+) -> Result<(), ServiceError> {
+    let documents = run.iter().map(|write| match &write.op {
+        Op::Insert(document) => document,
+        _ => unreachable!("a run holds one kind"),
+    });
+    let inserted = database.collection::<RawDocumentBuf>(collection).insert_many(documents).ordered(false).await;
+    let Err(error) = inserted else { return Ok(()) };
+    match error.kind.as_ref() {
+        ErrorKind::InsertMany(failure) if failure.write_concern_error.is_none() => {
+            for write_error in failure.write_errors.iter().flatten() {
+                if write_error.code == DUPLICATE_KEY && is_id_index(&write_error.message) {
+                    continue;
+                }
+                if mongo_code_is_transient(write_error.code) {
+                    return Err(ServiceError::mongo(format!("inserting into {collection}"), error.clone()));
+                }
+                rejections.push(Rejection {
+                    input: run[write_error.index].input,
+                    reason: format!(
+                        "MongoDB refused the document (code {}): {}",
+                        write_error.code, write_error.message
+                    ),
+                });
+            }
+            Ok(())
+        }
+        _ => Err(ServiceError::mongo(format!("inserting into {collection}"), error)),
+    }
+}
+
+/// Whether a duplicate-key message is about `_id` rather than a unique
+/// secondary index (which is a real conflict, not a replay).
+fn is_id_index(message: &str) -> bool {
+    message.contains("index: _id_ ")
+}
+
+/// Ordered `update` or `delete` commands: order matters between writes to
+/// the same document. A refused statement is rejected and the rest resent.
+async fn command(
+    database: &Database,
+    collection: &str,
+    kind: Kind,
+    chunk: &[PlannedWrite],
+    rejections: &mut Vec<Rejection>,
+) -> Result<(), ServiceError> {
+    let (name, list) = match kind {
+        Kind::Update => ("update", "updates"),
+        _ => ("delete", "deletes"),
+    };
+    let what = || format!("running {name} on {collection}");
+    let mut start = 0;
+    while start < chunk.len() {
+        let statements: Vec<Document> = chunk[start..].iter().map(|write| statement(&write.op)).collect();
+        let reply = database
+            .run_command(doc! { name: collection, list: statements, "ordered": true })
+            .await
+            .map_err(|error| ServiceError::mongo(what(), error))?;
+        if let Ok(concern) = reply.get_document("writeConcernError") {
+            return Err(transient(what(), format!("write concern not satisfied: {concern}")));
+        }
+        let Some((index, code, message)) = first_write_error(&reply) else { break };
+        let failed = start + index;
+        if mongo_code_is_transient(code) || code == DUPLICATE_KEY {
+            // A duplicate key on an upsert is two upserts racing; retrying
+            // turns the loser into an update.
+            return Err(transient(what(), format!("code {code}: {message}")));
+        }
+        rejections.push(Rejection {
+            input: chunk[failed].input,
+            reason: format!("MongoDB refused the {name} (code {code}): {message}"),
+        });
+        start = failed + 1;
+    }
+    Ok(())
+}
+
+fn statement(op: &Op) -> Document {
+    match op {
+        Op::Upsert { filter, update } => doc! { "q": filter, "u": update, "upsert": true },
+        Op::Replace { filter, replacement } => doc! { "q": filter, "u": replacement, "upsert": true },
+        Op::Delete { filter } => doc! { "q": filter, "limit": 1 },
+        Op::Insert(_) => unreachable!("inserts go through insertMany"),
+    }
+}
+
+/// `(index, code, message)` of the first entry of a reply's `writeErrors`.
+fn first_write_error(reply: &Document) -> Option<(usize, i32, String)> {
+    let first = reply.get_array("writeErrors").ok()?.first()?.as_document()?;
+    let index =
+        first.get_i32("index").map(|i| i as usize).or_else(|_| first.get_i64("index").map(|i| i as usize)).ok()?;
+    let code = first.get_i32("code").unwrap_or_default();
+    let message = first.get_str("errmsg").unwrap_or_default().to_owned();
+    Some((index, code, message))
+}
+
+fn transient(what: String, cause: String) -> ServiceError {
+    ServiceError { what, transient: true, cause: cause.into() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(collection: &str, op: Op) -> PlannedWrite {
+        PlannedWrite { input: 0, collection: collection.into(), op }
+    }
+
+    fn insert_op() -> Op {
+        Op::Insert(RawDocumentBuf::try_from(&doc! { "_id": 1 }).unwrap())
+    }
+
+    fn delete_op() -> Op {
+        Op::Delete { filter: doc! { "_id": 1 } }
+    }
+
+    #[test]
+    fn given_mixed_writes_then_runs_keep_source_order() {
+        let writes = [
+            write("a", insert_op()),
+            write("a", insert_op()),
+            write("a", delete_op()),
+            write("b", delete_op()),
+            write("a", insert_op()),
+        ];
+        let lengths: Vec<(usize, &str)> = runs(&writes).map(|run| (run.len(), run[0].collection.as_str())).collect();
+        assert_eq!(lengths, [(2, "a"), (1, "a"), (1, "b"), (1, "a")]);
+    }
+
+    #[test]
+    fn given_a_huge_run_then_chunks_stay_under_the_command_limit() {
+        let big = "x".repeat(5 * 1024 * 1024);
+        let op = || Op::Replace { filter: doc! { "_id": 1 }, replacement: doc! { "s": big.clone() } };
+        let writes: Vec<PlannedWrite> = (0..5).map(|_| write("a", op())).collect();
+        let sizes: Vec<usize> = chunks(&writes).iter().map(|chunk| chunk.len()).collect();
+        assert_eq!(sizes, [2, 2, 1]);
+    }
+
+    #[test]
+    fn given_duplicate_key_messages_then_only_the_id_index_counts_as_a_replay() {
+        assert!(is_id_index("E11000 duplicate key error collection: t.c index: _id_ dup key: { _id: 1 }"));
+        assert!(!is_id_index("E11000 duplicate key error collection: t.c index: email_1 dup key: { email: \"a\" }"));
+    }
+
+    #[test]
+    fn given_a_reply_with_write_errors_then_reads_the_first() {
+        let reply =
+            doc! { "ok": 1, "writeErrors": [{ "index": 2, "code": 121, "errmsg": "Document failed validation" }] };
+        assert_eq!(first_write_error(&reply), Some((2, 121, "Document failed validation".to_owned())));
+        assert_eq!(first_write_error(&doc! { "ok": 1, "n": 3 }), None);
+    }
+}
