@@ -1,10 +1,11 @@
-//! The `ferry` binary: parses the command line, sets up logging, runs the
-//! command and turns its verdict into an exit code.
+//! The `ferry` binary: parses the command line, sets up logging and signal
+//! handling, runs the command and turns its verdict into an exit code.
 
 use std::process::ExitCode;
 
 use clap::Parser;
-use ferry::cli::{Cli, Verdict};
+use ferry::cli::{Cli, Context, Verdict};
+use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
@@ -13,7 +14,17 @@ fn main() -> ExitCode {
         .with_env_filter(EnvFilter::try_from_env("FERRY_LOG").unwrap_or_else(|_| EnvFilter::new("info")))
         .with_writer(std::io::stderr)
         .init();
-    let result = cli.execute(&mut std::io::stdout().lock());
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let shutdown = CancellationToken::new();
+    runtime.spawn(cancel_on_signal(shutdown.clone()));
+    let context = Context { runtime: runtime.handle().clone(), shutdown };
+    let result = cli.execute(&mut std::io::stdout().lock(), &context);
     match result {
         Ok(Verdict::Success) => ExitCode::SUCCESS,
         Ok(Verdict::Failure) => ExitCode::from(1),
@@ -21,5 +32,28 @@ fn main() -> ExitCode {
             eprintln!("error: {:#}", anyhow::Error::from(error));
             ExitCode::from(2)
         }
+    }
+}
+
+/// The first SIGINT or SIGTERM asks for a graceful stop; a second one exits
+/// at once (nothing is lost: uncommitted batches are replayed next start).
+async fn cancel_on_signal(shutdown: CancellationToken) {
+    let Ok(mut terminate) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else {
+        tracing::warn!("cannot listen for SIGTERM; only Ctrl-C stops Ferry gracefully");
+        let _ = tokio::signal::ctrl_c().await;
+        shutdown.cancel();
+        return;
+    };
+    for signals in 1.. {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate.recv() => {}
+        }
+        if signals > 1 {
+            tracing::warn!("second signal: exiting now");
+            std::process::exit(130);
+        }
+        tracing::info!("shutting down: finishing the batches in flight (signal again to exit at once)");
+        shutdown.cancel();
     }
 }

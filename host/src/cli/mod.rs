@@ -3,6 +3,7 @@
 
 mod golden;
 mod report;
+mod run_command;
 mod test_command;
 mod validate_command;
 
@@ -11,10 +12,12 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+pub use run_command::RunArgs;
 pub use test_command::TestArgs;
 pub use validate_command::ValidateArgs;
 
 use crate::config::ConfigError;
+use crate::pipeline::PipelineError;
 use crate::wasm::{CompileCache, EngineError, TransformError, WasmRuntime};
 
 /// Moves data between Apache Iggy and MongoDB through WebAssembly transforms.
@@ -40,6 +43,8 @@ pub struct GlobalArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run a pipeline until SIGINT or SIGTERM.
+    Run(RunArgs),
     /// Run transforms over a JSON-lines file, without any server.
     Test(TestArgs),
     /// Check a pipeline file, load its transforms and run their config checks.
@@ -64,6 +69,8 @@ pub enum CliError {
     Engine(#[from] EngineError),
     #[error(transparent)]
     Transform(#[from] TransformError),
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
     #[error("{0}")]
     Usage(String),
     #[error("cannot read {}", path.display())]
@@ -83,10 +90,19 @@ pub enum CliError {
     Output(#[from] std::io::Error),
 }
 
+/// What the binary provides to commands: an async runtime for pipelines,
+/// and the signal that asks them to stop.
+pub struct Context {
+    pub runtime: tokio::runtime::Handle,
+    pub shutdown: tokio_util::sync::CancellationToken,
+}
+
 impl Cli {
-    /// Runs the chosen command, writing its report to `out`.
-    pub fn execute(self, out: &mut dyn Write) -> Result<Verdict, CliError> {
+    /// Runs the chosen command, writing its report to `out`. Call it from a
+    /// thread that is not one of `context.runtime`'s workers.
+    pub fn execute(self, out: &mut dyn Write, context: &Context) -> Result<Verdict, CliError> {
         match self.command {
+            Command::Run(args) => run_command::run(&args, &self.global, out, context),
             Command::Test(args) => test_command::run(&args, &self.global, out),
             Command::Validate(args) => validate_command::run(&args, &self.global, out),
         }

@@ -1,0 +1,54 @@
+//! The transform stage, on a thread of its own: WebAssembly calls are
+//! CPU-bound and synchronous, so they stay off the async workers.
+//!
+//! A batch the chain cannot process as a whole (a trap, a timeout, a
+//! rejected batch) is retried one record at a time, so one poison record
+//! goes to the dead-letter destination and its neighbours go on.
+
+use tokio::sync::mpsc;
+
+use crate::error_chain::error_chain;
+use crate::record::Batch;
+use crate::source::Polled;
+use crate::wasm::{Failure, RecordResult, TransformChain};
+
+/// A batch with one result per record.
+pub struct Transformed<C> {
+    pub batch: Batch,
+    pub results: Vec<RecordResult>,
+    pub checkpoint: C,
+}
+
+/// Transforms batches until the input closes or the output is dropped.
+pub fn run<C>(mut chain: TransformChain, mut input: mpsc::Receiver<Polled<C>>, output: mpsc::Sender<Transformed<C>>) {
+    while let Some(polled) = input.blocking_recv() {
+        let results = run_isolating(&mut chain, &polled.batch);
+        let transformed = Transformed { batch: polled.batch, results, checkpoint: polled.checkpoint };
+        if output.blocking_send(transformed).is_err() {
+            return;
+        }
+    }
+}
+
+/// Runs the batch; if it fails as a whole, runs each record alone.
+pub fn run_isolating(chain: &mut TransformChain, batch: &Batch) -> Vec<RecordResult> {
+    let error = match chain.run(batch) {
+        Ok(results) => return results,
+        Err(error) => error,
+    };
+    if batch.records.len() == 1 {
+        return vec![RecordResult::Failed(Failure {
+            transform: error.transform().to_owned(),
+            reason: error_chain(&error),
+        })];
+    }
+    tracing::warn!(records = batch.records.len(), "{}; retrying record by record", error_chain(&error));
+    batch
+        .records
+        .iter()
+        .map(|record| {
+            let single = Batch { source: batch.source.clone(), records: vec![record.clone()] };
+            run_isolating(chain, &single).pop().expect("one result per record")
+        })
+        .collect()
+}
