@@ -4,8 +4,9 @@
 use std::path::{Path, PathBuf};
 
 use clap::Parser;
-use ferry::cli::{Cli, CliError, Verdict};
+use ferry::cli::{Cli, CliError, Context, Verdict};
 use ferry_tests::guests;
+use tokio_util::sync::CancellationToken;
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
@@ -18,10 +19,17 @@ fn samples() -> PathBuf {
 /// Runs `ferry ARGS...`, returning the verdict (or error) and what it printed.
 fn ferry(args: &[&str]) -> (Result<Verdict, CliError>, String) {
     let cli = Cli::try_parse_from(["ferry", "--no-cache"].iter().chain(args)).expect("arguments parse");
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let context = Context { runtime: runtime.handle().clone(), shutdown: CancellationToken::new() };
     let mut out = Vec::new();
-    let verdict = cli.execute(&mut out);
+    let verdict = cli.execute(&mut out, &context);
     (verdict, String::from_utf8(out).unwrap())
 }
+
+/// A source and sink for pipeline files whose tests only care about
+/// transforms; nothing connects to them.
+const ENDS: &str = "[source.iggy]\nstream = 's'\ntopic = 't'\nconsumer_group = 'g'\n\
+                    [sink.mongodb]\nuri = 'mongodb://127.0.0.1:1'\ndatabase = 'd'\ncollection = 'c'\n";
 
 fn readings() -> String {
     samples().join("readings.jsonl").display().to_string()
@@ -80,7 +88,7 @@ fn test_runs_a_pipeline_files_chain_with_its_config() {
         format!(
             "name = 'p'\n\
              [[transforms]]\nname = 'enrich'\nwasm = '{}'\n\
-             [[transforms]]\nname = 'redact'\nwasm = '{}'\n[transforms.config]\nfields = ['sensor_id']\n",
+             [[transforms]]\nname = 'redact'\nwasm = '{}'\n[transforms.config]\nfields = ['sensor_id']\n{ENDS}",
             guests::SENSOR_ENRICH,
             guests::PII_REDACT
         ),
@@ -134,7 +142,7 @@ fn validate_loads_transforms_and_runs_their_config_checks() {
     let write = |config: &str| {
         std::fs::write(
             &pipeline,
-            format!("name = 'p'\n[[transforms]]\nname = 'redact'\nwasm = '{}'\n{config}", guests::PII_REDACT),
+            format!("name = 'p'\n[[transforms]]\nname = 'redact'\nwasm = '{}'\n{config}{ENDS}", guests::PII_REDACT),
         )
         .unwrap()
     };

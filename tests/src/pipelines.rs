@@ -1,0 +1,108 @@
+//! Running real pipelines in-process against the test servers, and
+//! producing and reading what they move.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use bytes::Bytes;
+use ferry::config::PipelineConfig;
+use ferry::pipeline::{Counts, PipelineError};
+use ferry::wasm::WasmRuntime;
+use iggy::prelude::{Consumer, Identifier, IggyClient, IggyMessage, MessageClient, Partitioning, PollingStrategy};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// Names unique within the test process, so tests sharing a server (through
+/// `IGGY_ADDRESS` or `MONGODB_URI`) never see each other's data.
+pub fn unique(prefix: &str) -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!("{prefix}-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Parses pipeline TOML as `ferry run` would (with no variables set).
+pub fn parse(toml: &str) -> PipelineConfig {
+    PipelineConfig::parse(toml, Path::new("test-pipeline.toml"), &|_| None)
+        .unwrap_or_else(|error| panic!("the test pipeline is valid: {error}"))
+}
+
+/// A pipeline running on the current runtime until its token is cancelled.
+pub struct RunningPipeline {
+    pub shutdown: CancellationToken,
+    pub task: JoinHandle<Result<Counts, PipelineError>>,
+}
+
+impl RunningPipeline {
+    pub fn start(config: PipelineConfig) -> Self {
+        let shutdown = CancellationToken::new();
+        let runtime = WasmRuntime::new(None).expect("the engine starts");
+        let task = tokio::spawn(ferry::pipeline::run(config, runtime, shutdown.clone()));
+        Self { shutdown, task }
+    }
+
+    /// Asks for a graceful stop and waits for the outcome.
+    pub async fn stop(self) -> Result<Counts, PipelineError> {
+        self.shutdown.cancel();
+        self.task.await.expect("the pipeline task does not panic")
+    }
+
+    /// Kills the pipeline mid-flight, as a crash would: no commit, no goodbye.
+    pub async fn abort(self) {
+        self.task.abort();
+        let _ = self.task.await;
+    }
+}
+
+/// Sends payloads to a topic in chunks, spread over partitions.
+pub async fn produce(client: &IggyClient, stream: &str, topic: &str, payloads: impl IntoIterator<Item = Vec<u8>>) {
+    let (stream, topic) = (Identifier::named(stream).unwrap(), Identifier::named(topic).unwrap());
+    let payloads: Vec<Vec<u8>> = payloads.into_iter().collect();
+    for chunk in payloads.chunks(1000) {
+        let mut messages: Vec<IggyMessage> = chunk
+            .iter()
+            .map(|payload| {
+                IggyMessage::builder().payload(Bytes::from(payload.clone())).build().expect("a valid message")
+            })
+            .collect();
+        client
+            .send_messages(&stream, &topic, &Partitioning::balanced(), &mut messages)
+            .await
+            .expect("messages are sent");
+    }
+}
+
+/// Every message of a topic partition, from the start.
+pub async fn read_all(client: &IggyClient, stream: &str, topic: &str, partition: u32) -> Vec<IggyMessage> {
+    let (stream, topic) = (Identifier::named(stream).unwrap(), Identifier::named(topic).unwrap());
+    let consumer = Consumer::new(Identifier::named("test-reader").unwrap());
+    let mut messages = Vec::new();
+    loop {
+        let polled = client
+            .poll_messages(
+                &stream,
+                &topic,
+                Some(partition),
+                &consumer,
+                &PollingStrategy::offset(messages.len() as u64),
+                1000,
+                false,
+            )
+            .await
+            .expect("the topic can be read");
+        if polled.messages.is_empty() {
+            return messages;
+        }
+        messages.extend(polled.messages);
+    }
+}
+
+/// A sensor reading like those of the seed use case.
+pub fn reading(i: usize) -> Vec<u8> {
+    format!(
+        r#"{{"sensor_id":"s{}","temp":{}.5,"ts":"2026-11-26T03:{:02}:{:02}Z","seq":{i}}}"#,
+        i % 20,
+        i % 35,
+        i / 60 % 60,
+        i % 60
+    )
+    .into_bytes()
+}

@@ -1,0 +1,130 @@
+//! An Iggy server for a test.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use ferry::config::IggyConnection;
+use iggy::prelude::IggyClient;
+
+use super::docker::DockerContainer;
+use super::process::{ServerProcess, find_binary};
+use super::{free_port, missing};
+
+const START_DEADLINE: Duration = Duration::from_secs(60);
+
+pub struct IggyServer {
+    address: String,
+    running: Running,
+    _data: Option<tempfile::TempDir>,
+}
+
+enum Running {
+    /// `IGGY_ADDRESS`: someone else's server.
+    External,
+    Process {
+        process: ServerProcess,
+        command: Box<dyn Fn() -> Command + Send + Sync>,
+    },
+    Docker {
+        _container: DockerContainer,
+    },
+}
+
+impl IggyServer {
+    /// A running server, or `None` (after saying so) when none can be had.
+    pub async fn start(test: &str) -> Option<Self> {
+        if let Ok(address) = std::env::var("IGGY_ADDRESS") {
+            let server = Self { address, running: Running::External, _data: None };
+            server.wait_ready().await;
+            return Some(server);
+        }
+        if let Some(binary) = find_binary("IGGY_SERVER_BIN", "iggy-server", &[]) {
+            let data = tempfile::tempdir().expect("a temporary directory");
+            let address = format!("127.0.0.1:{}", free_port());
+            let (bind, system_path) = (address.clone(), data.path().join("iggy"));
+            let command = move || {
+                let mut command = Command::new(&binary);
+                command
+                    .current_dir(system_path.parent().expect("a parent"))
+                    .env("IGGY_TCP_ADDRESS", &bind)
+                    .env("IGGY_HTTP_ENABLED", "false")
+                    .env("IGGY_QUIC_ENABLED", "false")
+                    .env("IGGY_WEBSOCKET_ENABLED", "false")
+                    .env("IGGY_SYSTEM_PATH", &system_path)
+                    .env("IGGY_ROOT_USERNAME", "iggy")
+                    .env("IGGY_ROOT_PASSWORD", "iggy");
+                command
+            };
+            let process =
+                ServerProcess::spawn(command(), &data.path().join("iggy-server.log")).expect("iggy-server starts");
+            let server =
+                Self { address, running: Running::Process { process, command: Box::new(command) }, _data: Some(data) };
+            server.wait_ready().await;
+            return Some(server);
+        }
+        if let Some(container) = DockerContainer::iggy().await {
+            let address = container.address();
+            let server = Self { address, running: Running::Docker { _container: container }, _data: None };
+            server.wait_ready().await;
+            return Some(server);
+        }
+        missing(
+            test,
+            "no Iggy server (set IGGY_ADDRESS, put iggy-server on PATH or in IGGY_SERVER_BIN, or run Docker)",
+        );
+        None
+    }
+
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    pub fn connection(&self) -> IggyConnection {
+        IggyConnection { address: self.address.clone(), username: "iggy".into(), password: "iggy".into(), tls: None }
+    }
+
+    /// A logged-in client.
+    pub async fn client(&self) -> IggyClient {
+        ferry::iggy_link::connect(&self.connection()).await.expect("the test server accepts a client")
+    }
+
+    /// Kills the server (keeping its data) and starts it again on the same
+    /// port. Only for servers this fixture started itself.
+    pub async fn restart(&mut self) {
+        if let Running::Process { process, command } = &mut self.running {
+            process.kill();
+            let log = self._data.as_ref().expect("own server").path().join("iggy-server-restarted.log");
+            *process = ServerProcess::spawn(command(), &log).expect("iggy-server restarts");
+            self.wait_ready().await;
+        } else {
+            panic!("only a server started by the test can be restarted");
+        }
+    }
+
+    /// Kills the server for good (its data stays until the fixture drops).
+    pub fn kill(&mut self) {
+        if let Running::Process { process, .. } = &mut self.running {
+            process.kill();
+        }
+    }
+
+    async fn wait_ready(&self) {
+        let deadline = Instant::now() + START_DEADLINE;
+        loop {
+            match ferry::iggy_link::connect(&self.connection()).await {
+                Ok(_) => return,
+                Err(error) if Instant::now() < deadline => {
+                    let _ = error;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(error) => {
+                    let log = match &self.running {
+                        Running::Process { process, .. } => process.log_tail(),
+                        _ => String::new(),
+                    };
+                    panic!("Iggy at {} did not come up: {error}\n{log}", self.address);
+                }
+            }
+        }
+    }
+}
