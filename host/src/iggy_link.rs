@@ -50,6 +50,19 @@ impl IggyLink {
     }
 }
 
+impl Drop for IggyLink {
+    /// Closes the connection even when the owner is dropped mid-flight (a
+    /// cancelled task): the SDK keeps background tasks that would otherwise
+    /// hold the socket, and with it a consumer-group membership, open.
+    fn drop(&mut self) {
+        if let (Some(client), Ok(runtime)) = (self.client.take(), tokio::runtime::Handle::try_current()) {
+            runtime.spawn(async move {
+                let _ = client.shutdown().await;
+            });
+        }
+    }
+}
+
 /// Connects over TCP and logs in.
 pub async fn connect(connection: &IggyConnection) -> Result<IggyClient, ServiceError> {
     let what = || format!("connecting to Iggy at {}", connection.address);

@@ -28,6 +28,11 @@ impl ServiceError {
         Self { what: what.into(), transient: mongo_is_transient(&error), cause: Box::new(error) }
     }
 
+    /// A call that took longer than `limit`; retrying may well succeed.
+    pub fn timed_out(what: impl Into<String>, limit: std::time::Duration) -> Self {
+        Self { what: what.into(), transient: true, cause: format!("no answer within {limit:?}").into() }
+    }
+
     /// A failure that retrying cannot fix.
     pub fn fatal(what: impl Into<String>, cause: impl Into<BoxError>) -> Self {
         Self { what: what.into(), transient: false, cause: cause.into() }
@@ -109,4 +114,13 @@ mod tests {
         assert!(mongo_code_is_transient(10107));
         assert!(!mongo_code_is_transient(121));
     }
+}
+
+/// Runs a server call with a deadline; running out is a transient failure.
+pub async fn with_timeout<T>(
+    limit: std::time::Duration,
+    what: &str,
+    call: impl std::future::Future<Output = Result<T, ServiceError>>,
+) -> Result<T, ServiceError> {
+    tokio::time::timeout(limit, call).await.unwrap_or_else(|_| Err(ServiceError::timed_out(what, limit)))
 }

@@ -6,3 +6,11 @@ pub mod pipelines;
 pub mod records;
 pub mod servers;
 pub mod wait;
+
+/// Sends Ferry's logs to the test's captured output (shown when it fails);
+/// `FERRY_LOG` picks the level, `info` by default.
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
+}

@@ -8,7 +8,10 @@ use bytes::Bytes;
 use ferry::config::PipelineConfig;
 use ferry::pipeline::{Counts, PipelineError};
 use ferry::wasm::WasmRuntime;
-use iggy::prelude::{Consumer, Identifier, IggyClient, IggyMessage, MessageClient, Partitioning, PollingStrategy};
+use iggy::prelude::{
+    Consumer, ConsumerGroupClient, ConsumerGroupDetails, Identifier, IggyClient, IggyMessage, MessageClient,
+    Partitioning, PollingStrategy, TopicClient,
+};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -70,22 +73,32 @@ pub async fn produce(client: &IggyClient, stream: &str, topic: &str, payloads: i
     }
 }
 
+/// The ids of a topic's partitions (none if the topic does not exist yet).
+pub async fn partitions(client: &IggyClient, stream: &str, topic: &str) -> Vec<u32> {
+    let (stream, topic) = (Identifier::named(stream).unwrap(), Identifier::named(topic).unwrap());
+    let topic = client.get_topic(&stream, &topic).await.expect("the topic can be read");
+    topic.map(|topic| topic.partitions.iter().map(|partition| partition.id).collect()).unwrap_or_default()
+}
+
+/// Every message of a topic, partition by partition, from the start.
+pub async fn read_topic(client: &IggyClient, stream: &str, topic: &str) -> Vec<IggyMessage> {
+    let mut messages = Vec::new();
+    for partition in partitions(client, stream, topic).await {
+        messages.extend(read_all(client, stream, topic, partition).await);
+    }
+    messages
+}
+
 /// Every message of a topic partition, from the start.
 pub async fn read_all(client: &IggyClient, stream: &str, topic: &str, partition: u32) -> Vec<IggyMessage> {
     let (stream, topic) = (Identifier::named(stream).unwrap(), Identifier::named(topic).unwrap());
     let consumer = Consumer::new(Identifier::named("test-reader").unwrap());
-    let mut messages = Vec::new();
+    let mut messages: Vec<IggyMessage> = Vec::new();
     loop {
+        let next = messages.last().map_or(0, |message| message.header.offset + 1);
+        let strategy = PollingStrategy::offset(next);
         let polled = client
-            .poll_messages(
-                &stream,
-                &topic,
-                Some(partition),
-                &consumer,
-                &PollingStrategy::offset(messages.len() as u64),
-                1000,
-                false,
-            )
+            .poll_messages(&stream, &topic, Some(partition), &consumer, &strategy, 1000, false)
             .await
             .expect("the topic can be read");
         if polled.messages.is_empty() {
@@ -93,6 +106,19 @@ pub async fn read_all(client: &IggyClient, stream: &str, topic: &str, partition:
         }
         messages.extend(polled.messages);
     }
+}
+
+/// A consumer group's members and their partitions, if the group exists.
+pub async fn group(client: &IggyClient, stream: &str, topic: &str, group: &str) -> Option<ConsumerGroupDetails> {
+    let ids =
+        (Identifier::named(stream).unwrap(), Identifier::named(topic).unwrap(), Identifier::named(group).unwrap());
+    client.get_consumer_group(&ids.0, &ids.1, &ids.2).await.expect("consumer groups can be read")
+}
+
+/// A user header of a message as text.
+pub fn header(message: &IggyMessage, name: &str) -> Option<String> {
+    let headers = message.user_headers_map().ok()??;
+    headers.get(&iggy::prelude::HeaderKey::try_from(name).ok()?).map(|value| value.to_string_value())
 }
 
 /// A sensor reading like those of the seed use case.

@@ -5,11 +5,10 @@ use std::time::Duration;
 
 use ferry::pipeline::PipelineError;
 use ferry_tests::guests;
-use ferry_tests::pipelines::{RunningPipeline, parse, produce, read_all, reading, unique};
+use ferry_tests::pipelines::{RunningPipeline, header, parse, reading, unique};
 use ferry_tests::servers::{IggyServer, MongoServer};
 use ferry_tests::wait;
 use futures::TryStreamExt;
-use iggy::prelude::{HeaderKey, IggyMessage};
 use mongodb::bson::{Bson, Document, doc};
 
 const PATIENCE: Duration = Duration::from_secs(90);
@@ -25,6 +24,7 @@ struct Setup {
 
 impl Setup {
     async fn new(test: &str, partitions: u32) -> Option<Self> {
+        ferry_tests::init_logging();
         let iggy = IggyServer::start(test).await?;
         let mongo = MongoServer::start(test).await?;
         let (stream, topic, database) = (unique("sensors"), "readings".to_owned(), unique("iot"));
@@ -62,6 +62,7 @@ collection = "readings"
 [delivery]
 retry_initial = "50ms"
 retry_max = "1s"
+call_timeout = "5s"
 "#,
             address = self.iggy.address(),
             stream = self.stream,
@@ -73,7 +74,7 @@ retry_max = "1s"
     }
 
     async fn produce(&self, payloads: impl IntoIterator<Item = Vec<u8>>) {
-        produce(&self.iggy.client().await, &self.stream, &self.topic, payloads).await;
+        ferry_tests::pipelines::produce(&self.iggy.client().await, &self.stream, &self.topic, payloads).await;
     }
 
     async fn documents(&self, collection: &str) -> Vec<Document> {
@@ -90,10 +91,18 @@ retry_max = "1s"
 
     /// Waits until the collection holds `expected` documents.
     async fn wait_for_count(&self, expected: u64) {
-        wait::until(&format!("{expected} documents"), PATIENCE, || async {
-            (self.count().await >= expected).then_some(())
-        })
+        let last = std::sync::atomic::AtomicU64::new(0);
+        let what = format!("{expected} documents");
+        let waited = tokio::time::timeout(
+            PATIENCE,
+            wait::until(&what, PATIENCE * 2, || async {
+                let count = self.count().await;
+                last.store(count, std::sync::atomic::Ordering::Relaxed);
+                (count >= expected).then_some(())
+            }),
+        )
         .await;
+        assert!(waited.is_ok(), "timed out waiting for {what}; the collection holds {}", last.into_inner());
     }
 }
 
@@ -125,4 +134,254 @@ async fn ten_thousand_readings_arrive_enriched_exactly_once() {
     assert!(matches!(first.get("ts"), Some(Bson::DateTime(_))), "ts is a BSON date: {first}");
     let id = first.get_str("_id").unwrap();
     assert!(id.starts_with(&format!("{}:readings:", setup.stream)), "deterministic id from the position: {id}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_records_go_to_the_dead_letter_topic_with_their_reasons() {
+    let Some(setup) = Setup::new("bad_records_go_to_the_dead_letter_topic_with_their_reasons", 1).await else { return };
+    // MongoDB itself refuses readings without a sensor_id.
+    let client = setup.mongo.client().await;
+    let validator = doc! { "$jsonSchema": { "required": ["sensor_id"] } };
+    client.database(&setup.database).run_command(doc! { "create": "readings", "validator": validator }).await.unwrap();
+    let bad_json = b"not json".to_vec();
+    let bad_time = br#"{"sensor_id":"s9","temp":1,"ts":"yesterday","seq":101}"#.to_vec();
+    let refused = br#"{"temp":1,"seq":102}"#.to_vec();
+    setup.produce([reading(0), bad_json.clone(), bad_time.clone(), refused.clone(), reading(1)]).await;
+
+    let pipeline = RunningPipeline::start(parse(&setup.pipeline("", "", true)));
+    setup.wait_for_count(2).await;
+    let iggy = setup.iggy.client().await;
+    let letters = wait::until("three dead letters", PATIENCE, || async {
+        let letters = ferry_tests::pipelines::read_topic(&iggy, &setup.stream, "readings-dlq").await;
+        (letters.len() >= 3).then_some(letters)
+    })
+    .await;
+    let counts = pipeline.stop().await.expect("a clean stop");
+    assert_eq!((counts.records, counts.dead_lettered), (5, 3));
+    assert_eq!(seqs(&setup.documents("readings").await), [0, 1]);
+
+    let summary: Vec<(Vec<u8>, String, String)> = letters
+        .iter()
+        .map(|letter| {
+            let stage = header(letter, "ferry-stage").unwrap();
+            let reason = header(letter, "ferry-reason").unwrap();
+            assert_eq!(header(letter, "ferry-pipeline").as_deref(), Some("sensors-to-mongo"));
+            assert!(
+                header(letter, "ferry-source").unwrap().starts_with(&format!("{}/readings partition ", setup.stream))
+            );
+            (letter.payload.to_vec(), stage, reason)
+        })
+        .collect();
+    assert_eq!(summary.len(), 3, "{summary:?}");
+    assert_eq!((&summary[0].0, summary[0].1.as_str()), (&bad_json, "transform:enrich"));
+    assert!(summary[0].2.starts_with("payload is not a JSON object"), "{}", summary[0].2);
+    assert_eq!((&summary[1].0, summary[1].1.as_str()), (&bad_time, "transform:enrich"));
+    assert!(summary[1].2.contains("is not an RFC 3339 time"), "{}", summary[1].2);
+    assert_eq!((&summary[2].0, summary[2].1.as_str()), (&refused, "sink"));
+    assert!(summary[2].2.contains("code 121"), "{}", summary[2].2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_dead_letter_topic_a_bad_record_stops_the_pipeline_at_its_offset() {
+    let Some(setup) = Setup::new("without_a_dead_letter_topic_a_bad_record_stops_the_pipeline_at_its_offset", 1).await
+    else {
+        return;
+    };
+    setup.produce([reading(0), b"{oops".to_vec(), reading(1)]).await;
+    let pipeline = RunningPipeline::start(parse(&setup.pipeline("batch_size = 1", "", false)));
+    let outcome = tokio::time::timeout(PATIENCE, pipeline.task).await.expect("the pipeline stops by itself").unwrap();
+    let Err(PipelineError::Undeliverable { position, stage, reason }) = outcome else {
+        panic!("expected an undeliverable record, got {outcome:?}");
+    };
+    assert!(position.ends_with("offset 1"), "{position}");
+    assert_eq!(stage, "transform:enrich");
+    assert!(reason.starts_with("payload is not a JSON object"), "{reason}");
+    // The record before it was written; nothing after it was.
+    assert_eq!(seqs(&setup.documents("readings").await), [0]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipeline_killed_mid_batch_and_restarted_still_writes_each_record_once() {
+    let Some(setup) = Setup::new("a_pipeline_killed_mid_batch_and_restarted_still_writes_each_record_once", 2).await
+    else {
+        return;
+    };
+    setup.produce((0..10_000).map(reading)).await;
+    let config = setup.pipeline("batch_size = 100", "", false);
+    let first = RunningPipeline::start(parse(&config));
+    setup.wait_for_count(1).await;
+    first.abort().await;
+    let written_before_the_crash = setup.count().await;
+    assert!(written_before_the_crash < 10_000, "the crash came mid-run ({written_before_the_crash} written)");
+
+    let second = RunningPipeline::start(parse(&config));
+    setup.wait_for_count(10_000).await;
+    second.stop().await.expect("a clean stop");
+    assert_eq!(seqs(&setup.documents("readings").await), (0..10_000).collect::<Vec<i64>>());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mongodb_down_for_twenty_seconds_loses_nothing() {
+    let Some(mut setup) = Setup::new("mongodb_down_for_twenty_seconds_loses_nothing", 1).await else { return };
+    if !setup.mongo.can_restart() {
+        ferry_tests::servers::missing(
+            "mongodb_down_for_twenty_seconds_loses_nothing",
+            "a MongoDB this test may stop (MONGODB_URI is someone else's)",
+        );
+        return;
+    }
+    setup.produce((0..3_000).map(reading)).await;
+    let pipeline = RunningPipeline::start(parse(&setup.pipeline("batch_size = 200", "", false)));
+    setup.wait_for_count(3_000).await;
+
+    setup.mongo.stop();
+    setup.produce((3_000..6_000).map(reading)).await;
+    // The outage itself: the pipeline keeps retrying meanwhile.
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    setup.mongo.start_again().await;
+
+    setup.wait_for_count(6_000).await;
+    pipeline.stop().await.expect("a clean stop");
+    assert_eq!(seqs(&setup.documents("readings").await), (0..6_000).collect::<Vec<i64>>());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn iggy_restarting_mid_run_is_survived() {
+    let Some(mut setup) = Setup::new("iggy_restarting_mid_run_is_survived", 1).await else { return };
+    if std::env::var_os("IGGY_ADDRESS").is_some() {
+        ferry_tests::servers::missing(
+            "iggy_restarting_mid_run_is_survived",
+            "an Iggy this test may restart (IGGY_ADDRESS is someone else's)",
+        );
+        return;
+    }
+    setup.produce((0..2_000).map(reading)).await;
+    let pipeline = RunningPipeline::start(parse(&setup.pipeline("", "", false)));
+    setup.wait_for_count(2_000).await;
+    setup.iggy.restart().await;
+    setup.produce((2_000..4_000).map(reading)).await;
+    setup.wait_for_count(4_000).await;
+    pipeline.stop().await.expect("a clean stop");
+    assert_eq!(seqs(&setup.documents("readings").await), (0..4_000).collect::<Vec<i64>>());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_pipelines_in_one_group_share_four_partitions_each_record_once() {
+    let Some(setup) = Setup::new("two_pipelines_in_one_group_share_four_partitions_each_record_once", 4).await else {
+        return;
+    };
+    let config = setup.pipeline("", "", false);
+    let first = RunningPipeline::start(parse(&config));
+    let second = RunningPipeline::start(parse(&config));
+    let iggy = setup.iggy.client().await;
+    // How many partitions each gets is the server's choice (0.8.0 splits
+    // four as three and one); each must get some.
+    wait::until("both members to hold partitions", PATIENCE, || async {
+        let group = ferry_tests::pipelines::group(&iggy, &setup.stream, &setup.topic, "ferry-tests").await?;
+        let held: u32 = group.members.iter().map(|member| member.partitions_count).sum();
+        (group.members.len() == 2 && held == 4 && group.members.iter().all(|member| member.partitions_count > 0))
+            .then_some(())
+    })
+    .await;
+
+    setup.produce((0..10_000).map(reading)).await;
+    setup.wait_for_count(10_000).await;
+    let (first, second) = (first.stop().await.unwrap(), second.stop().await.unwrap());
+    assert!(first.records > 0 && second.records > 0, "both shared the work: {first:?} {second:?}");
+    assert_eq!(first.records + second.records, 10_000, "no record was processed twice");
+    assert_eq!(seqs(&setup.documents("readings").await), (0..10_000).collect::<Vec<i64>>());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_finishes_in_flight_batches_and_commits_their_offsets() {
+    let Some(setup) = Setup::new("shutdown_finishes_in_flight_batches_and_commits_their_offsets", 2).await else {
+        return;
+    };
+    setup.produce((0..5_000).map(reading)).await;
+    let pipeline = RunningPipeline::start(parse(&setup.pipeline("batch_size = 250", "", false)));
+    setup.wait_for_count(5_000).await;
+    let counts = pipeline.stop().await.expect("shutdown is a clean stop (exit 0)");
+    assert_eq!(counts.records, 5_000);
+
+    // The pipeline left the group; join it to read what it committed.
+    use iggy::prelude::{Consumer, ConsumerGroupClient, ConsumerOffsetClient, Identifier};
+    let iggy = setup.iggy.client().await;
+    let (stream, topic) = (Identifier::named(&setup.stream).unwrap(), Identifier::named(&setup.topic).unwrap());
+    let group = Identifier::named("ferry-tests").unwrap();
+    iggy.join_consumer_group(&stream, &topic, &group).await.unwrap();
+    for partition in ferry_tests::pipelines::partitions(&iggy, &setup.stream, &setup.topic).await {
+        let offset = iggy
+            .get_consumer_offset(&Consumer::group(group.clone()), &stream, &topic, Some(partition))
+            .await
+            .unwrap()
+            .expect("an offset was committed");
+        assert_eq!(offset.stored_offset, offset.current_offset, "partition {partition} committed to its end");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_payloads_without_transforms_are_stored_with_their_source_metadata() {
+    let Some(setup) = Setup::new("text_payloads_without_transforms_are_stored_with_their_source_metadata", 1).await
+    else {
+        return;
+    };
+    setup.produce((0..10).map(|i| format!("line {i}").into_bytes())).await;
+    let config = setup.pipeline("format = \"text\"", "metadata_field = \"_iggy\"", false);
+    let config =
+        config.replace(&format!("[[transforms]]\nname = \"enrich\"\nwasm = \"{}\"\n", guests::SENSOR_ENRICH), "");
+    let pipeline = RunningPipeline::start(parse(&config));
+    setup.wait_for_count(10).await;
+    pipeline.stop().await.unwrap();
+
+    let documents = setup.documents("readings").await;
+    let first =
+        documents.iter().find(|document| document.get_str("payload").ok() == Some("line 0")).expect("line 0 stored");
+    let metadata = first.get_document("_iggy").unwrap();
+    assert_eq!(metadata.get_str("stream").unwrap(), setup.stream);
+    assert_eq!(metadata.get_str("topic").unwrap(), "readings");
+    assert_eq!(metadata.get_i64("offset").unwrap(), 0);
+    assert!(matches!(metadata.get("timestamp"), Some(Bson::DateTime(_))));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upserts_keep_the_latest_reading_per_sensor() {
+    let Some(setup) = Setup::new("upserts_keep_the_latest_reading_per_sensor", 1).await else { return };
+    // Twenty sensors, each reporting five times; seq grows with time.
+    setup.produce((0..100).map(reading)).await;
+    let pipeline = RunningPipeline::start(parse(&setup.pipeline(
+        "batch_size = 7",
+        "write = \"upsert\"\nkey = [\"sensor_id\"]",
+        false,
+    )));
+    let latest = |sensor: i64| 80 + sensor;
+    wait::until("the last reading of every sensor", PATIENCE, || async {
+        let documents = setup.documents("readings").await;
+        (documents.len() == 20 && seqs(&documents) == (80..100).collect::<Vec<i64>>()).then_some(())
+    })
+    .await;
+    pipeline.stop().await.unwrap();
+    for document in setup.documents("readings").await {
+        let sensor: i64 = document.get_str("sensor_id").unwrap()[1..].parse().unwrap();
+        assert_eq!(seqs(std::slice::from_ref(&document)), [latest(sensor)]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_group_starting_at_latest_skips_what_was_already_there() {
+    let Some(setup) = Setup::new("a_new_group_starting_at_latest_skips_what_was_already_there", 1).await else {
+        return;
+    };
+    setup.produce((0..100).map(reading)).await;
+    let pipeline = RunningPipeline::start(parse(&setup.pipeline("start = \"latest\"", "", false)));
+    let iggy = setup.iggy.client().await;
+    wait::until("the group to exist", PATIENCE, || async {
+        ferry_tests::pipelines::group(&iggy, &setup.stream, &setup.topic, "ferry-tests")
+            .await
+            .filter(|group| !group.members.is_empty())
+    })
+    .await;
+    setup.produce((100..150).map(reading)).await;
+    setup.wait_for_count(50).await;
+    pipeline.stop().await.unwrap();
+    assert_eq!(seqs(&setup.documents("readings").await), (100..150).collect::<Vec<i64>>());
 }

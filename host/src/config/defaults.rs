@@ -56,3 +56,10 @@ pub fn retry_initial() -> Duration {
 pub fn retry_max() -> Duration {
     Duration::from_secs(10)
 }
+
+/// How long one call to a server may take before it is retried. The MongoDB
+/// driver has no socket timeout of its own, so without this a request lost
+/// in a server restart could wait forever.
+pub fn call_timeout() -> Duration {
+    Duration::from_secs(30)
+}

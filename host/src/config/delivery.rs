@@ -20,6 +20,11 @@ pub struct DeliveryConfig {
     /// for as long as it runs: data is never dropped for being late.
     #[serde(default = "defaults::retry_max", with = "humantime_serde")]
     pub retry_max: Duration,
+    /// How long one call to a server (a poll, a write, a commit) may take
+    /// before it counts as a transient failure and is retried. Retries are
+    /// safe: writes are idempotent.
+    #[serde(default = "defaults::call_timeout", with = "humantime_serde")]
+    pub call_timeout: Duration,
 }
 
 impl Default for DeliveryConfig {
@@ -28,6 +33,7 @@ impl Default for DeliveryConfig {
             max_in_flight: defaults::max_in_flight(),
             retry_initial: defaults::retry_initial(),
             retry_max: defaults::retry_max(),
+            call_timeout: defaults::call_timeout(),
         }
     }
 }
@@ -42,6 +48,9 @@ impl DeliveryConfig {
         }
         if self.retry_max < self.retry_initial {
             problems.add("delivery.retry_max", "must be at least retry_initial");
+        }
+        if self.call_timeout < Duration::from_millis(100) {
+            problems.add("delivery.call_timeout", "must be at least 100ms");
         }
     }
 }

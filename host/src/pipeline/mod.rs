@@ -20,7 +20,7 @@ pub use transform_stage::run_isolating;
 
 use crate::config::{DeliveryConfig, PipelineConfig, SinkConfig, SourceConfig};
 use crate::dead_letter::{DeadLetterSink, IggyDeadLetters};
-use crate::service_error::ServiceError;
+use crate::service_error::{ServiceError, with_timeout};
 use crate::sink::Sink;
 use crate::sink::mongodb::MongoSink;
 use crate::source::{IggySource, Polled, Source};
@@ -146,8 +146,13 @@ where
     let transformer = tokio::task::spawn_blocking(move || transform_stage::run(chain, transform_input, to_writer));
     let writing = tokio::spawn(writer.run(writer_input, ack_sender, stop.clone()));
 
-    let mut driver =
-        Driver { source: &mut source, backoff: Backoff::new(delivery), counts: Counts::default(), in_flight: 0 };
+    let mut driver = Driver {
+        source: &mut source,
+        backoff: Backoff::new(delivery),
+        call_timeout: delivery.call_timeout,
+        counts: Counts::default(),
+        in_flight: 0,
+    };
     let outcome = driver.run(&to_transform, &mut acks, window, &shutdown).await;
     let (counts, in_flight) = (driver.counts, driver.in_flight);
 
@@ -175,6 +180,7 @@ where
 struct Driver<'s, S: Source> {
     source: &'s mut S,
     backoff: Backoff,
+    call_timeout: std::time::Duration,
     counts: Counts,
     in_flight: usize,
 }
@@ -193,7 +199,7 @@ impl<S: Source> Driver<'_, S> {
                 return Ok(());
             }
             if !stopping && self.in_flight < window {
-                match self.source.poll().await {
+                match with_timeout(self.call_timeout, "polling the source", self.source.poll()).await {
                     Ok(Some(polled)) => {
                         self.backoff.reset();
                         to_transform.send(polled).await.map_err(|_| PipelineError::StageLost)?;
@@ -240,7 +246,8 @@ impl<S: Source> Driver<'_, S> {
         };
         let mut backoff = Backoff::new(&DeliveryConfig::default());
         loop {
-            match self.source.commit(ack.checkpoint.clone()).await {
+            let commit = self.source.commit(ack.checkpoint.clone());
+            match with_timeout(self.call_timeout, "committing to the source", commit).await {
                 Ok(()) => break,
                 Err(error) if error.transient => {
                     if backoff.wait(&error, shutdown).await.is_err() {

@@ -12,7 +12,7 @@ use super::{Counts, PipelineError};
 use crate::config::DeliveryConfig;
 use crate::dead_letter::{DeadLetter, DeadLetterSink};
 use crate::record::describe_position;
-use crate::service_error::ServiceError;
+use crate::service_error::{ServiceError, with_timeout};
 use crate::sink::Sink;
 use crate::wasm::RecordResult;
 
@@ -56,7 +56,8 @@ impl<K: Sink, D: DeadLetterSink> Writer<K, D> {
         let Transformed { batch, results, .. } = transformed;
         let mut backoff = Backoff::new(&self.delivery);
         let rejections = loop {
-            match self.sink.write(batch, results).await {
+            let limit = self.delivery.call_timeout;
+            match with_timeout(limit, "writing to the sink", self.sink.write(batch, results)).await {
                 Ok(rejections) => break rejections,
                 Err(error) => retry_or_fail(error, &mut backoff, stop).await?,
             }
@@ -93,7 +94,8 @@ impl<K: Sink, D: DeadLetterSink> Writer<K, D> {
         };
         backoff.reset();
         loop {
-            match dead_letters.send(&self.pipeline, batch, &letters).await {
+            let send = dead_letters.send(&self.pipeline, batch, &letters);
+            match with_timeout(self.delivery.call_timeout, "sending dead letters", send).await {
                 Ok(()) => break,
                 Err(error) => retry_or_fail(error, &mut backoff, stop).await?,
             }

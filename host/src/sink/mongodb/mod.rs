@@ -5,7 +5,8 @@
 mod plan;
 mod write;
 
-use mongodb::options::ClientOptions;
+use bson::Document;
+use mongodb::options::{Acknowledgment, ClientOptions, WriteConcern};
 use mongodb::{Client, Database};
 
 pub use plan::{Op, PlannedWrite, plan};
@@ -23,30 +24,42 @@ const SERVER_SELECTION_TIMEOUT: std::time::Duration = std::time::Duration::from_
 pub struct MongoSink {
     config: MongoSinkConfig,
     database: Database,
+    /// The write concern as a command field, for the commands Ferry builds
+    /// itself (the driver adds it to its own operations).
+    write_concern: Document,
 }
 
 impl MongoSink {
     /// Parses the URI and prepares a client; connections open on first use.
     pub async fn connect(config: MongoSinkConfig) -> Result<Self, ServiceError> {
         let client = client(&config.uri).await?;
+        let concern = client.write_concern().cloned().unwrap_or_default();
+        let write_concern = bson::serialize_to_document(&concern)
+            .map_err(|error| ServiceError::fatal("encoding the write concern", error))?;
         let database = client.database(&config.database);
-        Ok(Self { config, database })
+        Ok(Self { config, database, write_concern })
     }
 }
 
-/// A client for `uri` named "ferry" in server logs.
+/// A client for `uri` named "ferry" in server logs. Unless the URI says
+/// otherwise, writes are acknowledged only once journaled on a majority:
+/// Ferry commits its source position on that acknowledgement, so it must
+/// survive a crash of the database.
 pub async fn client(uri: &str) -> Result<Client, ServiceError> {
     let what = "reading the MongoDB connection string";
     let mut options = ClientOptions::parse(uri).await.map_err(|error| ServiceError::mongo(what, error))?;
     options.app_name.get_or_insert_with(|| "ferry".to_owned());
     options.server_selection_timeout.get_or_insert(SERVER_SELECTION_TIMEOUT);
+    options
+        .write_concern
+        .get_or_insert_with(|| WriteConcern::builder().w(Acknowledgment::Majority).journal(true).build());
     Client::with_options(options).map_err(|error| ServiceError::mongo(what, error))
 }
 
 impl Sink for MongoSink {
     async fn write(&mut self, batch: &Batch, results: &[RecordResult]) -> Result<Vec<Rejection>, ServiceError> {
         let (writes, mut rejections) = plan(batch, results, &self.config);
-        rejections.extend(write::execute(&self.database, &writes).await?);
+        rejections.extend(write::execute(&self.database, &self.write_concern, &writes).await?);
         rejections.sort_by_key(|rejection| rejection.input);
         Ok(rejections)
     }

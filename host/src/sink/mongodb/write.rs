@@ -17,7 +17,11 @@ const DUPLICATE_KEY: i32 = 11000;
 const MAX_COMMAND_PAYLOAD: usize = 12 * 1024 * 1024;
 
 /// Writes everything, returning the inputs MongoDB refused for good.
-pub(super) async fn execute(database: &Database, writes: &[PlannedWrite]) -> Result<Vec<Rejection>, ServiceError> {
+pub(super) async fn execute(
+    database: &Database,
+    write_concern: &Document,
+    writes: &[PlannedWrite],
+) -> Result<Vec<Rejection>, ServiceError> {
     let mut rejections = Vec::new();
     for run in runs(writes) {
         let collection = &run[0].collection;
@@ -25,7 +29,7 @@ pub(super) async fn execute(database: &Database, writes: &[PlannedWrite]) -> Res
             Kind::Insert => insert(database, collection, run, &mut rejections).await?,
             kind => {
                 for chunk in chunks(run) {
-                    command(database, collection, kind, chunk, &mut rejections).await?;
+                    command(database, write_concern, collection, kind, chunk, &mut rejections).await?;
                 }
             }
         }
@@ -128,6 +132,7 @@ fn is_id_index(message: &str) -> bool {
 /// the same document. A refused statement is rejected and the rest resent.
 async fn command(
     database: &Database,
+    write_concern: &Document,
     collection: &str,
     kind: Kind,
     chunk: &[PlannedWrite],
@@ -142,7 +147,7 @@ async fn command(
     while start < chunk.len() {
         let statements: Vec<Document> = chunk[start..].iter().map(|write| statement(&write.op)).collect();
         let reply = database
-            .run_command(doc! { name: collection, list: statements, "ordered": true })
+            .run_command(doc! { name: collection, list: statements, "ordered": true, "writeConcern": write_concern })
             .await
             .map_err(|error| ServiceError::mongo(what(), error))?;
         if let Ok(concern) = reply.get_document("writeConcernError") {
