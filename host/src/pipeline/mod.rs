@@ -117,7 +117,7 @@ pub async fn run(
     let sink = MongoSink::connect(sink).await?;
     let writer = Writer { pipeline: config.name.clone(), sink, dead_letters, delivery: config.delivery.clone() };
     tracing::info!(pipeline = %config.name, "pipeline started");
-    let counts = drive(source, chain, writer, &config.delivery, shutdown).await;
+    let counts = drive(source, chain, writer, config.delivery.clone(), shutdown).await;
     if let Ok(counts) = &counts {
         tracing::info!(pipeline = %config.name, ?counts, "pipeline stopped");
     }
@@ -129,7 +129,7 @@ pub async fn drive<S, K, D>(
     mut source: S,
     chain: TransformChain,
     writer: Writer<K, D>,
-    delivery: &DeliveryConfig,
+    delivery: DeliveryConfig,
     shutdown: CancellationToken,
 ) -> Result<Counts, PipelineError>
 where
@@ -148,7 +148,7 @@ where
 
     let mut driver = Driver {
         source: &mut source,
-        backoff: Backoff::new(delivery),
+        backoff: Backoff::new(&delivery),
         call_timeout: delivery.call_timeout,
         counts: Counts::default(),
         in_flight: 0,
@@ -266,3 +266,6 @@ impl<S: Source> Driver<'_, S> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;

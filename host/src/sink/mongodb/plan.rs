@@ -221,3 +221,156 @@ fn checked_raw(document: &Document) -> Result<RawDocumentBuf, String> {
     }
     Ok(raw)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{Header, IggyPosition, IggyTopic, MessageId};
+    use crate::wasm::Failure;
+
+    fn config() -> MongoSinkConfig {
+        MongoSinkConfig {
+            uri: "mongodb://localhost".into(),
+            database: "iot".into(),
+            collection: "readings".into(),
+            write: WriteMode::Insert,
+            key: vec!["_id".into()],
+            id_field: None,
+            metadata_field: None,
+        }
+    }
+
+    fn batch(n: usize) -> Batch {
+        let records = (0..n)
+            .map(|i| Record {
+                payload: Vec::new(),
+                encoding: Encoding::Json,
+                key: None,
+                headers: Some(vec![Header { name: "h".into(), value: "v".into() }]),
+                timestamp: 1_764_126_000_000_000,
+                origin: Origin::Iggy(IggyPosition {
+                    partition: 1,
+                    offset: 40 + i as u64,
+                    message_id: MessageId { high: 0, low: 5 },
+                    timestamp: 0,
+                }),
+            })
+            .collect();
+        Batch { source: BatchSource::Iggy(IggyTopic { stream: "sensors".into(), topic: "readings".into() }), records }
+    }
+
+    fn json(payload: &str) -> Emitted {
+        Emitted {
+            payload: payload.as_bytes().to_vec(),
+            encoding: Encoding::Json,
+            key: None,
+            headers: Vec::new(),
+            collection: None,
+            write: None,
+        }
+    }
+
+    fn inserted(op: &Op) -> Document {
+        match op {
+            Op::Insert(raw) => Document::try_from(raw.as_ref()).unwrap(),
+            other => panic!("expected an insert, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn given_inserts_then_ids_come_from_the_position_and_nth_output() {
+        let results = vec![
+            RecordResult::Emitted(vec![json(r#"{"a":1}"#)]),
+            RecordResult::Emitted(vec![json(r#"{"a":2}"#), json(r#"{"a":3}"#)]),
+            RecordResult::Dropped,
+        ];
+        let (writes, rejections) = plan(&batch(3), &results, &config());
+        assert!(rejections.is_empty());
+        let ids: Vec<Bson> = writes.iter().map(|write| inserted(&write.op).get("_id").unwrap().clone()).collect();
+        assert_eq!(
+            ids,
+            [Bson::from("sensors:readings:1:40"), "sensors:readings:1:41:0".into(), "sensors:readings:1:41:1".into()]
+        );
+        assert_eq!(writes.iter().map(|write| write.input).collect::<Vec<_>>(), [0, 1, 1]);
+        assert!(writes.iter().all(|write| write.collection == "readings"));
+    }
+
+    #[test]
+    fn given_an_own_id_or_an_id_field_then_keeps_it() {
+        let (writes, _) = plan(&batch(1), &[RecordResult::Emitted(vec![json(r#"{"_id":7,"a":1}"#)])], &config());
+        assert_eq!(inserted(&writes[0].op).get_i32("_id").unwrap(), 7);
+
+        let config = MongoSinkConfig { id_field: Some("reading_id".into()), ..config() };
+        let (writes, _) = plan(&batch(1), &[RecordResult::Emitted(vec![json(r#"{"reading_id":"r9"}"#)])], &config);
+        assert_eq!(inserted(&writes[0].op).get_str("_id").unwrap(), "r9");
+        let (_, rejections) = plan(&batch(1), &[RecordResult::Emitted(vec![json(r#"{"other":1}"#)])], &config);
+        assert_eq!(rejections[0].reason, "document has no `reading_id` field to take its _id from");
+    }
+
+    #[test]
+    fn given_a_metadata_field_then_the_document_carries_its_source() {
+        let config = MongoSinkConfig { metadata_field: Some("_iggy".into()), ..config() };
+        let (writes, _) = plan(&batch(1), &[RecordResult::Emitted(vec![json(r#"{"a":1}"#)])], &config);
+        let metadata = inserted(&writes[0].op).get_document("_iggy").unwrap().clone();
+        assert_eq!(metadata.get_str("stream").unwrap(), "sensors");
+        assert_eq!(metadata.get_i64("partition").unwrap(), 1);
+        assert_eq!(metadata.get_i64("offset").unwrap(), 40);
+        assert_eq!(metadata.get_str("message_id").unwrap(), "5");
+        assert_eq!(metadata.get_datetime("timestamp").unwrap().timestamp_millis(), 1_764_126_000_000);
+    }
+
+    #[test]
+    fn given_upserts_then_filter_by_key_and_set_the_rest() {
+        let config = MongoSinkConfig { write: WriteMode::Upsert, key: vec!["sensor_id".into()], ..config() };
+        let (writes, _) =
+            plan(&batch(1), &[RecordResult::Emitted(vec![json(r#"{"_id":"x","sensor_id":"s1","t":2}"#)])], &config);
+        let Op::Upsert { filter, update } = &writes[0].op else { panic!("expected an upsert") };
+        assert_eq!(filter, &doc! { "sensor_id": "s1" });
+        assert_eq!(update, &doc! { "$set": { "sensor_id": "s1", "t": 2 }, "$setOnInsert": { "_id": "x" } });
+    }
+
+    #[test]
+    fn given_a_transform_chosen_write_and_collection_then_they_win() {
+        let mut output = json(r#"{"_id":3,"gone":true}"#);
+        output.write = Some(Write::Delete(Vec::new()));
+        output.collection = Some("archive".into());
+        let (writes, _) = plan(&batch(1), &[RecordResult::Emitted(vec![output])], &config());
+        assert_eq!(
+            writes[0],
+            PlannedWrite { input: 0, collection: "archive".into(), op: Op::Delete { filter: doc! { "_id": 3 } } }
+        );
+    }
+
+    #[test]
+    fn given_an_unwritable_output_then_the_whole_input_is_rejected() {
+        let mut output = json(r#"{"a":1}"#);
+        output.write = Some(Write::Replace(vec!["missing".into()]));
+        let results =
+            vec![RecordResult::Emitted(vec![json(r#"{"ok":1}"#), output]), RecordResult::Emitted(vec![json("[1]")])];
+        let (writes, rejections) = plan(&batch(2), &results, &config());
+        assert!(writes.is_empty(), "no half-delivered input: {writes:?}");
+        assert_eq!(rejections[0], Rejection { input: 0, reason: "document has no key field `missing`".into() });
+        assert_eq!(rejections[1].input, 1);
+        assert!(rejections[1].reason.starts_with("payload is a JSON array, not an object"), "{}", rejections[1].reason);
+    }
+
+    #[test]
+    fn given_text_binary_or_oversized_outputs_then_wraps_or_rejects() {
+        let mut text = json("hello");
+        text.encoding = Encoding::Text;
+        let mut bytes = json("\u{0}\u{1}");
+        bytes.encoding = Encoding::Binary;
+        let huge = json(&format!(r#"{{"s":"{}"}}"#, "x".repeat(MAX_DOCUMENT_BYTES)));
+        let results = vec![
+            RecordResult::Emitted(vec![text]),
+            RecordResult::Emitted(vec![bytes]),
+            RecordResult::Emitted(vec![huge]),
+            RecordResult::Failed(Failure { transform: "t".into(), reason: "r".into() }),
+        ];
+        let (writes, rejections) = plan(&batch(4), &results, &config());
+        assert_eq!(inserted(&writes[0].op).get_str("payload").unwrap(), "hello");
+        assert_eq!(inserted(&writes[1].op).get_binary_generic("payload").unwrap(), &vec![0u8, 1]);
+        assert_eq!(rejections.len(), 1, "failed inputs are the transform stage's to report");
+        assert!(rejections[0].reason.contains("above MongoDB's limit of 16 MiB"), "{}", rejections[0].reason);
+    }
+}

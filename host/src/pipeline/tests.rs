@@ -1,0 +1,229 @@
+//! The pipeline's promises, checked behind the `Source`/`Sink` seams with
+//! in-memory stand-ins: commit only after write, in order; retry transient
+//! failures; never skip a record silently.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use super::writer::Writer;
+use super::{Counts, PipelineError, drive};
+use crate::config::DeliveryConfig;
+use crate::dead_letter::{DeadLetter, DeadLetterSink};
+use crate::record::{Batch, BatchSource, Encoding, Origin, Record};
+use crate::service_error::ServiceError;
+use crate::sink::{Rejection, Sink};
+use crate::source::{Polled, Source};
+use crate::wasm::{RecordResult, TransformChain};
+
+/// What happened, in order, across all stand-ins.
+type Journal = Arc<Mutex<Vec<String>>>;
+
+fn note(journal: &Journal, event: impl Into<String>) {
+    journal.lock().unwrap().push(event.into());
+}
+
+fn events(journal: &Journal) -> Vec<String> {
+    journal.lock().unwrap().clone()
+}
+
+/// Batches of single-line payloads; checkpoint = batch number.
+struct ScriptedSource {
+    batches: VecDeque<Batch>,
+    polled: u64,
+    journal: Journal,
+}
+
+impl ScriptedSource {
+    fn new(payloads: &[&[&str]], journal: &Journal) -> Self {
+        let batches = payloads
+            .iter()
+            .map(|batch| Batch {
+                source: BatchSource::File,
+                records: batch
+                    .iter()
+                    .enumerate()
+                    .map(|(line, payload)| Record {
+                        payload: payload.as_bytes().to_vec(),
+                        encoding: Encoding::Text,
+                        key: None,
+                        headers: None,
+                        timestamp: 0,
+                        origin: Origin::File(line as u64 + 1),
+                    })
+                    .collect(),
+            })
+            .collect();
+        Self { batches, polled: 0, journal: journal.clone() }
+    }
+}
+
+impl Source for ScriptedSource {
+    type Checkpoint = u64;
+
+    async fn poll(&mut self) -> Result<Option<Polled<u64>>, ServiceError> {
+        Ok(self.batches.pop_front().map(|batch| {
+            self.polled += 1;
+            Polled { batch, checkpoint: self.polled }
+        }))
+    }
+
+    async fn commit(&mut self, checkpoint: u64) -> Result<(), ServiceError> {
+        note(&self.journal, format!("commit {checkpoint}"));
+        Ok(())
+    }
+
+    fn idle_pause(&self) -> Duration {
+        Duration::from_millis(1)
+    }
+
+    async fn close(&mut self) {}
+}
+
+/// Fails its first `transient_failures` writes, then writes, rejecting
+/// payloads that start with "bad"; `permanent` fails every write for good.
+struct ScriptedSink {
+    transient_failures: usize,
+    permanent: bool,
+    journal: Journal,
+}
+
+impl Sink for ScriptedSink {
+    async fn write(&mut self, batch: &Batch, results: &[RecordResult]) -> Result<Vec<Rejection>, ServiceError> {
+        if self.permanent {
+            return Err(ServiceError::fatal("writing", "the collection is read-only"));
+        }
+        if self.transient_failures > 0 {
+            self.transient_failures -= 1;
+            note(&self.journal, "write failed");
+            return Err(ServiceError { what: "writing".into(), transient: true, cause: "no primary".into() });
+        }
+        let mut rejections = Vec::new();
+        for (input, (record, result)) in batch.records.iter().zip(results).enumerate() {
+            let payload = String::from_utf8_lossy(&record.payload).into_owned();
+            match (payload.starts_with("bad"), result) {
+                (true, _) => rejections.push(Rejection { input, reason: format!("{payload} refused") }),
+                (false, RecordResult::Emitted(_)) => note(&self.journal, format!("write {payload}")),
+                _ => {}
+            }
+        }
+        Ok(rejections)
+    }
+}
+
+struct MemoryDeadLetters {
+    journal: Journal,
+}
+
+impl DeadLetterSink for MemoryDeadLetters {
+    async fn send(&mut self, pipeline: &str, batch: &Batch, letters: &[DeadLetter]) -> Result<(), ServiceError> {
+        for letter in letters {
+            let payload = String::from_utf8_lossy(&batch.records[letter.input].payload);
+            note(
+                &self.journal,
+                format!("dead letter {payload} from {pipeline} at {}: {}", letter.stage, letter.reason),
+            );
+        }
+        Ok(())
+    }
+}
+
+fn delivery() -> DeliveryConfig {
+    DeliveryConfig {
+        retry_initial: Duration::from_millis(1),
+        retry_max: Duration::from_millis(5),
+        call_timeout: Duration::from_secs(5),
+        ..DeliveryConfig::default()
+    }
+}
+
+/// Runs the pipeline until `done` holds for the journal (or it stops).
+async fn run(
+    source: ScriptedSource,
+    sink: ScriptedSink,
+    dead_letters: Option<MemoryDeadLetters>,
+    done: impl Fn(&[String]) -> bool,
+) -> (Result<Counts, PipelineError>, Vec<String>) {
+    let journal = source.journal.clone();
+    let shutdown = CancellationToken::new();
+    let writer = Writer { pipeline: "p".into(), sink, dead_letters, delivery: delivery() };
+    let task = tokio::spawn(drive(source, TransformChain::new(Vec::new()), writer, delivery(), shutdown.clone()));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !done(&events(&journal)) && !task.is_finished() {
+        assert!(tokio::time::Instant::now() < deadline, "stuck: {:?}", events(&journal));
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    shutdown.cancel();
+    (task.await.unwrap(), events(&journal))
+}
+
+fn committed(events: &[String], checkpoint: u64) -> bool {
+    events.iter().any(|event| event == &format!("commit {checkpoint}"))
+}
+
+#[tokio::test]
+async fn given_transient_write_failures_then_retries_and_commits_each_batch_after_its_write_in_order() {
+    let journal = Journal::default();
+    let source = ScriptedSource::new(&[&["a"], &["b", "c"], &["d"]], &journal);
+    let sink = ScriptedSink { transient_failures: 2, permanent: false, journal: journal.clone() };
+    let (outcome, events) = run(source, sink, None, |events| committed(events, 3)).await;
+    let counts = outcome.unwrap();
+    assert_eq!((counts.batches, counts.records, counts.outputs), (3, 4, 4));
+    let at = |event: &str| events.iter().position(|e| e == event).unwrap_or_else(|| panic!("no {event}: {events:?}"));
+    assert!(
+        at("write a") < at("commit 1") && at("write c") < at("commit 2") && at("write d") < at("commit 3"),
+        "{events:?}"
+    );
+    assert!(at("commit 1") < at("commit 2") && at("commit 2") < at("commit 3"), "{events:?}");
+    assert_eq!(events.iter().filter(|event| event.starts_with("write ") && *event != "write failed").count(), 4);
+}
+
+#[tokio::test]
+async fn given_a_permanent_write_failure_then_stops_without_committing() {
+    let journal = Journal::default();
+    let source = ScriptedSource::new(&[&["a"]], &journal);
+    let sink = ScriptedSink { transient_failures: 0, permanent: true, journal: journal.clone() };
+    let (outcome, events) = run(source, sink, None, |_| false).await;
+    let error = outcome.unwrap_err();
+    assert!(matches!(error, PipelineError::Service(ref e) if !e.transient), "{error:?}");
+    assert!(events.is_empty(), "nothing committed: {events:?}");
+}
+
+#[tokio::test]
+async fn given_a_refused_record_and_no_dead_letters_then_stops_at_it_uncommitted() {
+    let journal = Journal::default();
+    let source = ScriptedSource::new(&[&["a"], &["b", "bad c"], &["d"]], &journal);
+    let sink = ScriptedSink { transient_failures: 0, permanent: false, journal: journal.clone() };
+    let (outcome, events) = run(source, sink, None, |_| false).await;
+    let Err(PipelineError::Undeliverable { position, stage, reason }) = outcome else {
+        panic!("expected an undeliverable record, got {outcome:?}");
+    };
+    assert_eq!((position.as_str(), stage.as_str(), reason.as_str()), ("line 2", "sink", "bad c refused"));
+    assert!(committed(&events, 1));
+    assert!(!committed(&events, 2) && !committed(&events, 3), "{events:?}");
+}
+
+#[tokio::test]
+async fn given_a_refused_record_and_dead_letters_then_it_is_kept_with_its_reason_and_the_rest_flows() {
+    let journal = Journal::default();
+    let source = ScriptedSource::new(&[&["a", "bad b"], &["c"]], &journal);
+    let sink = ScriptedSink { transient_failures: 0, permanent: false, journal: journal.clone() };
+    let dead_letters = MemoryDeadLetters { journal: journal.clone() };
+    let (outcome, events) = run(source, sink, Some(dead_letters), |events| committed(events, 2)).await;
+    assert_eq!(outcome.unwrap().dead_lettered, 1);
+    let at = |event: &str| events.iter().position(|e| e == event).unwrap_or_else(|| panic!("no {event}: {events:?}"));
+    assert!(at("dead letter bad b from p at sink: bad b refused") < at("commit 1"), "{events:?}");
+    assert!(at("write c") < at("commit 2"), "{events:?}");
+}
+
+#[tokio::test]
+async fn given_shutdown_while_the_sink_is_down_then_stops_cleanly_without_committing() {
+    let journal = Journal::default();
+    let source = ScriptedSource::new(&[&["a"]], &journal);
+    let sink = ScriptedSink { transient_failures: usize::MAX, permanent: false, journal: journal.clone() };
+    let (outcome, events) = run(source, sink, None, |events| events.len() >= 3).await;
+    assert_eq!(outcome.unwrap().batches, 0, "shutdown is clean even mid-retry");
+    assert!(events.iter().all(|event| event == "write failed"), "nothing committed: {events:?}");
+}
