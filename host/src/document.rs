@@ -25,16 +25,30 @@ pub enum DocumentError {
 pub fn to_document(payload: &[u8], encoding: Encoding) -> Result<Document, DocumentError> {
     match encoding {
         Encoding::Json => {
-            let value: serde_json::Value = serde_json::from_slice(payload).map_err(DocumentError::Json)?;
-            let serde_json::Value::Object(object) = value else {
-                return Err(DocumentError::NotAnObject(json_kind(&value)));
-            };
-            Document::try_from(object).map_err(DocumentError::ExtendedJson)
+            // bson's own deserializer reads Extended JSON wrappers directly,
+            // which skips building a serde_json tree first.
+            match serde_json::from_slice::<Document>(payload) {
+                Ok(document) => Ok(document),
+                Err(error) => Err(explain_json_error(payload, error)),
+            }
         }
         Encoding::Bson => {
             bson::RawDocument::from_bytes(payload).and_then(Document::try_from).map_err(DocumentError::Bson)
         }
         Encoding::Text | Encoding::Binary => Err(DocumentError::NotADocument(encoding)),
+    }
+}
+
+/// Says why a JSON payload is not a document: not JSON, not an object, or a
+/// malformed Extended JSON value. (Only the failure path parses twice.)
+fn explain_json_error(payload: &[u8], error: serde_json::Error) -> DocumentError {
+    match serde_json::from_slice::<serde_json::Value>(payload) {
+        Err(syntax) => DocumentError::Json(syntax),
+        Ok(serde_json::Value::Object(object)) => match Document::try_from(object) {
+            Err(extended) => DocumentError::ExtendedJson(extended),
+            Ok(_) => DocumentError::Json(error),
+        },
+        Ok(other) => DocumentError::NotAnObject(json_kind(&other)),
     }
 }
 

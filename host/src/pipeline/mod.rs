@@ -26,7 +26,7 @@ use crate::sink::mongodb::MongoSink;
 use crate::source::{IggySource, Polled, Source};
 use crate::wasm::{EngineError, RecordResult, TransformChain, TransformError, WasmRuntime};
 use transform_stage::Transformed;
-use writer::{Ack, Writer};
+use writer::{Ack, PreparedFor, Writer};
 
 /// Why a pipeline stopped.
 #[derive(Debug, thiserror::Error)]
@@ -139,11 +139,13 @@ where
 {
     let window = delivery.max_in_flight;
     let (to_transform, transform_input) = mpsc::channel::<Polled<S::Checkpoint>>(window);
-    let (to_writer, writer_input) = mpsc::channel::<Transformed<S::Checkpoint>>(window);
+    let (to_writer, writer_input) = mpsc::channel::<Transformed<S::Checkpoint, PreparedFor<K>>>(window);
     let (ack_sender, mut acks) = mpsc::channel(window + 1);
     // Stops the writer's retries on shutdown or when the driver gives up.
     let stop = shutdown.child_token();
-    let transformer = tokio::task::spawn_blocking(move || transform_stage::run(chain, transform_input, to_writer));
+    let preparer = writer.sink.preparer();
+    let transformer =
+        tokio::task::spawn_blocking(move || transform_stage::run(chain, preparer, transform_input, to_writer));
     let writing = tokio::spawn(writer.run(writer_input, ack_sender, stop.clone()));
 
     let mut driver = Driver {

@@ -14,7 +14,7 @@ use crate::config::DeliveryConfig;
 use crate::dead_letter::{DeadLetter, DeadLetterSink};
 use crate::record::{Batch, BatchSource, Encoding, Origin, Record};
 use crate::service_error::ServiceError;
-use crate::sink::{Rejection, Sink};
+use crate::sink::{Prepare, Rejection, Sink};
 use crate::source::{Polled, Source};
 use crate::wasm::{RecordResult, TransformChain};
 
@@ -91,7 +91,13 @@ struct ScriptedSink {
 }
 
 impl Sink for ScriptedSink {
-    async fn write(&mut self, batch: &Batch, results: &[RecordResult]) -> Result<Vec<Rejection>, ServiceError> {
+    type Prepare = NothingToPrepare;
+
+    fn preparer(&self) -> NothingToPrepare {
+        NothingToPrepare
+    }
+
+    async fn write(&mut self, batch: &Batch, results: &[RecordResult], _: &()) -> Result<Vec<Rejection>, ServiceError> {
         if self.permanent {
             return Err(ServiceError::fatal("writing", "the collection is read-only"));
         }
@@ -111,6 +117,14 @@ impl Sink for ScriptedSink {
         }
         Ok(rejections)
     }
+}
+
+struct NothingToPrepare;
+
+impl Prepare for NothingToPrepare {
+    type Prepared = ();
+
+    fn prepare(&self, _: &Batch, _: &[RecordResult]) {}
 }
 
 struct MemoryDeadLetters {

@@ -9,21 +9,30 @@ use tokio::sync::mpsc;
 
 use crate::error_chain::error_chain;
 use crate::record::Batch;
+use crate::sink::Prepare;
 use crate::source::Polled;
 use crate::wasm::{Failure, RecordResult, TransformChain};
 
-/// A batch with one result per record.
-pub struct Transformed<C> {
+/// A batch with one result per record, prepared for the sink.
+pub struct Transformed<C, P> {
     pub batch: Batch,
     pub results: Vec<RecordResult>,
+    pub prepared: P,
     pub checkpoint: C,
 }
 
-/// Transforms batches until the input closes or the output is dropped.
-pub fn run<C>(mut chain: TransformChain, mut input: mpsc::Receiver<Polled<C>>, output: mpsc::Sender<Transformed<C>>) {
+/// Transforms (and prepares for the sink) batches until the input closes or
+/// the output is dropped.
+pub fn run<C, P: Prepare>(
+    mut chain: TransformChain,
+    preparer: P,
+    mut input: mpsc::Receiver<Polled<C>>,
+    output: mpsc::Sender<Transformed<C, P::Prepared>>,
+) {
     while let Some(polled) = input.blocking_recv() {
         let results = run_isolating(&mut chain, &polled.batch);
-        let transformed = Transformed { batch: polled.batch, results, checkpoint: polled.checkpoint };
+        let prepared = preparer.prepare(&polled.batch, &results);
+        let transformed = Transformed { batch: polled.batch, results, prepared, checkpoint: polled.checkpoint };
         if output.blocking_send(transformed).is_err() {
             return;
         }

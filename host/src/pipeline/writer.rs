@@ -13,7 +13,10 @@ use crate::config::DeliveryConfig;
 use crate::dead_letter::{DeadLetter, DeadLetterSink};
 use crate::record::describe_position;
 use crate::service_error::{ServiceError, with_timeout};
-use crate::sink::Sink;
+use crate::sink::{Prepare, Sink};
+
+/// What a sink's preparer makes of a batch.
+pub type PreparedFor<K> = <<K as Sink>::Prepare as Prepare>::Prepared;
 use crate::wasm::RecordResult;
 
 /// A batch written; its checkpoint may be committed.
@@ -34,7 +37,7 @@ impl<K: Sink, D: DeadLetterSink> Writer<K, D> {
     /// good (reported through `acks`), or `stop` fires mid-retry.
     pub async fn run<C>(
         mut self,
-        mut input: mpsc::Receiver<Transformed<C>>,
+        mut input: mpsc::Receiver<Transformed<C, PreparedFor<K>>>,
         acks: mpsc::Sender<Result<Ack<C>, PipelineError>>,
         stop: CancellationToken,
     ) {
@@ -50,14 +53,14 @@ impl<K: Sink, D: DeadLetterSink> Writer<K, D> {
 
     async fn write<C>(
         &mut self,
-        transformed: &Transformed<C>,
+        transformed: &Transformed<C, PreparedFor<K>>,
         stop: &CancellationToken,
     ) -> Result<Counts, PipelineError> {
-        let Transformed { batch, results, .. } = transformed;
+        let Transformed { batch, results, prepared, .. } = transformed;
         let mut backoff = Backoff::new(&self.delivery);
         let rejections = loop {
             let limit = self.delivery.call_timeout;
-            match with_timeout(limit, "writing to the sink", self.sink.write(batch, results)).await {
+            match with_timeout(limit, "writing to the sink", self.sink.write(batch, results, prepared)).await {
                 Ok(rejections) => break rejections,
                 Err(error) => retry_or_fail(error, &mut backoff, stop).await?,
             }

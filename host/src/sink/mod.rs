@@ -19,12 +19,27 @@ pub struct Rejection {
     pub reason: String,
 }
 
+/// The CPU half of writing: encoding a batch's outputs for the sink. The
+/// pipeline runs it on the transform stage's thread, so the sink's
+/// connection never waits on the CPU between writes.
+pub trait Prepare: Send + 'static {
+    type Prepared: Send + Sync + 'static;
+
+    fn prepare(&self, batch: &Batch, results: &[RecordResult]) -> Self::Prepared;
+}
+
 pub trait Sink: Send {
-    /// Writes the emitted outputs of `results` (one entry per record of
+    type Prepare: Prepare;
+
+    /// What encodes batches for this sink.
+    fn preparer(&self) -> Self::Prepare;
+
+    /// Writes a prepared batch (whose `results` have one entry per record of
     /// `batch`), returning the inputs that cannot be written.
     fn write(
         &mut self,
         batch: &Batch,
         results: &[RecordResult],
+        prepared: &<Self::Prepare as Prepare>::Prepared,
     ) -> impl Future<Output = Result<Vec<Rejection>, ServiceError>> + Send;
 }

@@ -11,7 +11,7 @@ use mongodb::{Client, Database};
 
 pub use plan::{Op, PlannedWrite, plan};
 
-use super::{Rejection, Sink};
+use super::{Prepare, Rejection, Sink};
 use crate::config::MongoSinkConfig;
 use crate::record::Batch;
 use crate::service_error::ServiceError;
@@ -56,10 +56,36 @@ pub async fn client(uri: &str) -> Result<Client, ServiceError> {
     Client::with_options(options).map_err(|error| ServiceError::mongo(what, error))
 }
 
+/// Plans a batch's writes: documents, ids, filters, size checks.
+pub struct MongoPlanner {
+    config: MongoSinkConfig,
+}
+
+/// A batch's planned writes and the inputs that cannot be written at all.
+pub struct MongoPlan {
+    writes: Vec<PlannedWrite>,
+    rejections: Vec<Rejection>,
+}
+
+impl Prepare for MongoPlanner {
+    type Prepared = MongoPlan;
+
+    fn prepare(&self, batch: &Batch, results: &[RecordResult]) -> MongoPlan {
+        let (writes, rejections) = plan(batch, results, &self.config);
+        MongoPlan { writes, rejections }
+    }
+}
+
 impl Sink for MongoSink {
-    async fn write(&mut self, batch: &Batch, results: &[RecordResult]) -> Result<Vec<Rejection>, ServiceError> {
-        let (writes, mut rejections) = plan(batch, results, &self.config);
-        rejections.extend(write::execute(&self.database, &self.write_concern, &writes).await?);
+    type Prepare = MongoPlanner;
+
+    fn preparer(&self) -> MongoPlanner {
+        MongoPlanner { config: self.config.clone() }
+    }
+
+    async fn write(&mut self, _: &Batch, _: &[RecordResult], plan: &MongoPlan) -> Result<Vec<Rejection>, ServiceError> {
+        let mut rejections = plan.rejections.clone();
+        rejections.extend(write::execute(&self.database, &self.write_concern, &plan.writes).await?);
         rejections.sort_by_key(|rejection| rejection.input);
         Ok(rejections)
     }

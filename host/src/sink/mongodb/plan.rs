@@ -84,13 +84,13 @@ fn plan_output(
     let write = output.write.clone().unwrap_or_else(|| default_write(config));
     let op = match write {
         Write::Insert => {
-            if !document.contains_key("_id") {
+            let raw = checked_raw(&document)?;
+            if document.contains_key("_id") {
+                Op::Insert(raw)
+            } else {
                 let id = insert_id(&document, source, record, id_suffix, config)?;
-                let mut with_id = doc! { "_id": id };
-                with_id.extend(document);
-                document = with_id;
+                Op::Insert(checked_raw_with_id(&raw, id)?)
             }
-            Op::Insert(checked_raw(&document)?)
         }
         Write::Upsert(key) => {
             let key = key_or_default(key, config);
@@ -214,6 +214,24 @@ fn metadata(source: &BatchSource, record: &Record) -> Document {
     metadata
 }
 
+/// `document` with `_id` as its first field, as MongoDB stores it, built
+/// from the encoded bytes rather than by re-inserting every field.
+fn checked_raw_with_id(document: &RawDocumentBuf, id: Bson) -> Result<RawDocumentBuf, String> {
+    let id_only = checked_raw(&doc! { "_id": id })?;
+    // A BSON document is: 4-byte length, elements, a 0 byte.
+    let (id_element, elements) = (&id_only.as_bytes()[4..], &document.as_bytes()[4..]);
+    let id_element = &id_element[..id_element.len() - 1];
+    let length = 4 + id_element.len() + elements.len();
+    if length > MAX_DOCUMENT_BYTES {
+        return Err(format!("document is {length} bytes, above MongoDB's limit of 16 MiB"));
+    }
+    let mut bytes = Vec::with_capacity(length);
+    bytes.extend_from_slice(&(length as i32).to_le_bytes());
+    bytes.extend_from_slice(id_element);
+    bytes.extend_from_slice(elements);
+    RawDocumentBuf::from_bytes(bytes).map_err(|error| format!("cannot encode the document: {error}"))
+}
+
 fn checked_raw(document: &Document) -> Result<RawDocumentBuf, String> {
     let raw = RawDocumentBuf::try_from(document).map_err(|error| format!("cannot encode the document: {error}"))?;
     if raw.as_bytes().len() > MAX_DOCUMENT_BYTES {
@@ -292,6 +310,8 @@ mod tests {
             [Bson::from("sensors:readings:1:40"), "sensors:readings:1:41:0".into(), "sensors:readings:1:41:1".into()]
         );
         assert_eq!(writes.iter().map(|write| write.input).collect::<Vec<_>>(), [0, 1, 1]);
+        let first = inserted(&writes[0].op);
+        assert_eq!(first.keys().collect::<Vec<_>>(), ["_id", "a"], "_id leads, as MongoDB stores it");
         assert!(writes.iter().all(|write| write.collection == "readings"));
     }
 
