@@ -385,3 +385,25 @@ async fn a_new_group_starting_at_latest_skips_what_was_already_there() {
     pipeline.stop().await.unwrap();
     assert_eq!(seqs(&setup.documents("readings").await), (100..150).collect::<Vec<i64>>());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_topic_is_an_error_unless_the_pipeline_asks_to_create_it() {
+    let Some(setup) = Setup::new("a_missing_topic_is_an_error_unless_the_pipeline_asks_to_create_it", 1).await else {
+        return;
+    };
+    let missing = setup.pipeline("", "", false).replace("topic = \"readings\"", "topic = \"not-there\"");
+    let outcome = RunningPipeline::start(parse(&missing)).task.await.unwrap();
+    let error = ferry::error_chain::error_chain(&outcome.unwrap_err());
+    assert!(error.contains("not-there does not exist; create it, or set `create = { partitions = N }`"), "{error}");
+
+    let created = missing.replace("topic = \"not-there\"", "topic = \"not-there\"\ncreate = { partitions = 2 }");
+    let pipeline = RunningPipeline::start(parse(&created));
+    let iggy = setup.iggy.client().await;
+    wait::until("the topic to be created", PATIENCE, || async {
+        (ferry_tests::pipelines::partitions(&iggy, &setup.stream, "not-there").await.len() == 2).then_some(())
+    })
+    .await;
+    ferry_tests::pipelines::produce(&iggy, &setup.stream, "not-there", (0..10).map(reading)).await;
+    setup.wait_for_count(10).await;
+    pipeline.stop().await.unwrap();
+}

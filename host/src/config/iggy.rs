@@ -39,6 +39,21 @@ impl IggyConnection {
     }
 }
 
+/// `create = { partitions = 3 }`: create the stream and topic if missing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTopic {
+    pub partitions: u32,
+}
+
+impl CreateTopic {
+    pub(crate) fn validate(&self, path: &str, problems: &mut Problems) {
+        if self.partitions == 0 || self.partitions > 10_000 {
+            problems.add(format!("{path}.create.partitions"), "must be between 1 and 10000");
+        }
+    }
+}
+
 /// Checks an Iggy stream or topic name.
 pub(crate) fn validate_name(value: &str, path: &str, problems: &mut Problems) {
     if value.trim().is_empty() {

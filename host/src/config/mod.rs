@@ -18,7 +18,7 @@ use serde::Deserialize;
 
 pub use dead_letter::DeadLetterConfig;
 pub use delivery::DeliveryConfig;
-pub use iggy::{IggyConnection, IggyTls};
+pub use iggy::{CreateTopic, IggyConnection, IggyTls};
 pub use problems::{Problem, Problems};
 pub use sink::{MongoSinkConfig, SinkConfig, WriteMode, collection_name_problem};
 pub use source::{IggySourceConfig, PayloadFormat, SourceConfig, StartPosition};
@@ -204,6 +204,7 @@ name = "sensors-to-mongo"
 address = "${IGGY_ADDRESS:-127.0.0.1:8090}"
 stream = "sensors"
 topic = "readings"
+create = { partitions = 3 }
 consumer_group = "sensors-to-mongo"
 start = "latest"
 batch_size = 500
@@ -231,6 +232,7 @@ retry_max = "2s"
         assert_eq!(source.address, "127.0.0.1:8090");
         assert_eq!((source.username.as_str(), source.password.as_str()), ("iggy", "iggy"));
         assert_eq!(source.start, StartPosition::Latest);
+        assert_eq!(source.create, Some(CreateTopic { partitions: 3 }));
         assert_eq!(source.batch_size, 500);
         assert_eq!(source.poll_interval, std::time::Duration::from_millis(5));
         assert_eq!(source.format, PayloadFormat::Text);

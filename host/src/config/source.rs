@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::defaults;
-use super::iggy::{IggyConnection, IggyTls, validate_name};
+use super::iggy::{CreateTopic, IggyConnection, IggyTls, validate_name};
 use super::problems::Problems;
 
 /// The one source of a pipeline, named by its table: `[source.iggy]`.
@@ -30,6 +30,10 @@ pub struct IggySourceConfig {
     pub tls: Option<IggyTls>,
     pub stream: String,
     pub topic: String,
+    /// Create the stream and topic if missing; without it a missing topic is
+    /// an error (a typo should not conjure a topic).
+    #[serde(default)]
+    pub create: Option<CreateTopic>,
     /// Created if missing. Ferry processes sharing a group share the work.
     pub consumer_group: String,
     /// Where a group that has no stored offset starts.
@@ -85,6 +89,9 @@ impl IggySourceConfig {
         validate_name(&self.stream, "source.iggy.stream", problems);
         validate_name(&self.topic, "source.iggy.topic", problems);
         validate_name(&self.consumer_group, "source.iggy.consumer_group", problems);
+        if let Some(create) = &self.create {
+            create.validate("source.iggy", problems);
+        }
         if self.batch_size == 0 || self.batch_size > 100_000 {
             problems.add("source.iggy.batch_size", "must be between 1 and 100000");
         }

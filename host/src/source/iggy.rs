@@ -20,7 +20,7 @@ use iggy::prelude::{
 use super::iggy_message::to_record;
 use super::{Polled, Source};
 use crate::config::{IggySourceConfig, StartPosition};
-use crate::iggy_link::{IggyLink, named};
+use crate::iggy_link::{IggyLink, ensure_topic, named};
 use crate::record::{Batch, BatchSource, IggyTopic};
 use crate::service_error::ServiceError;
 
@@ -88,6 +88,9 @@ impl IggySource {
     async fn join(&mut self) -> Result<(), ServiceError> {
         let topic_name = self.topic_name();
         let (client, _) = self.link.client().await?;
+        if let Some(create) = self.config.create {
+            ensure_topic(client, &self.config.stream, &self.config.topic, create.partitions).await?;
+        }
         let topic = client
             .get_topic(&self.ids.stream, &self.ids.topic)
             .await
@@ -95,7 +98,7 @@ impl IggySource {
             .ok_or_else(|| {
                 ServiceError::fatal(
                     format!("reading Iggy topic {topic_name}"),
-                    format!("the topic {topic_name} does not exist; create it first"),
+                    format!("the topic {topic_name} does not exist; create it, or set `create = {{ partitions = N }}`"),
                 )
             })?;
         let group = &self.config.consumer_group;

@@ -27,7 +27,12 @@ impl DockerContainer {
             .with_wait_for(WaitFor::message_on_stdout("Iggy TCP server has started"))
             .with_env_var("IGGY_TCP_ADDRESS", format!("0.0.0.0:{IGGY_PORT}"))
             .with_env_var("IGGY_ROOT_USERNAME", "iggy")
-            .with_env_var("IGGY_ROOT_PASSWORD", "iggy");
+            .with_env_var("IGGY_ROOT_PASSWORD", "iggy")
+            // The server uses io_uring, which Docker's default seccomp profile
+            // blocks; Iggy's own compose file runs it the same way.
+            .with_security_opt("seccomp=unconfined")
+            .with_cap_add("SYS_NICE")
+            .with_ulimit("memlock", -1, Some(-1));
         Self::start(image, IGGY_PORT).await
     }
 
