@@ -11,17 +11,14 @@ use std::collections::BTreeMap;
 use std::future::Future;
 
 use bytes::Bytes;
-use iggy::prelude::{HeaderKey, HeaderValue, Identifier, IggyMessage, MessageClient, Partitioning};
+use iggy::prelude::{Identifier, IggyMessage, MessageClient, Partitioning};
 use sha2::{Digest, Sha256};
 
 use crate::config::IggyConnection;
-use crate::iggy_link::{IggyLink, ensure_topic, named};
+use crate::iggy_link::{IggyLink, add_header, ensure_topic, named};
 use crate::record::{Batch, Record, describe_position, position_id};
 use crate::service_error::ServiceError;
 use crate::source::KEY_HEADER;
-
-/// Iggy refuses header values longer than this.
-const MAX_HEADER_VALUE: usize = 255;
 
 /// Iggy refuses empty payloads; an empty record is sent as this, flagged.
 const EMPTY_PAYLOAD_STAND_IN: &[u8] = b" ";
@@ -121,18 +118,6 @@ pub fn message(pipeline: &str, batch: &Batch, letter: &DeadLetter) -> Result<Igg
         .map_err(|error| ServiceError::iggy(format!("building the dead letter for {}", letter.stage), error))
 }
 
-/// Adds a header, cutting its value to Iggy's limit (at a character
-/// boundary) and skipping empty ones, which Iggy refuses.
-fn add_header(headers: &mut BTreeMap<HeaderKey, HeaderValue>, name: &str, value: &str) {
-    let mut end = value.len().min(MAX_HEADER_VALUE);
-    while !value.is_char_boundary(end) {
-        end -= 1;
-    }
-    if let (Ok(key), Ok(value)) = (HeaderKey::try_from(name), HeaderValue::try_from(&value[..end])) {
-        headers.insert(key, value);
-    }
-}
-
 /// The same id for the same pipeline and source position, every time.
 fn letter_id(pipeline: &str, batch: &Batch, record: &Record) -> u128 {
     let digest = Sha256::new()
@@ -145,7 +130,10 @@ fn letter_id(pipeline: &str, batch: &Batch, record: &Record) -> u128 {
 
 #[cfg(test)]
 mod tests {
+    use iggy::prelude::HeaderKey;
+
     use super::*;
+    use crate::iggy_link::MAX_HEADER_VALUE;
     use crate::record::{BatchSource, Encoding, Header, IggyPosition, IggyTopic, MessageId, Origin};
 
     fn batch(payload: &[u8]) -> Batch {

@@ -6,5 +6,7 @@ pub const IDENTITY: &str = env!("FERRY_GUEST_IDENTITY");
 pub const SENSOR_ENRICH: &str = env!("FERRY_GUEST_SENSOR_ENRICH");
 /// Masks configured fields.
 pub const PII_REDACT: &str = env!("FERRY_GUEST_PII_REDACT");
+/// Replays change events as replaces and deletes by `_id`.
+pub const CDC_REPLICATE: &str = env!("FERRY_GUEST_CDC_REPLICATE");
 /// Test-only: misbehaves on command (see `tests/guests/probe`).
 pub const PROBE: &str = env!("FERRY_GUEST_PROBE");

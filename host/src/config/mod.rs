@@ -2,6 +2,7 @@
 //! or WebAssembly I/O happens here, so every mistake in a file is reported
 //! before anything is started.
 
+mod change_stream;
 mod dead_letter;
 mod defaults;
 mod delivery;
@@ -16,11 +17,14 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+pub use change_stream::{
+    EventFormat, FullDocument, FullDocumentBeforeChange, HistoryLost, MongoSourceConfig, StreamStart,
+};
 pub use dead_letter::DeadLetterConfig;
 pub use delivery::DeliveryConfig;
 pub use iggy::{CreateTopic, IggyConnection, IggyTls};
 pub use problems::{Problem, Problems};
-pub use sink::{MongoSinkConfig, SinkConfig, WriteMode, collection_name_problem};
+pub use sink::{IggySinkConfig, MongoSinkConfig, PartitionBy, SinkConfig, WriteMode, collection_name_problem};
 pub use source::{IggySourceConfig, PayloadFormat, SourceConfig, StartPosition};
 pub use transform::{DirGrant, Grants, TransformConfig};
 
@@ -103,6 +107,11 @@ impl PipelineConfig {
         self.source.validate(problems);
         transform::validate_chain(&self.transforms, problems);
         self.sink.validate(problems);
+        match (&self.source, &self.sink) {
+            (SourceConfig::Iggy(_), SinkConfig::Mongodb(_)) | (SourceConfig::Mongodb(_), SinkConfig::Iggy(_)) => {}
+            _ => problems
+                .add("sink", "Ferry moves Iggy to MongoDB or MongoDB to Iggy; this source and sink are the same kind"),
+        }
         if let Some(dead_letter) = &self.dead_letter {
             dead_letter.validate(self.iggy_connection().as_ref(), problems);
         }
@@ -112,7 +121,7 @@ impl PipelineConfig {
     /// The pipeline's own Iggy connection (its source's or its sink's), which
     /// the dead-letter topic shares unless it names another.
     pub fn iggy_connection(&self) -> Option<IggyConnection> {
-        self.source.iggy_connection()
+        self.source.iggy_connection().or_else(|| self.sink.iggy_connection())
     }
 
     /// Makes relative file paths relative to the pipeline file's directory.
@@ -228,7 +237,7 @@ retry_max = "2s"
     #[test]
     fn given_a_full_file_then_every_key_lands_and_variables_substitute() {
         let config = parse(FULL, &[("MONGODB_URI", "mongodb://db:27017")]).unwrap();
-        let SourceConfig::Iggy(source) = &config.source;
+        let SourceConfig::Iggy(source) = &config.source else { panic!("an Iggy source") };
         assert_eq!(source.address, "127.0.0.1:8090");
         assert_eq!((source.username.as_str(), source.password.as_str()), ("iggy", "iggy"));
         assert_eq!(source.start, StartPosition::Latest);
@@ -236,7 +245,7 @@ retry_max = "2s"
         assert_eq!(source.batch_size, 500);
         assert_eq!(source.poll_interval, std::time::Duration::from_millis(5));
         assert_eq!(source.format, PayloadFormat::Text);
-        let SinkConfig::Mongodb(sink) = &config.sink;
+        let SinkConfig::Mongodb(sink) = &config.sink else { panic!("a MongoDB sink") };
         assert_eq!(sink.uri, "mongodb://db:27017");
         assert_eq!(sink.write, WriteMode::Upsert);
         assert_eq!(sink.key, ["sensor_id", "ts"]);
@@ -275,7 +284,7 @@ retry_max = "2s"
     fn given_an_unknown_source_kind_then_says_which_exist() {
         let text = FULL.replace("[source.iggy]", "[source.kafka]");
         let error = parse(&text, &[]).unwrap_err().to_string();
-        assert!(error.contains("source: unknown variant `kafka`, expected `iggy`"), "{error}");
+        assert!(error.contains("source: unknown variant `kafka`, expected `iggy` or `mongodb`"), "{error}");
     }
 
     #[test]

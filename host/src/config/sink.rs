@@ -3,13 +3,73 @@
 use serde::Deserialize;
 
 use super::defaults;
+use super::iggy::{CreateTopic, IggyConnection, IggyTls, validate_name};
 use super::problems::Problems;
 
-/// The one sink of a pipeline, named by its table: `[sink.mongodb]`.
+/// The one sink of a pipeline, named by its table: `[sink.mongodb]` or
+/// `[sink.iggy]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SinkConfig {
     Mongodb(MongoSinkConfig),
+    Iggy(IggySinkConfig),
+}
+
+/// Produce messages to an Iggy topic.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IggySinkConfig {
+    #[serde(default = "defaults::iggy_address")]
+    pub address: String,
+    #[serde(default = "defaults::iggy_username")]
+    pub username: String,
+    #[serde(default = "defaults::iggy_password")]
+    pub password: String,
+    #[serde(default)]
+    pub tls: Option<IggyTls>,
+    pub stream: String,
+    pub topic: String,
+    /// Create the stream and topic if missing.
+    #[serde(default)]
+    pub create: Option<CreateTopic>,
+    /// How messages are spread over partitions.
+    #[serde(default)]
+    pub partition_by: PartitionBy,
+}
+
+/// Which partition a message goes to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PartitionBy {
+    /// By the record's key (a change's document key, unless a transform set
+    /// another): every change of one document lands in one partition, in
+    /// order.
+    #[default]
+    DocumentKey,
+    /// Round robin; no per-document order.
+    Balanced,
+    /// By the key a transform set on each output (required).
+    Key,
+}
+
+impl IggySinkConfig {
+    pub fn connection(&self) -> IggyConnection {
+        IggyConnection {
+            address: self.address.clone(),
+            username: self.username.clone(),
+            password: self.password.clone(),
+            tls: self.tls.clone(),
+        }
+    }
+
+    pub(crate) fn validate(&self, problems: &mut Problems) {
+        self.connection().validate("sink.iggy", problems);
+        validate_name(&self.stream, "sink.iggy.stream", problems);
+        validate_name(&self.topic, "sink.iggy.topic", problems);
+        if let Some(create) = &self.create {
+            create.validate("sink.iggy", problems);
+        }
+    }
 }
 
 /// Write documents to MongoDB.
@@ -90,6 +150,15 @@ impl SinkConfig {
     pub(crate) fn validate(&self, problems: &mut Problems) {
         match self {
             Self::Mongodb(mongodb) => mongodb.validate(problems),
+            Self::Iggy(iggy) => iggy.validate(problems),
+        }
+    }
+
+    /// The Iggy connection of this sink, if it writes Iggy.
+    pub fn iggy_connection(&self) -> Option<IggyConnection> {
+        match self {
+            Self::Iggy(iggy) => Some(iggy.connection()),
+            Self::Mongodb(_) => None,
         }
     }
 }

@@ -8,11 +8,13 @@ use super::defaults;
 use super::iggy::{CreateTopic, IggyConnection, IggyTls, validate_name};
 use super::problems::Problems;
 
-/// The one source of a pipeline, named by its table: `[source.iggy]`.
+/// The one source of a pipeline, named by its table: `[source.iggy]` or
+/// `[source.mongodb]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SourceConfig {
     Iggy(IggySourceConfig),
+    Mongodb(super::change_stream::MongoSourceConfig),
 }
 
 /// Consume an Iggy topic as a member of a consumer group.
@@ -105,6 +107,7 @@ impl SourceConfig {
     pub(crate) fn validate(&self, problems: &mut Problems) {
         match self {
             Self::Iggy(iggy) => iggy.validate(problems),
+            Self::Mongodb(mongodb) => mongodb.validate(problems),
         }
     }
 
@@ -112,6 +115,7 @@ impl SourceConfig {
     pub fn iggy_connection(&self) -> Option<IggyConnection> {
         match self {
             Self::Iggy(iggy) => Some(iggy.connection()),
+            Self::Mongodb(_) => None,
         }
     }
 }

@@ -22,8 +22,10 @@ use crate::config::{DeliveryConfig, PipelineConfig, SinkConfig, SourceConfig};
 use crate::dead_letter::{DeadLetterSink, IggyDeadLetters};
 use crate::service_error::{ServiceError, with_timeout};
 use crate::sink::Sink;
+use crate::sink::iggy::IggySink;
 use crate::sink::mongodb::MongoSink;
-use crate::source::{IggySource, Polled, Source};
+use crate::source::mongodb::PositionStore;
+use crate::source::{IggySource, MongoSource, Polled, Source};
 use crate::wasm::{EngineError, RecordResult, TransformChain, TransformError, WasmRuntime};
 use transform_stage::Transformed;
 use writer::{Ack, PreparedFor, Writer};
@@ -111,15 +113,27 @@ pub async fn run(
         }
         None => None,
     };
-    let SourceConfig::Iggy(source) = config.source;
-    let SinkConfig::Mongodb(sink) = config.sink;
-    let source = IggySource::new(source)?;
-    let sink = MongoSink::connect(sink).await?;
-    let writer = Writer { pipeline: config.name.clone(), sink, dead_letters, delivery: config.delivery.clone() };
-    tracing::info!(pipeline = %config.name, "pipeline started");
-    let counts = drive(source, chain, writer, config.delivery.clone(), shutdown).await;
+    let name = config.name.clone();
+    let delivery = config.delivery.clone();
+    tracing::info!(pipeline = %name, "pipeline started");
+    let counts = match (config.source, config.sink) {
+        (SourceConfig::Iggy(source), SinkConfig::Mongodb(sink)) => {
+            let source = IggySource::new(source)?;
+            let sink = MongoSink::connect(sink).await?;
+            let writer = Writer { pipeline: name.clone(), sink, dead_letters, delivery: delivery.clone() };
+            drive(source, chain, writer, delivery, shutdown).await
+        }
+        (SourceConfig::Mongodb(source), SinkConfig::Iggy(sink)) => {
+            let store = PositionStore::new(sink.connection(), &sink.stream, &sink.topic);
+            let source = MongoSource::new(source, &name, store).await?;
+            let sink = IggySink::new(sink);
+            let writer = Writer { pipeline: name.clone(), sink, dead_letters, delivery: delivery.clone() };
+            drive(source, chain, writer, delivery, shutdown).await
+        }
+        _ => unreachable!("validated: Iggy to MongoDB or MongoDB to Iggy"),
+    };
     if let Ok(counts) = &counts {
-        tracing::info!(pipeline = %config.name, ?counts, "pipeline stopped");
+        tracing::info!(pipeline = %name, ?counts, "pipeline stopped");
     }
     counts
 }

@@ -3,6 +3,7 @@
 //! error means nothing is known about the batch: it is retried whole, which
 //! idempotent writes make safe.
 
+pub mod iggy;
 pub mod mongodb;
 
 use std::future::Future;

@@ -4,12 +4,14 @@
 
 mod iggy;
 mod iggy_message;
+pub mod mongodb;
 
 use std::future::Future;
 use std::time::Duration;
 
 pub use iggy::{IggyCheckpoint, IggySource};
 pub use iggy_message::{KEY_HEADER, message_id_parts, to_record};
+pub use mongodb::MongoSource;
 
 use crate::record::Batch;
 use crate::service_error::ServiceError;

@@ -74,6 +74,9 @@ impl TransformChain {
     /// batch at all (a timeout, a trap, a rejected batch) and names the
     /// transform at fault.
     pub fn run(&mut self, batch: &Batch) -> Result<Vec<RecordResult>, TransformError> {
+        if batch.records.is_empty() {
+            return Ok(Vec::new());
+        }
         let Some((last, middle)) = self.transforms.split_last_mut() else {
             return Ok(batch.records.iter().map(|record| RecordResult::Emitted(vec![pass_through(record)])).collect());
         };

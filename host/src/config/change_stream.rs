@@ -1,0 +1,208 @@
+//! `[source.mongodb]`: a MongoDB change stream.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::defaults;
+use super::problems::Problems;
+use super::sink::collection_name_problem;
+
+/// Read a change stream of a collection, a database or the deployment.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MongoSourceConfig {
+    /// A MongoDB connection string (change streams need a replica set).
+    pub uri: String,
+    /// Omit to watch the whole deployment.
+    #[serde(default)]
+    pub database: Option<String>,
+    /// Omit to watch the whole database.
+    #[serde(default)]
+    pub collection: Option<String>,
+    /// Extra aggregation stages, as a JSON (Extended JSON) array, e.g.
+    /// `[{"$match": {"operationType": "insert"}}]`.
+    #[serde(default)]
+    pub pipeline: Option<String>,
+    #[serde(default)]
+    pub full_document: FullDocument,
+    #[serde(default)]
+    pub full_document_before_change: FullDocumentBeforeChange,
+    /// `now`, `copy-existing`, or `timestamp:<RFC 3339 time>`.
+    #[serde(default = "defaults::change_stream_start")]
+    pub start: String,
+    /// What to do when the stored position is no longer in the oplog.
+    #[serde(default)]
+    pub on_history_lost: HistoryLost,
+    /// Events per batch (and per transform call).
+    #[serde(default = "defaults::batch_size")]
+    pub batch_size: u32,
+    /// How long the server waits for new events before answering empty.
+    #[serde(default = "defaults::max_await", with = "humantime_serde")]
+    pub max_await: Duration,
+    /// How event payloads reach transforms: relaxed Extended JSON or BSON.
+    #[serde(default)]
+    pub format: EventFormat,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FullDocument {
+    /// Inserts and replaces carry the document; updates only their delta.
+    #[default]
+    Default,
+    /// Updates carry the document's current version too.
+    UpdateLookup,
+    /// The post-image when the collection records one.
+    WhenAvailable,
+    /// The post-image, or an error if the collection records none.
+    Required,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FullDocumentBeforeChange {
+    #[default]
+    Off,
+    WhenAvailable,
+    Required,
+}
+
+/// The policy when the stored resume point has fallen off the oplog.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HistoryLost {
+    /// Stop with an error that says what happened and how to recover.
+    #[default]
+    Fail,
+    /// Skip the lost changes (logged loudly) and stream from now.
+    RestartFromNow,
+    /// Copy the current documents again, then stream: the topic converges to
+    /// the collection's state.
+    CopyExisting,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventFormat {
+    #[default]
+    Json,
+    Bson,
+}
+
+/// Where a change stream with no stored position starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamStart {
+    Now,
+    CopyExisting,
+    /// Seconds since the Unix epoch.
+    Timestamp(u32),
+}
+
+impl MongoSourceConfig {
+    /// The parsed `start`.
+    pub fn stream_start(&self) -> Result<StreamStart, String> {
+        match self.start.as_str() {
+            "now" => Ok(StreamStart::Now),
+            "copy-existing" => Ok(StreamStart::CopyExisting),
+            other => {
+                let time = other
+                    .strip_prefix("timestamp:")
+                    .ok_or_else(|| format!("{other:?} is not now, copy-existing or timestamp:<RFC 3339 time>"))?;
+                let time = humantime::parse_rfc3339_weak(time)
+                    .map_err(|error| format!("{time:?} is not an RFC 3339 time: {error}"))?;
+                let seconds = time.duration_since(std::time::UNIX_EPOCH).map_err(|_| "the time is before 1970")?;
+                u32::try_from(seconds.as_secs())
+                    .map(StreamStart::Timestamp)
+                    .map_err(|_| "the time is after 2106".into())
+            }
+        }
+    }
+
+    /// The extra stages, parsed from Extended JSON.
+    pub fn stages(&self) -> Result<Vec<bson::Document>, String> {
+        let Some(pipeline) = &self.pipeline else { return Ok(Vec::new()) };
+        let value: serde_json::Value =
+            serde_json::from_str(pipeline).map_err(|error| format!("is not JSON: {error}"))?;
+        let serde_json::Value::Array(stages) = value else { return Err("must be a JSON array of stages".into()) };
+        stages
+            .into_iter()
+            .enumerate()
+            .map(|(index, stage)| match stage {
+                serde_json::Value::Object(stage) => {
+                    bson::Document::try_from(stage).map_err(|error| format!("stage {index}: {error}"))
+                }
+                _ => Err(format!("stage {index} is not an object")),
+            })
+            .collect()
+    }
+
+    pub(crate) fn validate(&self, problems: &mut Problems) {
+        if !(self.uri.starts_with("mongodb://") || self.uri.starts_with("mongodb+srv://")) {
+            problems.add("source.mongodb.uri", "must start with mongodb:// or mongodb+srv://");
+        }
+        if self.collection.is_some() && self.database.is_none() {
+            problems.add("source.mongodb.collection", "needs `database` too");
+        }
+        if let Some(reason) = self.collection.as_deref().and_then(collection_name_problem) {
+            problems.add("source.mongodb.collection", reason);
+        }
+        if let Err(reason) = self.stages() {
+            problems.add("source.mongodb.pipeline", reason);
+        }
+        if let Err(reason) = self.stream_start() {
+            problems.add("source.mongodb.start", reason);
+        }
+        if self.start == "copy-existing" && self.collection.is_none() {
+            problems.add("source.mongodb.start", "copy-existing needs a `collection` to copy");
+        }
+        if self.on_history_lost == HistoryLost::CopyExisting && self.collection.is_none() {
+            problems.add("source.mongodb.on_history_lost", "copy-existing needs a `collection` to copy");
+        }
+        if self.batch_size == 0 || self.batch_size > 100_000 {
+            problems.add("source.mongodb.batch_size", "must be between 1 and 100000");
+        }
+        if self.max_await.is_zero() || self.max_await > Duration::from_secs(60) {
+            problems.add("source.mongodb.max_await", "must be above 0 and at most 60s");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(toml: &str) -> MongoSourceConfig {
+        toml::from_str(&format!("uri = 'mongodb://localhost'\n{toml}")).unwrap()
+    }
+
+    fn problems(config: &MongoSourceConfig) -> Vec<String> {
+        let mut problems = Problems::default();
+        config.validate(&mut problems);
+        problems.iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn given_each_start_then_parses_it() {
+        assert_eq!(config("").stream_start(), Ok(StreamStart::Now));
+        assert_eq!(config("start = 'copy-existing'").stream_start(), Ok(StreamStart::CopyExisting));
+        assert_eq!(
+            config("start = 'timestamp:2026-11-26T03:00:00Z'").stream_start(),
+            Ok(StreamStart::Timestamp(1_795_662_000))
+        );
+        assert!(config("start = 'yesterday'").stream_start().is_err());
+    }
+
+    #[test]
+    fn given_a_pipeline_then_stages_are_extended_json() {
+        let config = config(r#"pipeline = '[{"$match": {"operationType": {"$in": ["insert"]}}}]'"#);
+        assert_eq!(config.stages().unwrap(), [bson::doc! { "$match": { "operationType": { "$in": ["insert"] } } }]);
+    }
+
+    #[test]
+    fn given_inconsistent_settings_then_names_each_field() {
+        let config = config("collection = 'c'\npipeline = '{}'\nstart = 'copy-existing'\nbatch_size = 0");
+        let paths: Vec<String> = problems(&config).iter().map(|p| p.split(':').next().unwrap().to_owned()).collect();
+        assert_eq!(paths, ["source.mongodb.collection", "source.mongodb.pipeline", "source.mongodb.batch_size"]);
+    }
+}

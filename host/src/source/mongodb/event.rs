@@ -1,0 +1,162 @@
+//! A change event (or a copied document) as a Ferry record.
+
+use bson::{Bson, Document, doc};
+
+use super::position::ChangePosition;
+use crate::config::EventFormat;
+use crate::record::{ClusterTime, Encoding, Header, MongodbChange, Namespace, Operation, Origin, Record};
+
+/// The record for one change event, and its position.
+pub fn change_record(event: Document, format: EventFormat) -> Result<(Record, ChangePosition), String> {
+    let token = event.get_document("_id").map_err(|_| "the event has no resume token `_id`")?.clone();
+    let cluster_time = event.get_timestamp("clusterTime").ok().map(|time| (time.time, time.increment));
+    let position = ChangePosition::Stream { token, cluster_time };
+    let operation = match event.get_str("operationType").map_err(|_| "the event has no operationType")? {
+        "insert" => Operation::Insert,
+        "update" => Operation::Update,
+        "replace" => Operation::Replace,
+        "delete" => Operation::Delete,
+        "drop" => Operation::Drop,
+        "rename" => Operation::Rename,
+        "dropDatabase" => Operation::DropDatabase,
+        "invalidate" => Operation::Invalidate,
+        other => Operation::Other(other.to_owned()),
+    };
+    let namespace = match event.get_document("ns") {
+        Ok(ns) => Namespace {
+            database: ns.get_str("db").unwrap_or_default().to_owned(),
+            collection: ns.get_str("coll").ok().map(str::to_owned),
+        },
+        Err(_) => Namespace { database: String::new(), collection: None },
+    };
+    let document_key = event.get_document("documentKey").ok().map(|key| relaxed(key.clone()));
+    let micros = match event.get_datetime("wallTime") {
+        Ok(wall) => wall.timestamp_millis().max(0) as u64 * 1000,
+        Err(_) => cluster_time.map_or(0, |(seconds, _)| u64::from(seconds) * 1_000_000),
+    };
+    let change = MongodbChange {
+        namespace,
+        operation,
+        document_key: document_key.clone(),
+        cluster_time: cluster_time.map_or(ClusterTime { seconds: 0, increment: 0 }, |(seconds, increment)| {
+            ClusterTime { seconds, increment }
+        }),
+    };
+    let record = record(event, format, document_key, micros, change, &position)?;
+    Ok((record, position))
+}
+
+/// The record for one document of a copy of existing documents: shaped like
+/// an insert event, so transforms handle both alike.
+pub fn copy_record(
+    document: Document,
+    database: &str,
+    collection: &str,
+    position: &ChangePosition,
+    format: EventFormat,
+) -> Result<Record, String> {
+    let ChangePosition::Copy { started, .. } = position else { unreachable!("copies have copy positions") };
+    let id = document.get("_id").cloned().ok_or("a copied document has no _id")?;
+    let document_key = doc! { "_id": id };
+    let event = doc! {
+        "operationType": "insert",
+        "ns": { "db": database, "coll": collection },
+        "documentKey": document_key.clone(),
+        "fullDocument": document,
+        "copyExisting": true,
+    };
+    let change = MongodbChange {
+        namespace: Namespace { database: database.to_owned(), collection: Some(collection.to_owned()) },
+        operation: Operation::Insert,
+        document_key: Some(relaxed(document_key.clone())),
+        cluster_time: ClusterTime { seconds: started.0, increment: started.1 },
+    };
+    let now =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |time| time.as_micros() as u64);
+    record(event, format, Some(relaxed(document_key)), now, change, position)
+}
+
+fn record(
+    event: Document,
+    format: EventFormat,
+    document_key: Option<String>,
+    timestamp: u64,
+    change: MongodbChange,
+    position: &ChangePosition,
+) -> Result<Record, String> {
+    let (payload, encoding) = match format {
+        EventFormat::Json => (relaxed(event).into_bytes(), Encoding::Json),
+        EventFormat::Bson => {
+            (event.to_vec().map_err(|error| format!("cannot encode the event: {error}"))?, Encoding::Bson)
+        }
+    };
+    let headers = position.to_text_pieces().into_iter().map(|(name, value)| Header { name, value }).collect();
+    Ok(Record {
+        payload,
+        encoding,
+        key: document_key.map(String::into_bytes),
+        headers: Some(headers),
+        timestamp,
+        origin: Origin::Mongodb(change),
+    })
+}
+
+fn relaxed(document: Document) -> String {
+    Bson::Document(document).into_relaxed_extjson().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bson::Timestamp;
+
+    fn event() -> Document {
+        doc! {
+            "_id": { "_data": "8263" },
+            "operationType": "update",
+            "clusterTime": Timestamp { time: 1_764_126_000, increment: 4 },
+            "wallTime": bson::DateTime::from_millis(1_764_126_000_123),
+            "ns": { "db": "iot", "coll": "readings" },
+            "documentKey": { "_id": 7 },
+            "updateDescription": { "updatedFields": { "temp": 21.5 }, "removedFields": [] },
+        }
+    }
+
+    #[test]
+    fn given_an_update_event_then_the_record_carries_its_origin_key_and_position() {
+        let (record, position) = change_record(event(), EventFormat::Json).unwrap();
+        assert_eq!(
+            position,
+            ChangePosition::Stream { token: doc! { "_data": "8263" }, cluster_time: Some((1_764_126_000, 4)) }
+        );
+        assert_eq!(record.key.as_deref(), Some(&br#"{"_id":7}"#[..]));
+        assert_eq!(record.timestamp, 1_764_126_000_123_000);
+        let Origin::Mongodb(change) = &record.origin else { panic!("a MongoDB origin") };
+        assert_eq!(change.operation, Operation::Update);
+        assert_eq!(change.namespace, Namespace { database: "iot".into(), collection: Some("readings".into()) });
+        assert_eq!(change.cluster_time, ClusterTime { seconds: 1_764_126_000, increment: 4 });
+        let payload: serde_json::Value = serde_json::from_slice(&record.payload).unwrap();
+        assert_eq!(payload["updateDescription"]["updatedFields"]["temp"], 21.5);
+        let headers = record.headers.unwrap();
+        let as_text = headers.iter().map(|header| (header.name.as_str(), header.value.as_str()));
+        assert_eq!(ChangePosition::from_text_headers(as_text), Some(position));
+    }
+
+    #[test]
+    fn given_bson_format_then_the_payload_is_the_event_itself() {
+        let (record, _) = change_record(event(), EventFormat::Bson).unwrap();
+        assert_eq!(record.encoding, Encoding::Bson);
+        assert_eq!(Document::from_reader(record.payload.as_slice()).unwrap(), event());
+    }
+
+    #[test]
+    fn given_a_copied_document_then_it_reads_like_an_insert() {
+        let position = ChangePosition::Copy { started: (5, 1), copied: 3, last_id: Bson::Int32(9) };
+        let record = copy_record(doc! { "_id": 9, "a": 1 }, "iot", "readings", &position, EventFormat::Json).unwrap();
+        let payload: serde_json::Value = serde_json::from_slice(&record.payload).unwrap();
+        assert_eq!(payload["operationType"], "insert");
+        assert_eq!(payload["fullDocument"], serde_json::json!({ "_id": 9, "a": 1 }));
+        assert_eq!(payload["copyExisting"], true);
+        assert_eq!(record.key.as_deref(), Some(&br#"{"_id":9}"#[..]));
+    }
+}

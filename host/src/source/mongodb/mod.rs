@@ -1,0 +1,385 @@
+//! Reading a MongoDB change stream — optionally after copying the existing
+//! documents — as batches of change records.
+//!
+//! The position lives with the data: every message Ferry produces carries
+//! its change's position, and a checkpoint covers stretches where nothing
+//! was produced (see `positions_store`). On start the source resumes from
+//! there; the Iggy sink recognises what each partition already holds, so a
+//! restart after a crash at any moment writes every change exactly once.
+
+mod event;
+mod position;
+mod positions_store;
+
+use std::time::Duration;
+
+use bson::{Bson, Document, Timestamp, doc};
+use futures::TryStreamExt;
+use mongodb::change_stream::ChangeStream;
+use mongodb::change_stream::event::ResumeToken;
+use mongodb::options::{FullDocumentBeforeChangeType, FullDocumentType};
+use mongodb::{Client, Cursor};
+
+pub use event::{change_record, copy_record};
+pub use position::{ChangePosition, ClusterTime, POSITION_HEADER, Relation};
+pub use positions_store::{PositionStore, checkpoint_topic, partition_positions};
+
+use super::{Polled, Source};
+use crate::config::{FullDocument, FullDocumentBeforeChange, HistoryLost, MongoSourceConfig, StreamStart};
+use crate::record::{Batch, BatchSource, Record};
+use crate::service_error::ServiceError;
+
+/// Error codes meaning the stored resume point is gone: InvalidResumeToken,
+/// ChangeStreamFatalError, ChangeStreamHistoryLost. (SecantusDB answers an
+/// unknown token with 9, FailedToParse; only counted when resuming.)
+const HISTORY_LOST_CODES: [i32; 3] = [260, 280, 286];
+const FAILED_TO_PARSE: i32 = 9;
+
+pub struct MongoSource {
+    config: MongoSourceConfig,
+    pipeline: String,
+    client: Client,
+    store: PositionStore,
+    state: State,
+    /// The last position handed out; a reopened stream resumes after it.
+    polled: Option<ChangePosition>,
+    /// The last position committed, saved once more on close.
+    committed: Option<ChangePosition>,
+}
+
+enum State {
+    /// The stored position has not been read yet.
+    Starting,
+    Copying(CopyRun),
+    Streaming {
+        stream: Option<ChangeStream<Document>>,
+        from: StreamFrom,
+    },
+}
+
+/// Where a (re)opened change stream begins.
+#[derive(Clone)]
+enum StreamFrom {
+    Now,
+    At(Timestamp),
+    After(Document),
+}
+
+/// A copy of the existing documents of the watched collection.
+struct CopyRun {
+    started: Timestamp,
+    copied: u64,
+    last_id: Option<Bson>,
+    cursor: Option<Cursor<Document>>,
+}
+
+impl MongoSource {
+    /// `store` is where the destination keeps positions (see
+    /// `PositionStore`).
+    pub async fn new(config: MongoSourceConfig, pipeline: &str, store: PositionStore) -> Result<Self, ServiceError> {
+        let client = crate::sink::mongodb::client(&config.uri).await?;
+        Ok(Self {
+            config,
+            pipeline: pipeline.to_owned(),
+            client,
+            store,
+            state: State::Starting,
+            polled: None,
+            committed: None,
+        })
+    }
+
+    fn scope(&self) -> String {
+        match (&self.config.database, &self.config.collection) {
+            (Some(database), Some(collection)) => format!("{database}.{collection}"),
+            (Some(database), None) => format!("database {database}"),
+            _ => "the deployment".to_owned(),
+        }
+    }
+
+    /// Decides where to begin: the stored position, else `start`.
+    async fn begin(&mut self) -> Result<(), ServiceError> {
+        self.state = match self.store.load().await? {
+            Some(ChangePosition::Stream { token, .. }) => {
+                tracing::info!(scope = %self.scope(), "resuming the change stream after its stored position");
+                State::Streaming { stream: None, from: StreamFrom::After(token) }
+            }
+            Some(ChangePosition::Copy { started, copied, last_id }) => {
+                tracing::info!(scope = %self.scope(), copied, "continuing the copy of existing documents");
+                let started = Timestamp { time: started.0, increment: started.1 };
+                State::Copying(CopyRun { started, copied, last_id: Some(last_id), cursor: None })
+            }
+            None => match self.config.stream_start().map_err(|error| ServiceError::fatal("reading `start`", error))? {
+                StreamStart::Now => State::Streaming { stream: None, from: StreamFrom::Now },
+                StreamStart::Timestamp(seconds) => {
+                    State::Streaming { stream: None, from: StreamFrom::At(Timestamp { time: seconds, increment: 0 }) }
+                }
+                StreamStart::CopyExisting => State::Copying(new_copy(&self.client, &self.scope()).await?),
+            },
+        };
+        Ok(())
+    }
+}
+
+/// A copy starting now, with the stream to follow from a point captured
+/// before the first document is read, so nothing falls in a gap.
+async fn new_copy(client: &Client, scope: &str) -> Result<CopyRun, ServiceError> {
+    {
+        let reply = client
+            .database("admin")
+            .run_command(doc! { "ping": 1 })
+            .await
+            .map_err(|error| ServiceError::mongo("reading the cluster time", error))?;
+        let started = reply
+            .get_timestamp("operationTime")
+            .or_else(|_| reply.get_document("$clusterTime").and_then(|time| time.get_timestamp("clusterTime")))
+            .map_err(|_| ServiceError::fatal("starting copy-existing", "the server reported no cluster time"))?;
+        tracing::info!(%scope, "copying the existing documents, then streaming");
+        Ok(CopyRun { started, copied: 0, last_id: None, cursor: None })
+    }
+}
+
+impl MongoSource {
+    async fn poll_copy(&mut self) -> Result<Option<Polled<ChangePosition>>, ServiceError> {
+        let (database, collection) = (
+            self.config.database.clone().expect("validated: copy-existing has a database"),
+            self.config.collection.clone().expect("validated: copy-existing has a collection"),
+        );
+        let State::Copying(copy) = &mut self.state else { unreachable!("called while copying") };
+        if copy.cursor.is_none() {
+            let filter = match &copy.last_id {
+                Some(last_id) => doc! { "_id": { "$gt": last_id.clone() } },
+                None => doc! {},
+            };
+            let cursor = self
+                .client
+                .database(&database)
+                .collection::<Document>(&collection)
+                .find(filter)
+                .sort(doc! { "_id": 1 })
+                .batch_size(self.config.batch_size)
+                .await
+                .map_err(|error| ServiceError::mongo(format!("copying {database}.{collection}"), error))?;
+            copy.cursor = Some(cursor);
+        }
+        let cursor = copy.cursor.as_mut().expect("opened above");
+        let mut records = Vec::new();
+        let mut position = None;
+        while records.len() < self.config.batch_size as usize {
+            let next = cursor.try_next().await;
+            let document = match next {
+                Ok(Some(document)) => document,
+                Ok(None) => break,
+                Err(error) => {
+                    copy.cursor = None;
+                    return Err(ServiceError::mongo(format!("copying {database}.{collection}"), error));
+                }
+            };
+            let last_id = document.get("_id").cloned().unwrap_or(Bson::Null);
+            copy.copied += 1;
+            copy.last_id = Some(last_id.clone());
+            let here = ChangePosition::Copy {
+                started: (copy.started.time, copy.started.increment),
+                copied: copy.copied,
+                last_id,
+            };
+            match copy_record(document, &database, &collection, &here, self.config.format) {
+                Ok(record) => records.push(record),
+                Err(reason) => return Err(ServiceError::fatal("copying existing documents", reason)),
+            }
+            position = Some(here);
+        }
+        if records.is_empty() {
+            tracing::info!(copied = copy.copied, "copy of existing documents finished; streaming changes");
+            let started = copy.started;
+            self.state = State::Streaming { stream: None, from: StreamFrom::At(started) };
+            return Ok(None);
+        }
+        Ok(Some(self.handed_out(records, position.expect("set with the records"))))
+    }
+
+    async fn poll_stream(&mut self) -> Result<Option<Polled<ChangePosition>>, ServiceError> {
+        let State::Streaming { stream, from } = &mut self.state else { unreachable!("called while streaming") };
+        if stream.is_none() {
+            let opened = open_stream(&self.client, &self.config, from).await;
+            match opened {
+                Ok(opened) => *stream = Some(opened),
+                Err(error) => return self.stream_failed(error).await,
+            }
+        }
+        let State::Streaming { stream: Some(stream), .. } = &mut self.state else { unreachable!("opened above") };
+        let mut records = Vec::new();
+        let mut position = None;
+        while records.len() < self.config.batch_size as usize {
+            match stream.next_if_any().await {
+                Ok(Some(event)) => {
+                    let (record, here) = change_record(event, self.config.format)
+                        .map_err(|reason| ServiceError::fatal("reading a change event", reason))?;
+                    records.push(record);
+                    position = Some(here);
+                }
+                Ok(None) => break,
+                Err(error) => return self.stream_failed(error).await,
+            }
+        }
+        // With no events, the post-batch resume token still moves on past
+        // filtered-out changes; handing it out keeps the stored position fresh.
+        let after = match position {
+            Some(position) => position,
+            None => match stream.resume_token().and_then(|token| token_document(&token)) {
+                Some(token) if self.polled_token() != Some(&token) => {
+                    ChangePosition::Stream { token, cluster_time: None }
+                }
+                _ => return Ok(None),
+            },
+        };
+        Ok(Some(self.handed_out(records, after)))
+    }
+
+    fn polled_token(&self) -> Option<&Document> {
+        match &self.polled {
+            Some(ChangePosition::Stream { token, .. }) => Some(token),
+            _ => None,
+        }
+    }
+
+    fn handed_out(&mut self, records: Vec<Record>, position: ChangePosition) -> Polled<ChangePosition> {
+        self.polled = Some(position.clone());
+        if let (State::Streaming { from, .. }, ChangePosition::Stream { token, .. }) = (&mut self.state, &position) {
+            *from = StreamFrom::After(token.clone());
+        }
+        Polled { batch: Batch { source: BatchSource::Mongodb, records }, checkpoint: position }
+    }
+
+    /// Turns a stream error into the policy's answer: a lost history is
+    /// either fatal (with how to recover), a jump to now, or a new copy.
+    async fn stream_failed(
+        &mut self,
+        error: mongodb::error::Error,
+    ) -> Result<Option<Polled<ChangePosition>>, ServiceError> {
+        let scope = self.scope();
+        let State::Streaming { stream, from } = &mut self.state else { unreachable!("called while streaming") };
+        *stream = None;
+        let resuming = matches!(from, StreamFrom::After(_));
+        let code = match error.kind.as_ref() {
+            mongodb::error::ErrorKind::Command(command) => Some(command.code),
+            _ => None,
+        };
+        let lost = code.is_some_and(|code| HISTORY_LOST_CODES.contains(&code) || (resuming && code == FAILED_TO_PARSE));
+        if !lost {
+            return Err(ServiceError::mongo(format!("reading the change stream of {scope}"), error));
+        }
+        match self.config.on_history_lost {
+            HistoryLost::Fail => Err(ServiceError::fatal(
+                format!(
+                    "the change stream of {scope} cannot resume: MongoDB no longer has the history after the stored position \
+                     (the oplog rolled past it, or the token is not valid here), so the changes in between are lost to \
+                     this pipeline. To go on, set on_history_lost = \"copy-existing\" (copy the collection again, then \
+                     stream; consumers see each current document once more) or \"restart-from-now\" (skip the gap)"
+                ),
+                error,
+            )),
+            HistoryLost::RestartFromNow => {
+                tracing::error!(%scope, %error, "change stream history lost: restarting from now; changes in the gap are skipped");
+                *from = StreamFrom::Now;
+                Ok(None)
+            }
+            HistoryLost::CopyExisting => {
+                tracing::error!(%scope, %error, "change stream history lost: copying the existing documents again");
+                self.state = State::Copying(new_copy(&self.client, &scope).await?);
+                Ok(None)
+            }
+        }
+    }
+}
+
+impl Source for MongoSource {
+    type Checkpoint = ChangePosition;
+
+    async fn poll(&mut self) -> Result<Option<Polled<ChangePosition>>, ServiceError> {
+        if matches!(self.state, State::Starting) {
+            self.begin().await?;
+        }
+        match self.state {
+            State::Starting => unreachable!("begun above"),
+            State::Copying(_) => self.poll_copy().await,
+            State::Streaming { .. } => self.poll_stream().await,
+        }
+    }
+
+    async fn commit(&mut self, checkpoint: ChangePosition) -> Result<(), ServiceError> {
+        self.committed = Some(checkpoint.clone());
+        self.store.save(&checkpoint, &self.pipeline, false).await
+    }
+
+    fn idle_pause(&self) -> Duration {
+        // The stream itself waits up to `max_await` on the server.
+        Duration::ZERO
+    }
+
+    async fn close(&mut self) {
+        if let Some(position) = self.committed.take() {
+            if let Err(error) = self.store.save(&position, &self.pipeline, true).await {
+                tracing::warn!(%error, "cannot save the final change stream position (the data carries it anyway)");
+            }
+        }
+    }
+}
+
+async fn open_stream(
+    client: &Client,
+    config: &MongoSourceConfig,
+    from: &StreamFrom,
+) -> Result<ChangeStream<Document>, mongodb::error::Error> {
+    let stages = config.stages().expect("validated: the pipeline parses");
+    let full_document = match config.full_document {
+        FullDocument::Default => None,
+        FullDocument::UpdateLookup => Some(FullDocumentType::UpdateLookup),
+        FullDocument::WhenAvailable => Some(FullDocumentType::WhenAvailable),
+        FullDocument::Required => Some(FullDocumentType::Required),
+    };
+    let before = match config.full_document_before_change {
+        FullDocumentBeforeChange::Off => None,
+        FullDocumentBeforeChange::WhenAvailable => Some(FullDocumentBeforeChangeType::WhenAvailable),
+        FullDocumentBeforeChange::Required => Some(FullDocumentBeforeChangeType::Required),
+    };
+    macro_rules! watch {
+        ($watch:expr) => {{
+            let mut watch = $watch.pipeline(stages).batch_size(config.batch_size).max_await_time(config.max_await);
+            if let Some(full_document) = full_document {
+                watch = watch.full_document(full_document);
+            }
+            if let Some(before) = before {
+                watch = watch.full_document_before_change(before);
+            }
+            watch = match from {
+                StreamFrom::Now => watch,
+                StreamFrom::At(time) => watch.start_at_operation_time(*time),
+                StreamFrom::After(token) => watch.resume_after(resume_token(token)),
+            };
+            watch.await.map(|stream| stream.with_type::<Document>())
+        }};
+    }
+    match (&config.database, &config.collection) {
+        (Some(database), Some(collection)) => {
+            let collection = client.database(database).collection::<Document>(collection);
+            watch!(collection.watch())
+        }
+        (Some(database), None) => {
+            let database = client.database(database);
+            watch!(database.watch())
+        }
+        _ => watch!(client.watch()),
+    }
+}
+
+fn resume_token(token: &Document) -> ResumeToken {
+    bson::deserialize_from_bson(Bson::Document(token.clone())).expect("a token document deserialises as a token")
+}
+
+fn token_document(token: &ResumeToken) -> Option<Document> {
+    match bson::serialize_to_bson(token).ok()? {
+        Bson::Document(document) => Some(document),
+        _ => None,
+    }
+}

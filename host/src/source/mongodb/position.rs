@@ -1,0 +1,199 @@
+//! Where a MongoDB source stands — after a change, or part-way through
+//! copying existing documents — and how that position travels with every
+//! message Ferry produces, so the topic itself records how far it got.
+
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+
+use bson::{Bson, Document};
+use iggy::prelude::{HeaderKey, HeaderValue};
+use serde_json::{Value, json};
+
+/// Headers holding a position: `ferry-position-0`, `-1`, …
+pub const POSITION_HEADER: &str = "ferry-position";
+const CHUNK: usize = 255;
+
+/// A cluster time: seconds since the Unix epoch and an ordinal within them.
+pub type ClusterTime = (u32, u32);
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ChangePosition {
+    /// After the change (or empty batch) with this resume token.
+    Stream {
+        token: Document,
+        /// The change's cluster time; unknown for a post-batch token.
+        cluster_time: Option<ClusterTime>,
+    },
+    /// After the `copied`-th document (whose `_id` is `last_id`) of the copy
+    /// of existing documents that began at cluster time `started`.
+    Copy { started: ClusterTime, copied: u64, last_id: Bson },
+}
+
+/// How a record's position relates to the last one a partition holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Relation {
+    /// The partition already has it.
+    Behind,
+    /// The partition's last message came from this very change.
+    Same,
+    /// New to the partition.
+    Ahead,
+}
+
+impl ChangePosition {
+    /// Where `self` stands against `last`, a partition's last position.
+    pub fn relation_to(&self, last: &ChangePosition) -> Relation {
+        use ChangePosition::{Copy, Stream};
+        match (self, last) {
+            (Stream { token, cluster_time }, Stream { token: last_token, cluster_time: last_time }) => {
+                if token == last_token {
+                    Relation::Same
+                } else {
+                    match (cluster_time, last_time) {
+                        (Some(time), Some(last)) if time > last => Relation::Ahead,
+                        _ => Relation::Behind,
+                    }
+                }
+            }
+            // Streaming follows the copy it started from.
+            (Stream { .. }, Copy { .. }) => Relation::Ahead,
+            (Copy { started, .. }, Stream { cluster_time: Some(time), .. }) if started > time => Relation::Ahead,
+            (Copy { .. }, Stream { .. }) => Relation::Behind,
+            (Copy { started, copied, .. }, Copy { started: last_started, copied: last_copied, .. }) => {
+                match started.cmp(last_started).then(copied.cmp(last_copied)) {
+                    Ordering::Greater => Relation::Ahead,
+                    Ordering::Equal => Relation::Same,
+                    Ordering::Less => Relation::Behind,
+                }
+            }
+        }
+    }
+
+    /// The position as compact JSON (Extended JSON inside).
+    pub fn to_json(&self) -> String {
+        let value = match self {
+            Self::Stream { token, cluster_time } => {
+                json!({ "token": Bson::Document(token.clone()).into_relaxed_extjson(), "t": cluster_time })
+            }
+            Self::Copy { started, copied, last_id } => {
+                json!({ "copy": { "started": started, "n": copied, "id": last_id.clone().into_relaxed_extjson() } })
+            }
+        };
+        value.to_string()
+    }
+
+    pub fn from_json(text: &str) -> Option<Self> {
+        let value: Value = serde_json::from_str(text).ok()?;
+        if let Some(copy) = value.get("copy") {
+            let started = serde_json::from_value(copy.get("started")?.clone()).ok()?;
+            let copied = copy.get("n")?.as_u64()?;
+            let last_id = Bson::try_from(copy.get("id")?.clone()).ok()?;
+            return Some(Self::Copy { started, copied, last_id });
+        }
+        let token = match Bson::try_from(value.get("token")?.clone()).ok()? {
+            Bson::Document(token) => token,
+            _ => return None,
+        };
+        let cluster_time = serde_json::from_value(value.get("t")?.clone()).ok()?;
+        Some(Self::Stream { token, cluster_time })
+    }
+
+    /// Reads a position back from a message's headers.
+    pub fn from_headers(headers: &BTreeMap<HeaderKey, HeaderValue>) -> Option<Self> {
+        let text: Vec<(String, String)> =
+            headers.iter().map(|(name, value)| (name.to_string_value(), value.to_string_value())).collect();
+        Self::from_text_headers(text.iter().map(|(name, value)| (name.as_str(), value.as_str())))
+    }
+
+    /// The position as headers of at most 255 bytes each (Iggy's cap on a
+    /// header value; resume tokens can be longer).
+    pub fn to_text_pieces(&self) -> Vec<(String, String)> {
+        let json = self.to_json();
+        let mut pieces = Vec::new();
+        let mut rest = json.as_str();
+        let mut index = 0;
+        while !rest.is_empty() {
+            let mut end = rest.len().min(CHUNK);
+            while !rest.is_char_boundary(end) {
+                end -= 1;
+            }
+            pieces.push((format!("{POSITION_HEADER}-{index}"), rest[..end].to_owned()));
+            rest = &rest[end..];
+            index += 1;
+        }
+        pieces
+    }
+
+    /// Reads a position back from text headers (as records carry them).
+    pub fn from_text_headers<'a>(headers: impl IntoIterator<Item = (&'a str, &'a str)>) -> Option<Self> {
+        let mut pieces: Vec<(usize, &str)> = headers
+            .into_iter()
+            .filter_map(|(name, value)| {
+                let index = name.strip_prefix(POSITION_HEADER)?.strip_prefix('-')?.parse().ok()?;
+                Some((index, value))
+            })
+            .collect();
+        if pieces.is_empty() {
+            return None;
+        }
+        pieces.sort_by_key(|(index, _)| *index);
+        Self::from_json(&pieces.iter().map(|(_, piece)| *piece).collect::<String>())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bson::doc;
+
+    fn stream(data: &str, time: Option<ClusterTime>) -> ChangePosition {
+        ChangePosition::Stream { token: doc! { "_data": data }, cluster_time: time }
+    }
+
+    fn copy(started: ClusterTime, copied: u64) -> ChangePosition {
+        ChangePosition::Copy { started, copied, last_id: Bson::Int32(copied as i32) }
+    }
+
+    #[test]
+    fn given_stream_positions_then_the_same_token_is_same_and_later_times_are_ahead() {
+        let last = stream("a", Some((10, 1)));
+        assert_eq!(stream("a", Some((10, 1))).relation_to(&last), Relation::Same);
+        assert_eq!(stream("b", Some((10, 2))).relation_to(&last), Relation::Ahead);
+        assert_eq!(stream("c", Some((9, 5))).relation_to(&last), Relation::Behind);
+        // Same cluster time, another token: a transaction's earlier event.
+        assert_eq!(stream("d", Some((10, 1))).relation_to(&last), Relation::Behind);
+    }
+
+    #[test]
+    fn given_copy_and_stream_then_the_stream_follows_the_copy() {
+        assert_eq!(stream("a", Some((1, 1))).relation_to(&copy((5, 0), 9)), Relation::Ahead);
+        assert_eq!(copy((5, 0), 9).relation_to(&stream("a", Some((4, 1)))), Relation::Ahead);
+        assert_eq!(copy((5, 0), 9).relation_to(&stream("a", Some((6, 1)))), Relation::Behind);
+        assert_eq!(copy((5, 0), 3).relation_to(&copy((5, 0), 4)), Relation::Behind);
+        assert_eq!(copy((5, 0), 4).relation_to(&copy((5, 0), 4)), Relation::Same);
+        assert_eq!(copy((6, 0), 1).relation_to(&copy((5, 0), 4)), Relation::Ahead);
+    }
+
+    #[test]
+    fn given_a_long_token_then_headers_carry_it_in_pieces_and_back() {
+        let position = stream(&"8".repeat(600), Some((1_764_126_000, 3)));
+        let pieces = position.to_text_pieces();
+        assert_eq!(pieces.len(), 3, "600+ bytes need three pieces");
+        assert!(pieces.iter().all(|(_, value)| value.len() <= 255));
+        let headers: BTreeMap<HeaderKey, HeaderValue> = pieces
+            .iter()
+            .map(|(name, value)| {
+                (HeaderKey::try_from(name.as_str()).unwrap(), HeaderValue::try_from(value.as_str()).unwrap())
+            })
+            .collect();
+        assert_eq!(ChangePosition::from_headers(&headers), Some(position));
+    }
+
+    #[test]
+    fn given_copy_positions_then_json_round_trips_bson_ids() {
+        let position =
+            ChangePosition::Copy { started: (7, 1), copied: 42, last_id: Bson::ObjectId(bson::oid::ObjectId::new()) };
+        assert_eq!(ChangePosition::from_json(&position.to_json()), Some(position));
+        assert_eq!(ChangePosition::from_json("{}"), None);
+    }
+}

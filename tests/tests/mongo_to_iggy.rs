@@ -1,0 +1,431 @@
+//! MongoDB change streams → WebAssembly → Iggy against real servers:
+//! every change once, in order per document, through crashes, copies and
+//! lost history; and a round trip back into MongoDB.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use ferry::error_chain::error_chain;
+use ferry_tests::guests;
+use ferry_tests::pipelines::{RunningPipeline, header, parse, read_topic, unique};
+use ferry_tests::servers::{IggyServer, MongoServer};
+use ferry_tests::wait;
+use futures::TryStreamExt;
+use iggy::prelude::IggyMessage;
+use mongodb::bson::{Bson, Document, doc};
+use serde_json::Value;
+
+const PATIENCE: Duration = Duration::from_secs(90);
+
+struct Setup {
+    iggy: IggyServer,
+    mongo: MongoServer,
+    stream: String,
+    database: String,
+}
+
+/// One change as it arrived in the topic.
+#[derive(Debug, Clone)]
+struct Change {
+    operation: String,
+    key: String,
+    event: Value,
+}
+
+impl Setup {
+    async fn new(test: &str) -> Option<Self> {
+        ferry_tests::init_logging();
+        let iggy = IggyServer::start(test).await?;
+        let mongo = MongoServer::start(test).await?;
+        Some(Self { iggy, mongo, stream: unique("cdc"), database: unique("shop") })
+    }
+
+    /// A change stream pipeline. `source` adds lines to `[source.mongodb]`;
+    /// `transforms` is inserted as is.
+    fn pipeline(&self, source: &str, transforms: &str) -> String {
+        format!(
+            r#"
+name = "readings-changes"
+[source.mongodb]
+uri = "{uri}"
+database = "{database}"
+batch_size = 100
+max_await = "100ms"
+{source}
+{transforms}
+[sink.iggy]
+address = "{address}"
+stream = "{stream}"
+topic = "changes"
+create = {{ partitions = 3 }}
+[dead_letter]
+stream = "{stream}"
+topic = "changes-dlq"
+[delivery]
+retry_initial = "50ms"
+retry_max = "1s"
+call_timeout = "5s"
+"#,
+            uri = self.mongo.uri(),
+            database = self.database,
+            address = self.iggy.address(),
+            stream = self.stream,
+        )
+    }
+
+    /// `start` for a stream that begins now, whenever the pipeline opens it.
+    fn from_now() -> String {
+        let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now() - Duration::from_secs(1));
+        format!("start = \"timestamp:{now}\"")
+    }
+
+    fn collection(&self, name: &str) -> mongodb::Collection<Document> {
+        futures::executor::block_on(self.mongo.client()).database(&self.database).collection(name)
+    }
+
+    async fn changes(&self) -> Vec<Change> {
+        let client = self.iggy.client().await;
+        read_topic(&client, &self.stream, "changes").await.iter().map(change).collect()
+    }
+
+    /// Waits until the topic holds a change of `key`'s document with `field`
+    /// equal to `value` (a marker written last).
+    async fn wait_for_marker(&self, collection: &str) -> Vec<Change> {
+        wait::until("the marker's change", PATIENCE, || async {
+            let changes = self.changes().await;
+            changes
+                .iter()
+                .any(|change| change.key == r#"{"_id":"marker"}"# && change.event["ns"]["coll"] == collection)
+                .then_some(changes)
+        })
+        .await
+    }
+}
+
+fn change(message: &IggyMessage) -> Change {
+    Change {
+        operation: header(message, "ferry-operation").unwrap_or_default(),
+        key: header(message, "ferry-document-key").unwrap_or_default(),
+        event: serde_json::from_slice(&message.payload).unwrap_or(Value::Null),
+    }
+}
+
+/// A collection's documents by `_id` (as relaxed Extended JSON).
+async fn snapshot(collection: &mongodb::Collection<Document>) -> BTreeMap<String, Value> {
+    let documents: Vec<Document> = collection.find(doc! {}).await.unwrap().try_collect().await.unwrap();
+    documents
+        .into_iter()
+        .map(|document| {
+            let id = document.get("_id").cloned().unwrap().into_relaxed_extjson().to_string();
+            (id, Bson::Document(document).into_relaxed_extjson())
+        })
+        .collect()
+}
+
+/// What a collection becomes if its topic's changes are applied in order
+/// (per document; the topic keeps each document's changes in one partition).
+fn replay(changes: &[Change]) -> BTreeMap<String, Value> {
+    let mut state = BTreeMap::new();
+    for change in changes {
+        let id = change.event["documentKey"]["_id"].to_string();
+        match change.operation.as_str() {
+            "insert" | "replace" | "update" => {
+                state.insert(id, change.event["fullDocument"].clone());
+            }
+            "delete" => {
+                state.remove(&id);
+            }
+            _ => {}
+        }
+    }
+    state
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_operation_type_arrives_with_its_headers() {
+    let Some(setup) = Setup::new("every_operation_type_arrives_with_its_headers").await else { return };
+    let source = format!("collection = \"readings\"\nfull_document = \"update-lookup\"\n{}", Setup::from_now());
+    let pipeline = RunningPipeline::start(parse(&setup.pipeline(&source, "")));
+    let readings = setup.collection("readings");
+    readings.insert_one(doc! { "_id": 1, "temp": 20 }).await.unwrap();
+    readings.update_one(doc! { "_id": 1 }, doc! { "$set": { "temp": 21 } }).await.unwrap();
+    // update-lookup reads the document as it is when the event is read, so
+    // let the update arrive before the document changes again.
+    wait::until("the update", PATIENCE, || async { (setup.changes().await.len() >= 2).then_some(()) }).await;
+    readings.replace_one(doc! { "_id": 1 }, doc! { "temp": 22, "unit": "C" }).await.unwrap();
+    readings.delete_one(doc! { "_id": 1 }).await.unwrap();
+    let changes = wait::until("four changes", PATIENCE, || async {
+        let changes = setup.changes().await;
+        (changes.len() >= 4).then_some(changes)
+    })
+    .await;
+    pipeline.stop().await.unwrap();
+
+    let operations: Vec<&str> = changes.iter().map(|change| change.operation.as_str()).collect();
+    assert_eq!(operations, ["insert", "update", "replace", "delete"], "in order, in one partition");
+    assert!(changes.iter().all(|change| change.key == r#"{"_id":1}"#));
+    assert_eq!(changes[1].event["fullDocument"], serde_json::json!({ "_id": 1, "temp": 21 }), "update-lookup");
+    assert_eq!(changes[1].event["updateDescription"]["updatedFields"], serde_json::json!({ "temp": 21 }));
+    assert_eq!(changes[2].event["fullDocument"], serde_json::json!({ "_id": 1, "temp": 22, "unit": "C" }));
+    let client = setup.iggy.client().await;
+    let messages = read_topic(&client, &setup.stream, "changes").await;
+    assert_eq!(header(&messages[0], "ferry-namespace"), Some(format!("{}.readings", setup.database)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_update_lookup_updates_carry_only_their_delta() {
+    let Some(setup) = Setup::new("without_update_lookup_updates_carry_only_their_delta").await else { return };
+    let source = format!("collection = \"readings\"\n{}", Setup::from_now());
+    let pipeline = RunningPipeline::start(parse(&setup.pipeline(&source, "")));
+    let readings = setup.collection("readings");
+    readings.insert_one(doc! { "_id": 1, "temp": 20 }).await.unwrap();
+    readings.update_one(doc! { "_id": 1 }, doc! { "$set": { "temp": 21 } }).await.unwrap();
+    let changes = wait::until("two changes", PATIENCE, || async {
+        let changes = setup.changes().await;
+        (changes.len() >= 2).then_some(changes)
+    })
+    .await;
+    pipeline.stop().await.unwrap();
+    assert_eq!(changes[1].operation, "update");
+    assert!(changes[1].event.get("fullDocument").is_none_or(Value::is_null), "{}", changes[1].event);
+    assert_eq!(changes[1].event["updateDescription"]["updatedFields"], serde_json::json!({ "temp": 21 }));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_watch_sees_every_collection_and_the_pipeline_filters() {
+    let Some(setup) = Setup::new("a_database_watch_sees_every_collection_and_the_pipeline_filters").await else {
+        return;
+    };
+    let source = format!("pipeline = '[{{\"$match\": {{\"operationType\": \"insert\"}}}}]'\n{}", Setup::from_now());
+    let pipeline = RunningPipeline::start(parse(&setup.pipeline(&source, "")));
+    setup.collection("orders").insert_one(doc! { "_id": "o1" }).await.unwrap();
+    setup.collection("orders").update_one(doc! { "_id": "o1" }, doc! { "$set": { "paid": true } }).await.unwrap();
+    setup.collection("customers").insert_one(doc! { "_id": "c1" }).await.unwrap();
+    setup.collection("customers").insert_one(doc! { "_id": "marker" }).await.unwrap();
+    let changes = setup.wait_for_marker("customers").await;
+    pipeline.stop().await.unwrap();
+    assert!(changes.iter().all(|change| change.operation == "insert"), "{changes:?}");
+    let mut namespaces: Vec<String> = changes.iter().map(|change| change.event["ns"]["coll"].to_string()).collect();
+    namespaces.sort();
+    namespaces.dedup();
+    assert_eq!(namespaces, ["\"customers\"", "\"orders\""]);
+    assert_eq!(changes.len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_existing_with_writes_going_on_replays_to_exactly_the_final_collection() {
+    let Some(setup) = Setup::new("copy_existing_with_writes_going_on_replays_to_exactly_the_final_collection").await
+    else {
+        return;
+    };
+    let items = setup.collection("items");
+    let existing: Vec<Document> = (0..10_000).map(|i| doc! { "_id": i, "v": 0 }).collect();
+    items.insert_many(existing).await.unwrap();
+    let source = "collection = \"items\"\nfull_document = \"update-lookup\"\nstart = \"copy-existing\"";
+    let pipeline = RunningPipeline::start(parse(&setup.pipeline(source, "")));
+    // Writes while the copy runs: updates, deletes and new documents.
+    for i in 0..300 {
+        items.update_one(doc! { "_id": i * 7 }, doc! { "$set": { "v": 1 } }).await.unwrap();
+        items.delete_one(doc! { "_id": i * 11 + 1 }).await.unwrap();
+        items.insert_one(doc! { "_id": 20_000 + i, "v": 2 }).await.unwrap();
+    }
+    items.insert_one(doc! { "_id": "marker" }).await.unwrap();
+    let changes = setup.wait_for_marker("items").await;
+    pipeline.stop().await.unwrap();
+    let copied = changes.iter().filter(|change| change.event["copyExisting"] == true).count();
+    assert!(copied > 0, "the copy ran");
+    assert_eq!(replay(&changes), snapshot(&items).await, "the topic replays to the collection");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_mid_stream_and_restarted_every_change_arrives_once_in_order() {
+    let Some(setup) = Setup::new("killed_mid_stream_and_restarted_every_change_arrives_once_in_order").await else {
+        return;
+    };
+    let source = format!("collection = \"counters\"\nfull_document = \"update-lookup\"\n{}", Setup::from_now());
+    let config = setup.pipeline(&source, "");
+    let counters = setup.collection("counters");
+    let first = RunningPipeline::start(parse(&config));
+    let writer = {
+        let counters = counters.clone();
+        tokio::spawn(async move {
+            for round in 0..20 {
+                for id in 0..50 {
+                    let update = doc! { "$set": { "v": round } };
+                    counters.update_one(doc! { "_id": id }, update).upsert(true).await.unwrap();
+                }
+            }
+            counters.insert_one(doc! { "_id": "marker" }).await.unwrap();
+        })
+    };
+    wait::until("some changes produced", PATIENCE, || async { (setup.changes().await.len() > 100).then_some(()) })
+        .await;
+    first.abort().await;
+    let second = RunningPipeline::start(parse(&config));
+    writer.await.unwrap();
+    let changes = setup.wait_for_marker("counters").await;
+    second.stop().await.unwrap();
+
+    let mut versions: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    for change in changes.iter().filter(|change| change.key != r#"{"_id":"marker"}"#) {
+        versions.entry(change.key.clone()).or_default().push(change.event["fullDocument"]["v"].as_i64().unwrap());
+    }
+    assert_eq!(versions.len(), 50);
+    for (key, versions) in versions {
+        assert_eq!(versions, (0..20).collect::<Vec<i64>>(), "every change of {key} once, in order");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_mid_copy_and_restarted_the_copy_continues() {
+    let Some(setup) = Setup::new("killed_mid_copy_and_restarted_the_copy_continues").await else { return };
+    let items = setup.collection("items");
+    items.insert_many((0..5_000).map(|i| doc! { "_id": i })).await.unwrap();
+    let source = "collection = \"items\"\nstart = \"copy-existing\"";
+    let config = setup.pipeline(source, "");
+    let first = RunningPipeline::start(parse(&config));
+    wait::until("part of the copy", PATIENCE, || async { (setup.changes().await.len() >= 500).then_some(()) }).await;
+    first.abort().await;
+    let copied_before = setup.changes().await.len();
+    assert!(copied_before < 5_000, "killed mid-copy ({copied_before} copied)");
+
+    let second = RunningPipeline::start(parse(&config));
+    items.insert_one(doc! { "_id": "marker" }).await.unwrap();
+    let changes = setup.wait_for_marker("items").await;
+    second.stop().await.unwrap();
+    let mut ids: Vec<i64> = changes.iter().filter_map(|change| change.event["documentKey"]["_id"].as_i64()).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, (0..5_000).collect::<Vec<i64>>(), "each document copied once: the copy went on, not over");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn round_trip_through_iggy_replicates_a_collection_despite_crashes() {
+    let Some(setup) = Setup::new("round_trip_through_iggy_replicates_a_collection_despite_crashes").await else {
+        return;
+    };
+    let source_a = setup.collection("a");
+    source_a.insert_many((0..500).map(|i| doc! { "_id": i, "v": 0, "gone": false })).await.unwrap();
+    let outbound =
+        setup.pipeline("collection = \"a\"\nfull_document = \"update-lookup\"\nstart = \"copy-existing\"", "");
+    let inbound = format!(
+        r#"
+name = "changes-to-b"
+[source.iggy]
+address = "{address}"
+stream = "{stream}"
+topic = "changes"
+consumer_group = "replicate-b"
+poll_interval = "5ms"
+[[transforms]]
+name = "replicate"
+wasm = "{wasm}"
+[sink.mongodb]
+uri = "{uri}"
+database = "{database}"
+collection = "b"
+[delivery]
+retry_initial = "50ms"
+retry_max = "1s"
+call_timeout = "5s"
+"#,
+        address = setup.iggy.address(),
+        stream = setup.stream,
+        wasm = guests::CDC_REPLICATE,
+        uri = setup.mongo.uri(),
+        database = setup.database,
+    );
+    let out = RunningPipeline::start(parse(&outbound));
+    // The inbound pipeline needs the topic the outbound one creates.
+    let iggy = setup.iggy.client().await;
+    wait::until("the changes topic", PATIENCE, || async {
+        (!ferry_tests::pipelines::partitions(&iggy, &setup.stream, "changes").await.is_empty()).then_some(())
+    })
+    .await;
+    let into_b = RunningPipeline::start(parse(&inbound));
+
+    for i in 0..200 {
+        match i % 4 {
+            0 => drop(
+                source_a
+                    .update_one(doc! { "_id": i }, doc! { "$set": { "v": 1 }, "$unset": { "gone": "" } })
+                    .await
+                    .unwrap(),
+            ),
+            1 => drop(source_a.replace_one(doc! { "_id": i }, doc! { "v": 2 }).await.unwrap()),
+            2 => drop(source_a.delete_one(doc! { "_id": i }).await.unwrap()),
+            _ => drop(source_a.insert_one(doc! { "_id": 1_000 + i, "v": 3 }).await.unwrap()),
+        }
+        if i == 60 {
+            out.task.abort();
+        }
+        if i == 120 {
+            into_b.task.abort();
+        }
+    }
+    let out = RunningPipeline::start(parse(&outbound));
+    let into_b = RunningPipeline::start(parse(&inbound));
+    let expected = snapshot(&source_a).await;
+    let target_b = setup.collection("b");
+    wait::until("b to equal a", PATIENCE, || async { (snapshot(&target_b).await == expected).then_some(()) }).await;
+    out.stop().await.unwrap();
+    into_b.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_history_fails_clearly_and_restart_from_now_goes_on() {
+    let Some(setup) = Setup::new("lost_history_fails_clearly_and_restart_from_now_goes_on").await else { return };
+    // A stored position the server has never heard of, as if the oplog had
+    // rolled past it.
+    let iggy = setup.iggy.client().await;
+    let positions = ferry::source::mongodb::checkpoint_topic("changes");
+    ferry::iggy_link::ensure_topic(&iggy, &setup.stream, &positions, 1).await.unwrap();
+    let lost = ferry::source::mongodb::ChangePosition::Stream {
+        token: doc! { "_data": "826A0000000000000000" },
+        cluster_time: Some((1, 1)),
+    };
+    ferry_tests::pipelines::produce(&iggy, &setup.stream, &positions, [lost.to_json().into_bytes()]).await;
+
+    let failing = RunningPipeline::start(parse(&setup.pipeline("collection = \"readings\"", "")));
+    let outcome = tokio::time::timeout(PATIENCE, failing.task).await.expect("it stops by itself").unwrap();
+    let error = error_chain(&outcome.unwrap_err());
+    assert!(error.contains("cannot resume: MongoDB no longer has the history"), "{error}");
+    assert!(error.contains("on_history_lost = \"copy-existing\""), "says how to recover: {error}");
+
+    let recovering = RunningPipeline::start(parse(
+        &setup.pipeline("collection = \"readings\"\non_history_lost = \"restart-from-now\"", ""),
+    ));
+    let readings = setup.collection("readings");
+    // Written until one shows up: the stream starts "now", whenever that is.
+    wait::until("a change after the restart", PATIENCE, || async {
+        readings.insert_one(doc! {}).await.unwrap();
+        (!setup.changes().await.is_empty()).then_some(())
+    })
+    .await;
+    recovering.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_filtered_stream_keeps_its_position_fresh_without_producing() {
+    let Some(setup) = Setup::new("a_filtered_stream_keeps_its_position_fresh_without_producing").await else { return };
+    let source = format!(
+        "collection = \"readings\"\npipeline = '[{{\"$match\": {{\"operationType\": \"delete\"}}}}]'\n{}",
+        Setup::from_now()
+    );
+    let pipeline = RunningPipeline::start(parse(&setup.pipeline(&source, "")));
+    let readings = setup.collection("readings");
+    let iggy = setup.iggy.client().await;
+    let positions = ferry::source::mongodb::checkpoint_topic("changes");
+    wait::until("a stored position", PATIENCE, || async {
+        readings.insert_one(doc! {}).await.unwrap();
+        (!read_topic(&iggy, &setup.stream, &positions).await.is_empty()).then_some(())
+    })
+    .await;
+    pipeline.stop().await.unwrap();
+    assert!(setup.changes().await.is_empty(), "nothing passed the filter, yet the position moved");
+    let stored = read_topic(&iggy, &setup.stream, &positions).await;
+    let last = std::str::from_utf8(&stored.last().unwrap().payload).unwrap().to_owned();
+    assert!(matches!(
+        ferry::source::mongodb::ChangePosition::from_json(&last),
+        Some(ferry::source::mongodb::ChangePosition::Stream { .. })
+    ));
+}
