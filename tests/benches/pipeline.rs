@@ -13,12 +13,12 @@
 //! ceiling is measured before and after Ferry's run and averaged, because a
 //! server slows as it fills up and whichever runs first would be flattered.
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ferry_tests::guests;
 use ferry_tests::pipelines::{produce, reading, unique};
+use ferry_tests::process_stats::{cpu_time, ferry_binary, rss_bytes, stop};
 use ferry_tests::servers::{IggyServer, MongoServer};
 use mongodb::bson::{Document, doc};
 use mongodb::options::{Acknowledgment, WriteConcern};
@@ -29,13 +29,7 @@ const BATCH: usize = 1000;
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let messages: usize = std::env::var("FERRY_BENCH_MESSAGES").ok().and_then(|n| n.parse().ok()).unwrap_or(200_000);
-    let ferry = std::env::var_os("FERRY_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release/ferry"));
-    if !ferry.is_file() {
-        eprintln!("{} is missing: run `cargo build --release -p ferry` first (or set FERRY_BIN)", ferry.display());
-        std::process::exit(2);
-    }
+    let ferry = ferry_binary();
     let (Some(iggy), Some(mongo)) =
         (IggyServer::start("pipeline bench").await, MongoServer::start("pipeline bench").await)
     else {
@@ -135,13 +129,6 @@ collection = "readings"
     );
 }
 
-/// Asks Ferry to stop as a service manager would, and waits.
-fn stop(process: &mut Child) {
-    let _ = Command::new("kill").arg("-TERM").arg(process.id().to_string()).status();
-    let status = process.wait().expect("ferry exits");
-    assert!(status.success(), "ferry exits 0 on SIGTERM, got {status}");
-}
-
 /// Documents per second that the driver alone reaches inserting exactly the
 /// documents Ferry writes (enriched natively, with Ferry's kind of `_id`),
 /// in batches like Ferry's and with its write concern.
@@ -161,23 +148,4 @@ async fn insert_many_ceiling(mongo: &MongoServer, database: &str, collection: &s
         collection.insert_many(chunk).ordered(false).write_concern(journaled.clone()).await.unwrap();
     }
     messages as f64 / started.elapsed().as_secs_f64()
-}
-
-/// User plus system CPU time of process `pid`.
-fn cpu_time(pid: u32) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or_default().split_whitespace().collect();
-    let ticks = |index: usize| fields.get(index).and_then(|value| value.parse::<u64>().ok()).unwrap_or(0);
-    let per_second = 100; // USER_HZ on Linux
-    Duration::from_millis((ticks(11) + ticks(12)) * 1000 / per_second)
-}
-
-/// Resident memory of process `pid`.
-fn rss_bytes(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|kb| kb.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map_or(0, |kb| kb * 1024)
 }

@@ -3,6 +3,7 @@
 
 pub mod guests;
 pub mod pipelines;
+pub mod process_stats;
 pub mod records;
 pub mod servers;
 pub mod wait;

@@ -291,3 +291,31 @@ fn a_missing_or_invalid_component_is_named() {
     assert!(matches!(error, TransformError::Compile { .. }), "{error:?}");
     assert!(error.to_string().contains("junk.wasm is not a WebAssembly component"), "{error}");
 }
+
+#[test]
+fn cdc_replicate_turns_changes_into_replaces_and_deletes_by_id() {
+    use ferry::record::Write;
+    let mut chain = chain(&[TransformConfig::new("replicate", guests::CDC_REPLICATE)]);
+    let results = chain
+        .run(&batch(&[
+            r#"{"operationType":"insert","documentKey":{"_id":1},"fullDocument":{"_id":1,"a":1}}"#,
+            r#"{"operationType":"update","documentKey":{"_id":1},"fullDocument":{"_id":1,"a":2}}"#,
+            r#"{"operationType":"update","documentKey":{"_id":1},"updateDescription":{}}"#,
+            r#"{"operationType":"update","documentKey":{"_id":1},"fullDocument":null}"#,
+            r#"{"operationType":"delete","documentKey":{"_id":{"$oid":"65f0a1b2c3d4e5f601234567"}}}"#,
+            r#"{"operationType":"drop","ns":{"db":"shop","coll":"orders"}}"#,
+        ]))
+        .unwrap();
+    let replace = Some(Write::Replace(vec!["_id".into()]));
+    assert_eq!((json(&emitted(&results[0])[0]), &emitted(&results[0])[0].write), (json!({"_id": 1, "a": 1}), &replace));
+    assert_eq!(json(&emitted(&results[1])[0]), json!({"_id": 1, "a": 2}));
+    let RecordResult::Failed(failure) = &results[2] else { panic!("an update without its document fails") };
+    assert!(failure.reason.contains("full_document = \"update-lookup\""), "{}", failure.reason);
+    assert_eq!(results[3], RecordResult::Dropped, "the document was deleted since; its delete follows");
+    let delete = &emitted(&results[4])[0];
+    assert_eq!(
+        (json(delete), &delete.write),
+        (json!({"_id": {"$oid": "65f0a1b2c3d4e5f601234567"}}), &Some(Write::Delete(vec!["_id".into()])))
+    );
+    assert_eq!(results[5], RecordResult::Dropped);
+}

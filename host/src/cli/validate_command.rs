@@ -18,12 +18,8 @@ pub(super) fn run(args: &ValidateArgs, global: &GlobalArgs, out: &mut dyn Write)
     let runtime = global.runtime()?;
     let transforms = config.transforms.iter().map(|transform| runtime.load(transform)).collect::<Result<_, _>>()?;
     TransformChain::new(transforms).start()?;
-    writeln!(
-        out,
-        "{}: pipeline {:?} is valid ({} transforms)",
-        args.pipeline.display(),
-        config.name,
-        config.transforms.len()
-    )?;
+    let count = config.transforms.len();
+    let plural = if count == 1 { "" } else { "s" };
+    writeln!(out, "{}: pipeline {:?} is valid ({count} transform{plural})", args.pipeline.display(), config.name)?;
     Ok(Verdict::Success)
 }

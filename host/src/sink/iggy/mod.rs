@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use bytes::Bytes;
-use iggy::prelude::{HeaderKey, HeaderValue, IggyMessage, MAX_PAYLOAD_SIZE, MessageClient, Partitioning, TopicClient};
+use iggy::prelude::{IggyMessage, IggyMessageHeader, MAX_PAYLOAD_SIZE, MessageClient, Partitioning, TopicClient};
 use sha2::{Digest, Sha256};
 
 use super::{Prepare, Rejection, Sink};
@@ -19,7 +19,7 @@ use crate::iggy_link::{IggyLink, add_header, ensure_topic, named};
 use crate::record::{Batch, Operation, Origin, Record, position_id};
 use crate::service_error::ServiceError;
 use crate::source::KEY_HEADER;
-use crate::source::mongodb::{ChangePosition, Relation, partition_positions};
+use crate::source::mongodb::{ChangePosition, POSITION_HEADER, Relation, partition_positions};
 use crate::wasm::{Emitted, RecordResult};
 
 pub struct IggySink {
@@ -84,7 +84,9 @@ impl IggySink {
         let mut by_partition: Vec<(u32, Vec<IggyMessage>)> = Vec::new();
         for outgoing in &plan.messages {
             let partition = self.partitions[(route_hash(&outgoing.route) % self.partitions.len() as u64) as usize];
-            if let (Some(held), Some(position)) = (self.holds.get(&partition), &outgoing.position) {
+            // Positions are parsed only where a partition still holds one:
+            // after the first batch past a restart, nowhere.
+            if let (Some(held), Some(position)) = (self.holds.get(&partition), outgoing.position()) {
                 match position.relation_to(held) {
                     Relation::Behind | Relation::Same => continue,
                     Relation::Ahead => {
@@ -92,7 +94,7 @@ impl IggySink {
                     }
                 }
             }
-            let message = outgoing.message().map_err(|error| ServiceError::iggy("building a message", error))?;
+            let message = outgoing.message();
             match by_partition.iter_mut().find(|(id, _)| *id == partition) {
                 Some((_, messages)) => messages.push(message),
                 None => by_partition.push((partition, vec![message])),
@@ -118,15 +120,15 @@ pub struct IggyPlanner {
     partition_by: PartitionBy,
 }
 
-/// One message to send, in a form that can be rebuilt for a retry (Iggy's
-/// messages are consumed by sending).
+/// One message to send, kept so that it can be sent again on a retry
+/// (sending consumes Iggy's messages; copying one is cheap, its payload and
+/// encoded headers are shared).
 pub struct Outgoing {
     /// What decides the partition.
     route: Vec<u8>,
-    id: u128,
-    payload: Bytes,
-    headers: BTreeMap<HeaderKey, HeaderValue>,
-    position: Option<ChangePosition>,
+    message: IggyMessage,
+    /// The change's position as carried in the headers (JSON).
+    position: Option<String>,
 }
 
 pub struct IggyPlan {
@@ -135,8 +137,26 @@ pub struct IggyPlan {
 }
 
 impl Outgoing {
-    fn message(&self) -> Result<IggyMessage, iggy::prelude::IggyError> {
-        IggyMessage::builder().id(self.id).payload(self.payload.clone()).user_headers(self.headers.clone()).build()
+    fn message(&self) -> IggyMessage {
+        let header = &self.message.header;
+        IggyMessage {
+            header: IggyMessageHeader {
+                checksum: header.checksum,
+                id: header.id,
+                offset: header.offset,
+                timestamp: header.timestamp,
+                origin_timestamp: header.origin_timestamp,
+                user_headers_length: header.user_headers_length,
+                payload_length: header.payload_length,
+                reserved: header.reserved,
+            },
+            payload: self.message.payload.clone(),
+            user_headers: self.message.user_headers.clone(),
+        }
+    }
+
+    fn position(&self) -> Option<ChangePosition> {
+        ChangePosition::from_json(self.position.as_deref()?)
     }
 }
 
@@ -198,8 +218,7 @@ fn outgoing(
     if output.payload.len() > MAX_PAYLOAD_SIZE as usize {
         return Err(format!("a payload of {} bytes is above Iggy's limit of {MAX_PAYLOAD_SIZE}", output.payload.len()));
     }
-    let text_headers = output.headers.iter().map(|header| (header.name.as_str(), header.value.as_str()));
-    let position = ChangePosition::from_text_headers(text_headers);
+    let position = position_text(&output.headers);
     let document_key = match &record.origin {
         Origin::Mongodb(change) => change.document_key.clone(),
         _ => None,
@@ -210,7 +229,7 @@ fn outgoing(
         PartitionBy::Balanced => None,
     };
     let identity = match &position {
-        Some(position) => position.to_json(),
+        Some(position) => position.clone(),
         None => position_id(&batch.source, &record.origin),
     };
     let route = match (route, partition_by) {
@@ -240,7 +259,29 @@ fn outgoing(
     }
     let digest = Sha256::new().chain_update(identity.as_bytes()).chain_update((n as u64).to_le_bytes()).finalize();
     let id = u128::from_be_bytes(digest[..16].try_into().expect("a SHA-256 digest has 32 bytes"));
-    Ok(Outgoing { route, id, payload: Bytes::from(output.payload.clone()), headers, position })
+    let message = IggyMessage::builder()
+        .id(id)
+        .payload(Bytes::from(output.payload.clone()))
+        .user_headers(headers)
+        .build()
+        .map_err(|error| format!("cannot build the message: {error}"))?;
+    Ok(Outgoing { route, message, position })
+}
+
+/// The position pieces among `headers`, joined (the JSON a position is).
+fn position_text(headers: &[crate::record::Header]) -> Option<String> {
+    let mut pieces: Vec<(usize, &str)> = headers
+        .iter()
+        .filter_map(|header| {
+            let index = header.name.strip_prefix(POSITION_HEADER)?.strip_prefix('-')?.parse().ok()?;
+            Some((index, header.value.as_str()))
+        })
+        .collect();
+    if pieces.is_empty() {
+        return None;
+    }
+    pieces.sort_unstable_by_key(|(index, _)| *index);
+    Some(pieces.iter().map(|(_, piece)| *piece).collect())
 }
 
 fn operation_name(operation: &Operation) -> &str {
@@ -261,4 +302,101 @@ fn operation_name(operation: &Operation) -> &str {
 /// its partition across upgrades (and per-document order holds).
 fn route_hash(route: &[u8]) -> u64 {
     u64::from_be_bytes(Sha256::digest(route)[..8].try_into().expect("a SHA-256 digest has 32 bytes"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{BatchSource, ClusterTime, Encoding, Header, MongodbChange, Namespace};
+
+    fn change(token: &str, document_key: &str) -> (Batch, ChangePosition) {
+        let position = ChangePosition::Stream { token: bson::doc! { "_data": token }, cluster_time: Some((9, 1)) };
+        let headers = position.to_text_pieces().into_iter().map(|(name, value)| Header { name, value }).collect();
+        let record = Record {
+            payload: b"{}".to_vec(),
+            encoding: Encoding::Json,
+            key: Some(document_key.as_bytes().to_vec()),
+            headers: Some(headers),
+            timestamp: 0,
+            origin: Origin::Mongodb(MongodbChange {
+                namespace: Namespace { database: "shop".into(), collection: Some("orders".into()) },
+                operation: Operation::Update,
+                document_key: Some(document_key.into()),
+                cluster_time: ClusterTime { seconds: 9, increment: 1 },
+            }),
+        };
+        (Batch { source: BatchSource::Mongodb, records: vec![record] }, position)
+    }
+
+    fn emitted(batch: &Batch, payload: &[u8], key: Option<&[u8]>) -> Emitted {
+        Emitted {
+            payload: payload.to_vec(),
+            encoding: Encoding::Json,
+            key: key.map(<[u8]>::to_vec),
+            headers: batch.records[0].headers.clone().unwrap(),
+            collection: None,
+            write: None,
+        }
+    }
+
+    fn header(outgoing: &Outgoing, name: &str) -> Option<String> {
+        let headers = outgoing.message.user_headers_map().unwrap().unwrap();
+        headers.get(&iggy::prelude::HeaderKey::try_from(name).unwrap()).map(|value| value.to_string_value())
+    }
+
+    #[test]
+    fn given_a_change_then_the_message_carries_its_position_and_where_it_came_from() {
+        let (batch, position) = change("abc", r#"{"_id":7}"#);
+        let output = emitted(&batch, br#"{"x":1}"#, Some(br#"{"_id":7}"#));
+        let outgoing = outgoing(&batch, &batch.records[0], 0, &output, PartitionBy::DocumentKey).unwrap();
+        assert_eq!(outgoing.position(), Some(position));
+        assert_eq!(outgoing.route, br#"{"_id":7}"#);
+        assert_eq!(header(&outgoing, "ferry-operation").as_deref(), Some("update"));
+        assert_eq!(header(&outgoing, "ferry-namespace").as_deref(), Some("shop.orders"));
+        assert_eq!(header(&outgoing, "ferry-document-key").as_deref(), Some(r#"{"_id":7}"#));
+        let message = outgoing.message();
+        let headers = message.user_headers_map().unwrap().unwrap();
+        assert_eq!(ChangePosition::from_headers(&headers), outgoing.position());
+        assert_eq!((message.header.id, &message.payload), (outgoing.message.header.id, &outgoing.message.payload));
+    }
+
+    #[test]
+    fn given_partitioning_choices_then_routes_follow_them() {
+        let (batch, _) = change("abc", r#"{"_id":7}"#);
+        let by_key = emitted(&batch, b"x", Some(b"tenant-1"));
+        let route = |by| outgoing(&batch, &batch.records[0], 0, &by_key, by).unwrap().route;
+        assert_eq!(route(PartitionBy::DocumentKey), br#"{"_id":7}"#, "the document key, whatever the transform's key");
+        assert_eq!(route(PartitionBy::Key), b"tenant-1");
+        assert_ne!(route(PartitionBy::Balanced), route(PartitionBy::DocumentKey));
+        let keyless = emitted(&batch, b"x", None);
+        let error = outgoing(&batch, &batch.records[0], 0, &keyless, PartitionBy::Key).err().unwrap();
+        assert!(error.contains("gave this output no key"), "{error}");
+    }
+
+    #[test]
+    fn given_replayed_outputs_then_ids_repeat_and_differ_per_output() {
+        let (batch, _) = change("abc", r#"{"_id":7}"#);
+        let output = emitted(&batch, b"x", None);
+        let id =
+            |n| outgoing(&batch, &batch.records[0], n, &output, PartitionBy::DocumentKey).unwrap().message.header.id;
+        assert_eq!(id(0), id(0));
+        assert_ne!(id(0), id(1));
+    }
+
+    #[test]
+    fn given_an_empty_payload_then_the_input_is_rejected() {
+        let (batch, _) = change("abc", r#"{"_id":7}"#);
+        let plan = IggyPlanner { partition_by: PartitionBy::DocumentKey }
+            .prepare(&batch, &[RecordResult::Emitted(vec![emitted(&batch, b"", None)])]);
+        assert!(plan.messages.is_empty());
+        assert_eq!(plan.rejections, [Rejection { input: 0, reason: "an empty payload cannot be sent to Iggy".into() }]);
+    }
+
+    #[test]
+    fn given_the_same_route_then_the_partition_never_changes() {
+        assert_eq!(route_hash(b"doc-1"), route_hash(b"doc-1"));
+        assert_ne!(route_hash(b"doc-1"), route_hash(b"doc-2"));
+        // Pinned: a document must keep its partition across Ferry versions.
+        assert_eq!(route_hash(b""), 0xe3b0_c442_98fc_1c14);
+    }
 }

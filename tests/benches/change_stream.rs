@@ -1,0 +1,130 @@
+//! How fast changes reach Iggy: the raw change-stream read rate of the
+//! MongoDB server with the Rust driver (N documents inserted while watching),
+//! and, in the same run, Ferry's rate from change to Iggy message.
+//!
+//! ```sh
+//! cargo build --release -p ferry && cargo bench -p ferry-tests --bench change_stream
+//! FERRY_BENCH_EVENTS=200000 cargo bench -p ferry-tests --bench change_stream
+//! ```
+//!
+//! Both runs insert the same documents the same way (batches of 1000) into
+//! their own collection while something watches; each rate counts from the
+//! first insert to the last event seen. Ferry runs as its own process, so its
+//! CPU time comes from /proc alone.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ferry_tests::pipelines::{partitions, unique};
+use ferry_tests::process_stats::{cpu_time, ferry_binary, rss_bytes, stop};
+use ferry_tests::servers::{IggyServer, MongoServer};
+use futures::StreamExt;
+use iggy::prelude::{Identifier, TopicClient};
+use mongodb::bson::{Document, doc};
+
+const BATCH: usize = 1000;
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let events: usize = std::env::var("FERRY_BENCH_EVENTS").ok().and_then(|n| n.parse().ok()).unwrap_or(50_000);
+    let ferry = ferry_binary();
+    let (Some(iggy), Some(mongo)) =
+        (IggyServer::start("change stream bench").await, MongoServer::start("change stream bench").await)
+    else {
+        std::process::exit(2);
+    };
+    let database = mongo.client().await.database(&unique("bench"));
+
+    // The driver alone: watch, insert, count events.
+    let raw = database.collection::<Document>("raw");
+    let mut watching = raw.watch().await.expect("a change stream opens");
+    let started = Instant::now();
+    let inserting = tokio::spawn(insert(raw.clone(), events));
+    let mut seen = 0;
+    while seen < events {
+        watching.next().await.expect("the stream goes on").expect("an event");
+        seen += 1;
+    }
+    let raw_rate = events as f64 / started.elapsed().as_secs_f64();
+    inserting.await.unwrap();
+
+    // Ferry: the same through a change-stream pipeline to Iggy.
+    let stream = unique("bench");
+    let work = tempfile::tempdir().unwrap();
+    let pipeline = work.path().join("changes.toml");
+    let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now() - Duration::from_secs(1));
+    std::fs::write(
+        &pipeline,
+        format!(
+            r#"
+name = "bench-changes"
+[source.mongodb]
+uri = "{}"
+database = "{}"
+collection = "piped"
+start = "timestamp:{now}"
+batch_size = {BATCH}
+[sink.iggy]
+address = "{}"
+stream = "{stream}"
+topic = "changes"
+create = {{ partitions = 4 }}
+"#,
+            mongo.uri(),
+            database.name(),
+            iggy.address()
+        ),
+    )
+    .unwrap();
+    let mut process = Command::new(&ferry)
+        .arg("run")
+        .arg(&pipeline)
+        .env("FERRY_CACHE_DIR", work.path().join("cache"))
+        .env("FERRY_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("ferry starts");
+    let pid = process.id();
+    let client = iggy.client().await;
+    while partitions(&client, &stream, "changes").await.is_empty() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (cpu_before, started) = (cpu_time(pid), Instant::now());
+    let inserting = tokio::spawn(insert(database.collection("piped"), events));
+    let (stream_id, topic_id) = (Identifier::named(&stream).unwrap(), Identifier::named("changes").unwrap());
+    let mut peak_rss = 0;
+    loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        peak_rss = peak_rss.max(rss_bytes(pid));
+        let topic = client.get_topic(&stream_id, &topic_id).await.unwrap().unwrap();
+        if topic.messages_count >= events as u64 {
+            break;
+        }
+        assert!(process.try_wait().unwrap().is_none(), "ferry exited early");
+    }
+    let ferry_rate = events as f64 / started.elapsed().as_secs_f64();
+    let cpu = cpu_time(pid) - cpu_before;
+    inserting.await.unwrap();
+    stop(&mut process);
+
+    println!();
+    println!("events                  {events}");
+    println!(
+        "raw change stream       {raw_rate:>9.0} events/s   (Rust driver, inserting in batches of {BATCH} while watching)"
+    );
+    println!(
+        "ferry, change to Iggy   {ferry_rate:>9.0} events/s   ({:.1}% of the raw rate)",
+        100.0 * ferry_rate / raw_rate
+    );
+    println!("ferry CPU               {:>9.2} µs/event", cpu.as_secs_f64() * 1e6 / events as f64);
+    println!("ferry RSS peak          {:>9.1} MiB", peak_rss as f64 / (1024.0 * 1024.0));
+}
+
+async fn insert(collection: mongodb::Collection<Document>, events: usize) {
+    let documents: Vec<Document> = (0..events)
+        .map(|i| doc! { "sensor_id": format!("s{}", i % 50), "temp": (i % 40) as f64 + 0.5, "seq": i as i64 })
+        .collect();
+    for chunk in documents.chunks(BATCH) {
+        collection.insert_many(chunk).await.expect("documents insert");
+    }
+}
