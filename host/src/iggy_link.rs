@@ -8,10 +8,10 @@ use std::collections::BTreeMap;
 
 use iggy::prelude::{
     Client, CompressionAlgorithm, HeaderKey, HeaderValue, Identifier, IggyClient, IggyDuration, IggyError, IggyExpiry,
-    MaxTopicSize, StreamClient, TopicClient, UserClient,
+    MaxTopicSize, StreamClient, TopicClient, TopicDetails, UserClient,
 };
 
-use crate::config::IggyConnection;
+use crate::config::{CreateTopic, IggyConnection};
 use crate::service_error::ServiceError;
 
 /// How often the SDK itself retries a dropped socket before reporting it;
@@ -145,4 +145,29 @@ pub async fn ensure_topic(client: &IggyClient, stream: &str, topic: &str, partit
         }
     }
     Ok(())
+}
+
+/// The topic's details, creating the stream and topic first when `create`
+/// says so; a missing topic otherwise is a permanent error that says how to
+/// fix it (a typo in a pipeline file should not conjure a topic).
+pub async fn open_topic(
+    client: &IggyClient,
+    stream: &str,
+    topic: &str,
+    create: Option<CreateTopic>,
+) -> Result<TopicDetails, ServiceError> {
+    if let Some(create) = create {
+        ensure_topic(client, stream, topic, create.partitions).await?;
+    }
+    let what = || format!("reading Iggy topic {stream}/{topic}");
+    client
+        .get_topic(&named(stream)?, &named(topic)?)
+        .await
+        .map_err(|error| ServiceError::iggy(what(), error))?
+        .ok_or_else(|| {
+            ServiceError::fatal(
+                what(),
+                format!("the topic {stream}/{topic} does not exist; create it, or set `create = {{ partitions = N }}`"),
+            )
+        })
 }

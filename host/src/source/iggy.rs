@@ -14,13 +14,13 @@ use std::time::Duration;
 
 use iggy::prelude::{
     Consumer, ConsumerGroupClient, ConsumerOffsetClient, Identifier, IggyClient, IggyError, MessageClient,
-    PollingStrategy, TopicClient,
+    PollingStrategy,
 };
 
 use super::iggy_message::to_record;
 use super::{Polled, Source};
 use crate::config::{IggySourceConfig, StartPosition};
-use crate::iggy_link::{IggyLink, ensure_topic, named};
+use crate::iggy_link::{IggyLink, named, open_topic};
 use crate::record::{Batch, BatchSource, IggyTopic};
 use crate::service_error::ServiceError;
 
@@ -88,19 +88,7 @@ impl IggySource {
     async fn join(&mut self) -> Result<(), ServiceError> {
         let topic_name = self.topic_name();
         let (client, _) = self.link.client().await?;
-        if let Some(create) = self.config.create {
-            ensure_topic(client, &self.config.stream, &self.config.topic, create.partitions).await?;
-        }
-        let topic = client
-            .get_topic(&self.ids.stream, &self.ids.topic)
-            .await
-            .map_err(|error| ServiceError::iggy(format!("reading Iggy topic {topic_name}"), error))?
-            .ok_or_else(|| {
-                ServiceError::fatal(
-                    format!("reading Iggy topic {topic_name}"),
-                    format!("the topic {topic_name} does not exist; create it, or set `create = {{ partitions = N }}`"),
-                )
-            })?;
+        let topic = open_topic(client, &self.config.stream, &self.config.topic, self.config.create).await?;
         let group = &self.config.consumer_group;
         let what = format!("setting up consumer group {group:?} on {topic_name}");
         let exists = client

@@ -10,12 +10,12 @@
 use std::collections::{BTreeMap, HashMap};
 
 use bytes::Bytes;
-use iggy::prelude::{IggyMessage, IggyMessageHeader, MAX_PAYLOAD_SIZE, MessageClient, Partitioning, TopicClient};
+use iggy::prelude::{IggyMessage, IggyMessageHeader, MAX_PAYLOAD_SIZE, MessageClient, Partitioning};
 use sha2::{Digest, Sha256};
 
 use super::{Prepare, Rejection, Sink};
 use crate::config::{IggySinkConfig, PartitionBy};
-use crate::iggy_link::{IggyLink, add_header, ensure_topic, named};
+use crate::iggy_link::{IggyLink, add_header, named, open_topic};
 use crate::record::{Batch, Operation, Origin, Record, position_id};
 use crate::service_error::ServiceError;
 use crate::source::KEY_HEADER;
@@ -52,21 +52,8 @@ impl IggySink {
     /// Connects, creates the topic if asked, and reads what each partition
     /// already holds.
     async fn refresh(&mut self) -> Result<(), ServiceError> {
-        let topic_name = self.topic_name();
         let (client, _) = self.link.client().await?;
-        if let Some(create) = self.config.create {
-            ensure_topic(client, &self.config.stream, &self.config.topic, create.partitions).await?;
-        }
-        let topic = client
-            .get_topic(&named(&self.config.stream)?, &named(&self.config.topic)?)
-            .await
-            .map_err(|error| ServiceError::iggy(format!("reading Iggy topic {topic_name}"), error))?
-            .ok_or_else(|| {
-                ServiceError::fatal(
-                    format!("reading Iggy topic {topic_name}"),
-                    format!("the topic {topic_name} does not exist; create it, or set `create = {{ partitions = N }}`"),
-                )
-            })?;
+        let topic = open_topic(client, &self.config.stream, &self.config.topic, self.config.create).await?;
         self.partitions = topic.partitions.iter().map(|partition| partition.id).collect();
         self.holds = partition_positions(client, &self.config.stream, &self.config.topic)
             .await?
