@@ -79,8 +79,8 @@ call_timeout = "5s"
         format!("start = \"timestamp:{now}\"")
     }
 
-    fn collection(&self, name: &str) -> mongodb::Collection<Document> {
-        futures::executor::block_on(self.mongo.client()).database(&self.database).collection(name)
+    async fn collection(&self, name: &str) -> mongodb::Collection<Document> {
+        self.mongo.client().await.database(&self.database).collection(name)
     }
 
     async fn changes(&self) -> Vec<Change> {
@@ -146,7 +146,7 @@ async fn every_operation_type_arrives_with_its_headers() {
     let Some(setup) = Setup::new("every_operation_type_arrives_with_its_headers").await else { return };
     let source = format!("collection = \"readings\"\nfull_document = \"update-lookup\"\n{}", Setup::from_now());
     let pipeline = RunningPipeline::start(parse(&setup.pipeline(&source, "")));
-    let readings = setup.collection("readings");
+    let readings = setup.collection("readings").await;
     readings.insert_one(doc! { "_id": 1, "temp": 20 }).await.unwrap();
     readings.update_one(doc! { "_id": 1 }, doc! { "$set": { "temp": 21 } }).await.unwrap();
     // update-lookup reads the document as it is when the event is read, so
@@ -177,7 +177,7 @@ async fn without_update_lookup_updates_carry_only_their_delta() {
     let Some(setup) = Setup::new("without_update_lookup_updates_carry_only_their_delta").await else { return };
     let source = format!("collection = \"readings\"\n{}", Setup::from_now());
     let pipeline = RunningPipeline::start(parse(&setup.pipeline(&source, "")));
-    let readings = setup.collection("readings");
+    let readings = setup.collection("readings").await;
     readings.insert_one(doc! { "_id": 1, "temp": 20 }).await.unwrap();
     readings.update_one(doc! { "_id": 1 }, doc! { "$set": { "temp": 21 } }).await.unwrap();
     let changes = wait::until("two changes", PATIENCE, || async {
@@ -198,10 +198,10 @@ async fn a_database_watch_sees_every_collection_and_the_pipeline_filters() {
     };
     let source = format!("pipeline = '[{{\"$match\": {{\"operationType\": \"insert\"}}}}]'\n{}", Setup::from_now());
     let pipeline = RunningPipeline::start(parse(&setup.pipeline(&source, "")));
-    setup.collection("orders").insert_one(doc! { "_id": "o1" }).await.unwrap();
-    setup.collection("orders").update_one(doc! { "_id": "o1" }, doc! { "$set": { "paid": true } }).await.unwrap();
-    setup.collection("customers").insert_one(doc! { "_id": "c1" }).await.unwrap();
-    setup.collection("customers").insert_one(doc! { "_id": "marker" }).await.unwrap();
+    setup.collection("orders").await.insert_one(doc! { "_id": "o1" }).await.unwrap();
+    setup.collection("orders").await.update_one(doc! { "_id": "o1" }, doc! { "$set": { "paid": true } }).await.unwrap();
+    setup.collection("customers").await.insert_one(doc! { "_id": "c1" }).await.unwrap();
+    setup.collection("customers").await.insert_one(doc! { "_id": "marker" }).await.unwrap();
     let changes = setup.wait_for_marker("customers").await;
     pipeline.stop().await.unwrap();
     assert!(changes.iter().all(|change| change.operation == "insert"), "{changes:?}");
@@ -218,7 +218,7 @@ async fn copy_existing_with_writes_going_on_replays_to_exactly_the_final_collect
     else {
         return;
     };
-    let items = setup.collection("items");
+    let items = setup.collection("items").await;
     let existing: Vec<Document> = (0..10_000).map(|i| doc! { "_id": i, "v": 0 }).collect();
     items.insert_many(existing).await.unwrap();
     let source = "collection = \"items\"\nfull_document = \"update-lookup\"\nstart = \"copy-existing\"";
@@ -244,7 +244,7 @@ async fn killed_mid_stream_and_restarted_every_change_arrives_once_in_order() {
     };
     let source = format!("collection = \"counters\"\nfull_document = \"update-lookup\"\n{}", Setup::from_now());
     let config = setup.pipeline(&source, "");
-    let counters = setup.collection("counters");
+    let counters = setup.collection("counters").await;
     let first = RunningPipeline::start(parse(&config));
     let writer = {
         let counters = counters.clone();
@@ -287,7 +287,7 @@ async fn killed_mid_stream_and_restarted_every_change_arrives_once_in_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_mid_copy_and_restarted_the_copy_continues() {
     let Some(setup) = Setup::new("killed_mid_copy_and_restarted_the_copy_continues").await else { return };
-    let items = setup.collection("items");
+    let items = setup.collection("items").await;
     items.insert_many((0..5_000).map(|i| doc! { "_id": i })).await.unwrap();
     let source = "collection = \"items\"\nstart = \"copy-existing\"";
     let config = setup.pipeline(source, "");
@@ -311,7 +311,7 @@ async fn round_trip_through_iggy_replicates_a_collection_despite_crashes() {
     let Some(setup) = Setup::new("round_trip_through_iggy_replicates_a_collection_despite_crashes").await else {
         return;
     };
-    let source_a = setup.collection("a");
+    let source_a = setup.collection("a").await;
     source_a.insert_many((0..500).map(|i| doc! { "_id": i, "v": 0, "gone": false })).await.unwrap();
     let outbound =
         setup.pipeline("collection = \"a\"\nfull_document = \"update-lookup\"\nstart = \"copy-existing\"", "");
@@ -373,7 +373,7 @@ call_timeout = "5s"
     let out = RunningPipeline::start(parse(&outbound));
     let into_b = RunningPipeline::start(parse(&inbound));
     let expected = snapshot(&source_a).await;
-    let target_b = setup.collection("b");
+    let target_b = setup.collection("b").await;
     wait::until("b to equal a", PATIENCE, || async { (snapshot(&target_b).await == expected).then_some(()) }).await;
     out.stop().await.unwrap();
     into_b.stop().await.unwrap();
@@ -402,7 +402,7 @@ async fn lost_history_fails_clearly_and_restart_from_now_goes_on() {
     let recovering = RunningPipeline::start(parse(
         &setup.pipeline("collection = \"readings\"\non_history_lost = \"restart-from-now\"", ""),
     ));
-    let readings = setup.collection("readings");
+    let readings = setup.collection("readings").await;
     // Written until one shows up: the stream starts "now", whenever that is.
     wait::until("a change after the restart", PATIENCE, || async {
         readings.insert_one(doc! {}).await.unwrap();
@@ -420,7 +420,7 @@ async fn a_filtered_stream_keeps_its_position_fresh_without_producing() {
         Setup::from_now()
     );
     let pipeline = RunningPipeline::start(parse(&setup.pipeline(&source, "")));
-    let readings = setup.collection("readings");
+    let readings = setup.collection("readings").await;
     let iggy = setup.iggy.client().await;
     let positions = ferry::source::mongodb::checkpoint_topic("changes");
     wait::until("a stored position", PATIENCE, || async {
