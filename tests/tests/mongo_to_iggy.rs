@@ -437,3 +437,18 @@ async fn a_filtered_stream_keeps_its_position_fresh_without_producing() {
         Some(ferry::source::mongodb::ChangePosition::Stream { .. })
     ));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deployment_watch_sees_every_database() {
+    let Some(setup) = Setup::new("a_deployment_watch_sees_every_database").await else { return };
+    let config = setup.pipeline(&Setup::from_now(), "").replace(&format!("database = \"{}\"\n", setup.database), "");
+    let pipeline = RunningPipeline::start(parse(&config));
+    let client = setup.mongo.client().await;
+    let other = unique("other");
+    client.database(&other).collection::<Document>("things").insert_one(doc! { "_id": 1 }).await.unwrap();
+    setup.collection("items").await.insert_one(doc! { "_id": "marker" }).await.unwrap();
+    let changes = setup.wait_for_marker("items").await;
+    pipeline.stop().await.unwrap();
+    let databases: Vec<&str> = changes.iter().filter_map(|change| change.event["ns"]["db"].as_str()).collect();
+    assert!(databases.contains(&other.as_str()) && databases.contains(&setup.database.as_str()), "{databases:?}");
+}
