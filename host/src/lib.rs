@@ -16,6 +16,7 @@ pub mod error_chain;
 pub mod iggy_link;
 pub mod pipeline;
 pub mod record;
+pub mod relaxed_json;
 pub mod service_error;
 pub mod sink;
 pub mod source;

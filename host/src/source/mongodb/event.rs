@@ -1,16 +1,24 @@
 //! A change event (or a copied document) as a Ferry record.
 
-use bson::{Bson, Document, doc};
+use bson::{Document, RawDocument, RawDocumentBuf, doc};
 
-use super::position::ChangePosition;
+use super::position::{ChangePosition, pieces};
 use crate::config::EventFormat;
+use crate::error_chain::error_chain;
 use crate::record::{ClusterTime, Encoding, Header, MongodbChange, Namespace, Operation, Origin, Record};
+use crate::relaxed_json::to_relaxed_json;
 
-/// The record for one change event, and its position.
-pub fn change_record(event: Document, format: EventFormat) -> Result<(Record, ChangePosition), String> {
-    let token = event.get_document("_id").map_err(|_| "the event has no resume token `_id`")?.clone();
+/// The record for one change event, and its position. The event stays in
+/// its BSON bytes: fields are read in place and the JSON payload is written
+/// straight from them.
+pub fn change_record(event: &RawDocument, format: EventFormat) -> Result<(Record, ChangePosition), String> {
+    let raw_token = event.get_document("_id").map_err(|_| "the event has no resume token `_id`")?;
+    let token =
+        Document::try_from(raw_token).map_err(|error| format!("the resume token is not a document: {error}"))?;
     let cluster_time = event.get_timestamp("clusterTime").ok().map(|time| (time.time, time.increment));
     let position = ChangePosition::Stream { token, cluster_time };
+    let position_json =
+        ChangePosition::stream_json(raw_token, cluster_time).ok_or("the resume token cannot be written")?;
     let operation = match event.get_str("operationType").map_err(|_| "the event has no operationType")? {
         "insert" => Operation::Insert,
         "update" => Operation::Update,
@@ -29,7 +37,10 @@ pub fn change_record(event: Document, format: EventFormat) -> Result<(Record, Ch
         },
         Err(_) => Namespace { database: String::new(), collection: None },
     };
-    let document_key = event.get_document("documentKey").ok().map(|key| relaxed(key.clone()));
+    let document_key = match event.get_document("documentKey") {
+        Ok(key) => Some(relaxed(key)?),
+        Err(_) => None,
+    };
     let micros = match event.get_datetime("wallTime") {
         Ok(wall) => wall.timestamp_millis().max(0) as u64 * 1000,
         Err(_) => cluster_time.map_or(0, |(seconds, _)| u64::from(seconds) * 1_000_000),
@@ -42,7 +53,7 @@ pub fn change_record(event: Document, format: EventFormat) -> Result<(Record, Ch
             ClusterTime { seconds, increment }
         }),
     };
-    let record = record(event, format, document_key, micros, change, &position)?;
+    let record = record(event, format, document_key, micros, change, &position_json)?;
     Ok((record, position))
 }
 
@@ -58,39 +69,42 @@ pub fn copy_record(
     let ChangePosition::Copy { started, .. } = position else { unreachable!("copies have copy positions") };
     let id = document.get("_id").cloned().ok_or("a copied document has no _id")?;
     let document_key = doc! { "_id": id };
-    let event = doc! {
+    let key = relaxed(&encode(&document_key)?)?;
+    let event = encode(&doc! {
         "operationType": "insert",
         "ns": { "db": database, "coll": collection },
-        "documentKey": document_key.clone(),
+        "documentKey": document_key,
         "fullDocument": document,
         "copyExisting": true,
-    };
+    })?;
     let change = MongodbChange {
         namespace: Namespace { database: database.to_owned(), collection: Some(collection.to_owned()) },
         operation: Operation::Insert,
-        document_key: Some(relaxed(document_key.clone())),
+        document_key: Some(key.clone()),
         cluster_time: ClusterTime { seconds: started.0, increment: started.1 },
     };
     let now =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |time| time.as_micros() as u64);
-    record(event, format, Some(relaxed(document_key)), now, change, position)
+    record(&event, format, Some(key), now, change, &position.to_json())
+}
+
+fn encode(document: &Document) -> Result<RawDocumentBuf, String> {
+    RawDocumentBuf::try_from(document).map_err(|error| format!("cannot encode a document: {error}"))
 }
 
 fn record(
-    event: Document,
+    event: &RawDocument,
     format: EventFormat,
     document_key: Option<String>,
     timestamp: u64,
     change: MongodbChange,
-    position: &ChangePosition,
+    position_json: &str,
 ) -> Result<Record, String> {
     let (payload, encoding) = match format {
-        EventFormat::Json => (relaxed(event).into_bytes(), Encoding::Json),
-        EventFormat::Bson => {
-            (event.to_vec().map_err(|error| format!("cannot encode the event: {error}"))?, Encoding::Bson)
-        }
+        EventFormat::Json => (to_relaxed_json(event).map_err(|error| error_chain(&error))?, Encoding::Json),
+        EventFormat::Bson => (event.as_bytes().to_vec(), Encoding::Bson),
     };
-    let headers = position.to_text_pieces().into_iter().map(|(name, value)| Header { name, value }).collect();
+    let headers = pieces(position_json).into_iter().map(|(name, value)| Header { name, value }).collect();
     Ok(Record {
         payload,
         encoding,
@@ -101,14 +115,20 @@ fn record(
     })
 }
 
-fn relaxed(document: Document) -> String {
-    Bson::Document(document).into_relaxed_extjson().to_string()
+/// A (small) document as relaxed Extended JSON text.
+fn relaxed(document: &RawDocument) -> Result<String, String> {
+    let json = to_relaxed_json(document).map_err(|error| error_chain(&error))?;
+    String::from_utf8(json).map_err(|error| error.to_string())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bson::Timestamp;
+    use bson::{Bson, Timestamp};
+
+    fn raw(document: Document) -> RawDocumentBuf {
+        RawDocumentBuf::try_from(&document).unwrap()
+    }
 
     fn event() -> Document {
         doc! {
@@ -124,7 +144,7 @@ mod tests {
 
     #[test]
     fn given_an_update_event_then_the_record_carries_its_origin_key_and_position() {
-        let (record, position) = change_record(event(), EventFormat::Json).unwrap();
+        let (record, position) = change_record(&raw(event()), EventFormat::Json).unwrap();
         assert_eq!(
             position,
             ChangePosition::Stream { token: doc! { "_data": "8263" }, cluster_time: Some((1_764_126_000, 4)) }
@@ -144,7 +164,7 @@ mod tests {
 
     #[test]
     fn given_bson_format_then_the_payload_is_the_event_itself() {
-        let (record, _) = change_record(event(), EventFormat::Bson).unwrap();
+        let (record, _) = change_record(&raw(event()), EventFormat::Bson).unwrap();
         assert_eq!(record.encoding, Encoding::Bson);
         assert_eq!(Document::from_reader(record.payload.as_slice()).unwrap(), event());
     }

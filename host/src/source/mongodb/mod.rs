@@ -13,7 +13,7 @@ mod positions_store;
 
 use std::time::Duration;
 
-use bson::{Bson, Document, Timestamp, doc};
+use bson::{Bson, Document, RawDocumentBuf, Timestamp, doc};
 use futures::TryStreamExt;
 use mongodb::change_stream::ChangeStream;
 use mongodb::change_stream::event::ResumeToken;
@@ -52,7 +52,7 @@ enum State {
     Starting,
     Copying(CopyRun),
     Streaming {
-        stream: Option<ChangeStream<Document>>,
+        stream: Option<ChangeStream<RawDocumentBuf>>,
         from: StreamFrom,
     },
 }
@@ -213,7 +213,7 @@ impl MongoSource {
         while records.len() < self.config.batch_size as usize {
             match stream.next_if_any().await {
                 Ok(Some(event)) => {
-                    let (record, here) = change_record(event, self.config.format)
+                    let (record, here) = change_record(&event, self.config.format)
                         .map_err(|reason| ServiceError::fatal("reading a change event", reason))?;
                     records.push(record);
                     position = Some(here);
@@ -330,7 +330,7 @@ async fn open_stream(
     client: &Client,
     config: &MongoSourceConfig,
     from: &StreamFrom,
-) -> Result<ChangeStream<Document>, mongodb::error::Error> {
+) -> Result<ChangeStream<RawDocumentBuf>, mongodb::error::Error> {
     let stages = config.stages().expect("validated: the pipeline parses");
     let full_document = match config.full_document {
         FullDocument::Default => None,
@@ -357,7 +357,8 @@ async fn open_stream(
                 StreamFrom::At(time) => watch.start_at_operation_time(*time),
                 StreamFrom::After(token) => watch.resume_after(resume_token(token)),
             };
-            watch.await.map(|stream| stream.with_type::<Document>())
+            // Events stay raw BSON: read in place, not built into documents.
+            watch.await.map(|stream| stream.with_type::<RawDocumentBuf>())
         }};
     }
     match (&config.database, &config.collection) {

@@ -1,0 +1,110 @@
+//! BSON bytes written straight out as relaxed Extended JSON, without
+//! building a document or a JSON tree first — the change-stream hot path
+//! turns every event into JSON for transforms.
+//!
+//! Common types (strings, numbers, booleans, null, documents, arrays, object
+//! ids) are written here; every other type goes through bson's own
+//! conversion, so the output is exactly what `Bson::into_relaxed_extjson`
+//! gives.
+
+use bson::Bson;
+use bson::raw::{RawArray, RawBsonRef, RawDocument};
+
+/// Why bytes could not be written as JSON.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read the BSON document")]
+pub struct RelaxedJsonError(#[source] pub bson::error::Error);
+
+/// `document` as relaxed Extended JSON.
+pub fn to_relaxed_json(document: &RawDocument) -> Result<Vec<u8>, RelaxedJsonError> {
+    let mut out = Vec::with_capacity(document.as_bytes().len() + document.as_bytes().len() / 2);
+    write_document(document, &mut out)?;
+    Ok(out)
+}
+
+fn write_document(document: &RawDocument, out: &mut Vec<u8>) -> Result<(), RelaxedJsonError> {
+    out.push(b'{');
+    for (index, element) in document.iter().enumerate() {
+        let (key, value) = element.map_err(RelaxedJsonError)?;
+        if index > 0 {
+            out.push(b',');
+        }
+        write_json(&key.as_str(), out);
+        out.push(b':');
+        write_value(value, out)?;
+    }
+    out.push(b'}');
+    Ok(())
+}
+
+fn write_array(array: &RawArray, out: &mut Vec<u8>) -> Result<(), RelaxedJsonError> {
+    out.push(b'[');
+    for (index, value) in array.into_iter().enumerate() {
+        if index > 0 {
+            out.push(b',');
+        }
+        write_value(value.map_err(RelaxedJsonError)?, out)?;
+    }
+    out.push(b']');
+    Ok(())
+}
+
+fn write_value(value: RawBsonRef<'_>, out: &mut Vec<u8>) -> Result<(), RelaxedJsonError> {
+    match value {
+        RawBsonRef::Document(document) => write_document(document, out)?,
+        RawBsonRef::Array(array) => write_array(array, out)?,
+        RawBsonRef::String(text) => write_json(&text, out),
+        RawBsonRef::Double(number) if number.is_finite() => write_json(&number, out),
+        RawBsonRef::Int32(number) => write_json(&number, out),
+        RawBsonRef::Int64(number) => write_json(&number, out),
+        RawBsonRef::Boolean(flag) => write_json(&flag, out),
+        RawBsonRef::Null => out.extend_from_slice(b"null"),
+        RawBsonRef::ObjectId(id) => {
+            out.extend_from_slice(br#"{"$oid":""#);
+            out.extend_from_slice(id.to_hex().as_bytes());
+            out.extend_from_slice(br#""}"#);
+        }
+        other => {
+            let bson = Bson::try_from(other).map_err(RelaxedJsonError)?;
+            write_json(&bson.into_relaxed_extjson(), out);
+        }
+    }
+    Ok(())
+}
+
+fn write_json<T: serde::Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) {
+    serde_json::to_writer(&mut *out, value).expect("plain values serialise into a Vec");
+}
+
+#[cfg(test)]
+mod tests {
+    use bson::{Binary, Decimal128, RawDocumentBuf, Timestamp, doc, oid::ObjectId, spec::BinarySubtype};
+
+    use super::*;
+
+    #[test]
+    fn given_every_kind_of_value_then_matches_bsons_own_relaxed_extended_json() {
+        let document = doc! {
+            "s": "text with \"quotes\" and ünïcode",
+            "d": 22.5, "whole": 3.0, "nan": f64::NAN, "inf": f64::NEG_INFINITY,
+            "i": 7, "l": 9_000_000_000_i64, "b": true, "n": null,
+            "oid": ObjectId::parse_str("65f0a1b2c3d4e5f601234567").unwrap(),
+            "date": bson::DateTime::from_millis(1_795_662_000_123),
+            "old": bson::DateTime::from_millis(-5),
+            "ts": Timestamp { time: 5, increment: 6 },
+            "bin": Binary { subtype: BinarySubtype::Generic, bytes: vec![1, 2, 3] },
+            "dec": "1.10".parse::<Decimal128>().unwrap(),
+            "nested": { "a": [1, { "b": [] }, "c"] },
+            "empty": {},
+        };
+        let raw = RawDocumentBuf::try_from(&document).unwrap();
+        let ours: serde_json::Value = serde_json::from_slice(&to_relaxed_json(&raw).unwrap()).unwrap();
+        assert_eq!(ours, Bson::Document(document).into_relaxed_extjson());
+    }
+
+    #[test]
+    fn given_key_order_then_keeps_it() {
+        let raw = RawDocumentBuf::try_from(&doc! { "z": 1, "a": 2 }).unwrap();
+        assert_eq!(to_relaxed_json(&raw).unwrap(), br#"{"z":1,"a":2}"#);
+    }
+}
