@@ -165,7 +165,7 @@ where
     let mut driver = Driver {
         source: &mut source,
         backoff: Backoff::new(&delivery),
-        call_timeout: delivery.call_timeout,
+        delivery: delivery.clone(),
         counts: Counts::default(),
         in_flight: 0,
     };
@@ -196,7 +196,7 @@ where
 struct Driver<'s, S: Source> {
     source: &'s mut S,
     backoff: Backoff,
-    call_timeout: std::time::Duration,
+    delivery: DeliveryConfig,
     counts: Counts,
     in_flight: usize,
 }
@@ -215,7 +215,7 @@ impl<S: Source> Driver<'_, S> {
                 return Ok(());
             }
             if !stopping && self.in_flight < window {
-                match with_timeout(self.call_timeout, "polling the source", self.source.poll()).await {
+                match with_timeout(self.delivery.call_timeout, "polling the source", self.source.poll()).await {
                     Ok(Some(polled)) => {
                         self.backoff.reset();
                         to_transform.send(polled).await.map_err(|_| PipelineError::StageLost)?;
@@ -260,10 +260,10 @@ impl<S: Source> Driver<'_, S> {
             None if shutdown.is_cancelled() => return Err(PipelineError::Interrupted),
             None => return Err(PipelineError::StageLost),
         };
-        let mut backoff = Backoff::new(&DeliveryConfig::default());
+        let mut backoff = Backoff::new(&self.delivery);
         loop {
             let commit = self.source.commit(ack.checkpoint.clone());
-            match with_timeout(self.call_timeout, "committing to the source", commit).await {
+            match with_timeout(self.delivery.call_timeout, "committing to the source", commit).await {
                 Ok(()) => break,
                 Err(error) if error.transient => {
                     if backoff.wait(&error, shutdown).await.is_err() {
