@@ -1,7 +1,9 @@
 //! Payloads as MongoDB documents: relaxed Extended JSON or raw BSON in, BSON
 //! out, and back to relaxed Extended JSON for people to read.
 
-use bson::{Bson, Document};
+use bson::{Bson, Document, RawDocument, RawDocumentBuf};
+
+use crate::json_to_bson::json_to_bson;
 
 use crate::record::Encoding;
 
@@ -18,22 +20,28 @@ pub enum DocumentError {
     Bson(#[source] bson::error::Error),
     #[error("a {0:?} payload is not a document")]
     NotADocument(Encoding),
+    #[error("payload cannot be stored as BSON: {0}")]
+    Unencodable(String),
 }
 
 /// Reads a `json` (relaxed or canonical Extended JSON, so `{"$date": ...}`
 /// becomes a BSON date) or `bson` payload as a document.
 pub fn to_document(payload: &[u8], encoding: Encoding) -> Result<Document, DocumentError> {
+    let raw = to_raw_document(payload, encoding)?;
+    Document::try_from(raw.as_ref()).map_err(DocumentError::Bson)
+}
+
+/// The same as [`to_document`], as BSON bytes — what a sink sends, without
+/// building a document in between.
+pub fn to_raw_document(payload: &[u8], encoding: Encoding) -> Result<RawDocumentBuf, DocumentError> {
     match encoding {
-        Encoding::Json => {
-            // bson's own deserializer reads Extended JSON wrappers directly,
-            // which skips building a serde_json tree first.
-            match serde_json::from_slice::<Document>(payload) {
-                Ok(document) => Ok(document),
-                Err(error) => Err(explain_json_error(payload, error)),
-            }
-        }
+        Encoding::Json => json_to_bson(payload).map_err(|reason| explain_json_error(payload, reason)),
         Encoding::Bson => {
-            bson::RawDocument::from_bytes(payload).and_then(Document::try_from).map_err(DocumentError::Bson)
+            // Checked element by element: one malformed document must be
+            // rejected alone, not fail the server command it travels in.
+            let raw = RawDocument::from_bytes(payload).map_err(DocumentError::Bson)?;
+            Document::try_from(raw).map_err(DocumentError::Bson)?;
+            RawDocumentBuf::from_bytes(payload.to_vec()).map_err(DocumentError::Bson)
         }
         Encoding::Text | Encoding::Binary => Err(DocumentError::NotADocument(encoding)),
     }
@@ -41,12 +49,12 @@ pub fn to_document(payload: &[u8], encoding: Encoding) -> Result<Document, Docum
 
 /// Says why a JSON payload is not a document: not JSON, not an object, or a
 /// malformed Extended JSON value. (Only the failure path parses twice.)
-fn explain_json_error(payload: &[u8], error: serde_json::Error) -> DocumentError {
+fn explain_json_error(payload: &[u8], reason: String) -> DocumentError {
     match serde_json::from_slice::<serde_json::Value>(payload) {
         Err(syntax) => DocumentError::Json(syntax),
         Ok(serde_json::Value::Object(object)) => match Document::try_from(object) {
             Err(extended) => DocumentError::ExtendedJson(extended),
-            Ok(_) => DocumentError::Json(error),
+            Ok(_) => DocumentError::Unencodable(reason),
         },
         Ok(other) => DocumentError::NotAnObject(json_kind(&other)),
     }

@@ -14,6 +14,7 @@ pub mod dead_letter;
 pub mod document;
 pub mod error_chain;
 pub mod iggy_link;
+pub mod json_to_bson;
 pub mod pipeline;
 pub mod record;
 pub mod relaxed_json;

@@ -8,7 +8,7 @@ use bson::spec::BinarySubtype;
 use bson::{Binary, Bson, DateTime, Document, RawDocumentBuf, doc};
 
 use crate::config::{MongoSinkConfig, WriteMode, collection_name_problem};
-use crate::document::to_document;
+use crate::document::to_raw_document;
 use crate::record::{Batch, BatchSource, Encoding, Origin, Record, Write, position_id};
 use crate::sink::Rejection;
 use crate::wasm::{Emitted, RecordResult};
@@ -77,21 +77,22 @@ fn plan_output(
     if let Some(problem) = collection_name_problem(&collection) {
         return Err(problem);
     }
-    let mut document = document(output)?;
+    let mut raw = document(output)?;
     if let Some(field) = &config.metadata_field {
-        document.insert(field, metadata(source, record));
+        raw = with_fields_appended(&raw, &doc! { field: metadata(source, record) })?;
     }
     let write = output.write.clone().unwrap_or_else(|| default_write(config));
-    let op = match write {
-        Write::Insert => {
-            let raw = checked_raw(&document)?;
-            if document.contains_key("_id") {
-                Op::Insert(raw)
-            } else {
-                let id = insert_id(&document, source, record, id_suffix, config)?;
-                Op::Insert(checked_raw_with_id(&raw, id)?)
-            }
+    if write == Write::Insert {
+        // The hot path stays in BSON bytes from the payload to the driver.
+        if raw.get("_id").ok().flatten().is_none() {
+            let id = insert_id(&raw, source, record, id_suffix, config)?;
+            raw = with_id_first(&raw, id)?;
         }
+        return Ok((collection, Op::Insert(within_limit(raw)?)));
+    }
+    let document = Document::try_from(raw.as_ref()).map_err(|error| format!("cannot read the document: {error}"))?;
+    let op = match write {
+        Write::Insert => unreachable!("handled above"),
         Write::Upsert(key) => {
             let key = key_or_default(key, config);
             let filter = filter(&document, &key)?;
@@ -125,17 +126,17 @@ fn plan_output(
 
 /// An output's payload as a document: JSON and BSON become the document
 /// itself; text and bytes are stored in a `payload` field.
-fn document(output: &Emitted) -> Result<Document, String> {
+fn document(output: &Emitted) -> Result<RawDocumentBuf, String> {
     match output.encoding {
         Encoding::Json | Encoding::Bson => {
-            to_document(&output.payload, output.encoding).map_err(|error| crate::error_chain::error_chain(&error))
+            to_raw_document(&output.payload, output.encoding).map_err(|error| crate::error_chain::error_chain(&error))
         }
         Encoding::Text => match String::from_utf8(output.payload.clone()) {
-            Ok(text) => Ok(doc! { "payload": text }),
+            Ok(text) => checked_raw(&doc! { "payload": text }),
             Err(error) => Err(format!("a text payload is not UTF-8: {error}")),
         },
         Encoding::Binary => {
-            Ok(doc! { "payload": Binary { subtype: BinarySubtype::Generic, bytes: output.payload.clone() } })
+            checked_raw(&doc! { "payload": Binary { subtype: BinarySubtype::Generic, bytes: output.payload.clone() } })
         }
     }
 }
@@ -144,17 +145,16 @@ fn document(output: &Emitted) -> Result<Document, String> {
 /// source position (plus `:n` for the n-th of several outputs), so that a
 /// replay inserts the same ids and is recognised as already written.
 fn insert_id(
-    document: &Document,
+    document: &RawDocumentBuf,
     source: &BatchSource,
     record: &Record,
     id_suffix: Option<usize>,
     config: &MongoSinkConfig,
 ) -> Result<Bson, String> {
     if let Some(field) = &config.id_field {
-        return document
-            .get(field)
-            .cloned()
-            .ok_or_else(|| format!("document has no `{field}` field to take its _id from"));
+        let value = document.get(field).ok().flatten();
+        let value = value.ok_or_else(|| format!("document has no `{field}` field to take its _id from"))?;
+        return Bson::try_from(value).map_err(|error| format!("cannot read `{field}`: {error}"));
     }
     let position = position_id(source, &record.origin);
     Ok(Bson::String(match id_suffix {
@@ -216,28 +216,43 @@ fn metadata(source: &BatchSource, record: &Record) -> Document {
 
 /// `document` with `_id` as its first field, as MongoDB stores it, built
 /// from the encoded bytes rather than by re-inserting every field.
-fn checked_raw_with_id(document: &RawDocumentBuf, id: Bson) -> Result<RawDocumentBuf, String> {
-    let id_only = checked_raw(&doc! { "_id": id })?;
+fn with_id_first(document: &RawDocumentBuf, id: Bson) -> Result<RawDocumentBuf, String> {
+    let id = checked_raw(&doc! { "_id": id })?;
+    join(&id, document)
+}
+
+/// `document` with the fields of `extra` added at its end.
+fn with_fields_appended(document: &RawDocumentBuf, extra: &Document) -> Result<RawDocumentBuf, String> {
+    join(document, &checked_raw(extra)?)
+}
+
+/// One document holding the fields of `first`, then those of `second`.
+fn join(first: &RawDocumentBuf, second: &RawDocumentBuf) -> Result<RawDocumentBuf, String> {
     // A BSON document is: 4-byte length, elements, a 0 byte.
-    let (id_element, elements) = (&id_only.as_bytes()[4..], &document.as_bytes()[4..]);
-    let id_element = &id_element[..id_element.len() - 1];
-    let length = 4 + id_element.len() + elements.len();
-    if length > MAX_DOCUMENT_BYTES {
-        return Err(format!("document is {length} bytes, above MongoDB's limit of 16 MiB"));
+    fn elements(document: &RawDocumentBuf) -> &[u8] {
+        let bytes = document.as_bytes();
+        &bytes[4..bytes.len() - 1]
     }
+    let (first, second) = (elements(first), elements(second));
+    let length = 4 + first.len() + second.len() + 1;
     let mut bytes = Vec::with_capacity(length);
     bytes.extend_from_slice(&(length as i32).to_le_bytes());
-    bytes.extend_from_slice(id_element);
-    bytes.extend_from_slice(elements);
+    bytes.extend_from_slice(first);
+    bytes.extend_from_slice(second);
+    bytes.push(0);
     RawDocumentBuf::from_bytes(bytes).map_err(|error| format!("cannot encode the document: {error}"))
 }
 
-fn checked_raw(document: &Document) -> Result<RawDocumentBuf, String> {
-    let raw = RawDocumentBuf::try_from(document).map_err(|error| format!("cannot encode the document: {error}"))?;
-    if raw.as_bytes().len() > MAX_DOCUMENT_BYTES {
-        return Err(format!("document is {} bytes, above MongoDB's limit of 16 MiB", raw.as_bytes().len()));
+/// The document, if MongoDB will take its size.
+fn within_limit(document: RawDocumentBuf) -> Result<RawDocumentBuf, String> {
+    match document.as_bytes().len() {
+        size if size > MAX_DOCUMENT_BYTES => Err(format!("document is {size} bytes, above MongoDB's limit of 16 MiB")),
+        _ => Ok(document),
     }
-    Ok(raw)
+}
+
+fn checked_raw(document: &Document) -> Result<RawDocumentBuf, String> {
+    within_limit(RawDocumentBuf::try_from(document).map_err(|error| format!("cannot encode the document: {error}"))?)
 }
 
 #[cfg(test)]
