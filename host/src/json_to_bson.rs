@@ -17,7 +17,9 @@ const DOUBLE: u8 = 0x01;
 const STRING: u8 = 0x02;
 const DOCUMENT: u8 = 0x03;
 const ARRAY: u8 = 0x04;
+const OBJECT_ID: u8 = 0x07;
 const BOOLEAN: u8 = 0x08;
+const DATE_TIME: u8 = 0x09;
 const NULL: u8 = 0x0A;
 const INT32: u8 = 0x10;
 const INT64: u8 = 0x12;
@@ -142,9 +144,19 @@ impl<'de> Visitor<'de> for Value<'_> {
 /// An Extended JSON wrapper (or a document whose first key starts with `$`):
 /// read whole and handed to bson, then its encoding appended.
 fn extended<'de, A: MapAccess<'de>>(first: String, mut entries: A, out: &mut Vec<u8>) -> Result<u8, A::Error> {
-    let mut object = serde_json::Map::new();
     let value = entries.next_value::<serde_json::Value>()?;
+    let second = entries.next_key::<String>()?;
+    if second.is_none()
+        && let serde_json::Value::String(text) = &value
+        && let Some(kind) = common_wrapper(&first, text, out)
+    {
+        return Ok(kind);
+    }
+    let mut object = serde_json::Map::new();
     object.insert(first, value);
+    if let Some(key) = second {
+        object.insert(key, entries.next_value()?);
+    }
     while let Some((key, value)) = entries.next_entry::<String, serde_json::Value>()? {
         object.insert(key, value);
     }
@@ -154,6 +166,27 @@ fn extended<'de, A: MapAccess<'de>>(first: String, mut entries: A, out: &mut Vec
     let bytes = holder.as_bytes();
     out.extend_from_slice(&bytes[6..bytes.len() - 1]);
     Ok(bytes[4])
+}
+
+/// The two wrappers transforms write most, `{"$date": "<RFC 3339>"}` and
+/// `{"$oid": "<hex>"}`, encoded without the detour through a JSON tree (the
+/// detour cost about a tenth of the Iggy → MongoDB CPU). They are parsed by
+/// the same bson functions its own reader uses; anything they refuse falls
+/// back to that reader, which words the error.
+fn common_wrapper(key: &str, text: &str, out: &mut Vec<u8>) -> Option<u8> {
+    match key {
+        "$date" => {
+            let date = bson::DateTime::parse_rfc3339_str(text).ok()?;
+            out.extend_from_slice(&date.timestamp_millis().to_le_bytes());
+            Some(DATE_TIME)
+        }
+        "$oid" => {
+            let id = bson::oid::ObjectId::parse_str(text).ok()?;
+            out.extend_from_slice(&id.bytes());
+            Some(OBJECT_ID)
+        }
+        _ => None,
+    }
 }
 
 /// Starts a document: a length placeholder.
@@ -227,6 +260,8 @@ mod tests {
             r#"{"a":[1,[2,{"x":[]}],"s",{}],"o":{"p":{"q":1}}}"#,
             r#"{"ts":{"$date":"2026-11-26T03:00:00Z"},"id":{"$oid":"65f0a1b2c3d4e5f601234567"}}"#,
             r#"{"n":{"$numberDecimal":"1.10"},"l":{"$numberLong":"5"},"dates":[{"$date":{"$numberLong":"-5"}}]}"#,
+            r#"{"t":{"$date":"2026-11-26T03:00:00.123+02:00"},"old":{"$date":"1901-02-03T04:05:06.7Z"}}"#,
+            r#"{"ids":[{"$oid":"65F0A1B2C3D4E5F601234567"}]}"#,
             r#"{"$set":{"a":1},"b":2}"#,
             r#"{"k\u0065y":1}"#,
         ] {
@@ -245,6 +280,8 @@ mod tests {
         assert!(json_to_bson(b"{").is_err());
         assert!(json_to_bson(b"{}x").is_err());
         assert!(json_to_bson(br#"{"d":{"$date":"not a date"}}"#).is_err());
+        assert!(json_to_bson(br#"{"d":{"$oid":"65f0"}}"#).is_err());
+        assert!(json_to_bson(br#"{"d":{"$date":"2026-11-26T03:00:00Z","x":1}}"#).is_err());
         assert!(json_to_bson(b"{\"a\\u0000b\":1}").is_err());
     }
 }
