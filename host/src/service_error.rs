@@ -89,6 +89,15 @@ fn mongo_is_transient(error: &mongodb::error::Error) -> bool {
     }
 }
 
+/// Runs a server call with a deadline; running out is a transient failure.
+pub async fn with_timeout<T>(
+    limit: std::time::Duration,
+    what: &str,
+    call: impl std::future::Future<Output = Result<T, ServiceError>>,
+) -> Result<T, ServiceError> {
+    tokio::time::timeout(limit, call).await.unwrap_or_else(|_| Err(ServiceError::timed_out(what, limit)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,13 +123,4 @@ mod tests {
         assert!(mongo_code_is_transient(10107));
         assert!(!mongo_code_is_transient(121));
     }
-}
-
-/// Runs a server call with a deadline; running out is a transient failure.
-pub async fn with_timeout<T>(
-    limit: std::time::Duration,
-    what: &str,
-    call: impl std::future::Future<Output = Result<T, ServiceError>>,
-) -> Result<T, ServiceError> {
-    tokio::time::timeout(limit, call).await.unwrap_or_else(|_| Err(ServiceError::timed_out(what, limit)))
 }

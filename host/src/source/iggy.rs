@@ -74,11 +74,9 @@ impl IggySource {
     /// The connected client; on a fresh connection, joins the group first.
     async fn ready(&mut self) -> Result<&IggyClient, ServiceError> {
         let (_, fresh) = self.link.client().await?;
-        if fresh {
-            if let Err(error) = self.join().await {
-                self.link.reset().await;
-                return Err(error);
-            }
+        if fresh && let Err(error) = self.join().await {
+            self.link.reset().await;
+            return Err(error);
         }
         Ok(self.link.client().await?.0)
     }

@@ -15,7 +15,8 @@ const IGGY_PORT: u16 = 8090;
 const MONGO_PORT: u16 = 27017;
 
 pub struct DockerContainer {
-    _container: ContainerAsync<GenericImage>,
+    // Boxed: the handle is large and the enums holding it are mostly not Docker.
+    _container: Box<ContainerAsync<GenericImage>>,
     host_port: u16,
 }
 
@@ -55,7 +56,7 @@ impl DockerContainer {
         }
         let container = image.into().start().await.ok()?;
         let host_port = container.get_host_port_ipv4(port.tcp()).await.ok()?;
-        Some(Self { _container: container, host_port })
+        Some(Self { _container: Box::new(container), host_port })
     }
 
     pub fn address(&self) -> String {

@@ -50,7 +50,8 @@ pub struct MongoSource {
 enum State {
     /// The stored position has not been read yet.
     Starting,
-    Copying(CopyRun),
+    // Boxed: a copy's cursor is large and the state lives for the whole run.
+    Copying(Box<CopyRun>),
     Streaming {
         stream: Option<ChangeStream<RawDocumentBuf>>,
         from: StreamFrom,
@@ -107,14 +108,14 @@ impl MongoSource {
             Some(ChangePosition::Copy { started, copied, last_id }) => {
                 tracing::info!(scope = %self.scope(), copied, "continuing the copy of existing documents");
                 let started = Timestamp { time: started.0, increment: started.1 };
-                State::Copying(CopyRun { started, copied, last_id: Some(last_id), cursor: None })
+                State::Copying(Box::new(CopyRun { started, copied, last_id: Some(last_id), cursor: None }))
             }
             None => match self.config.stream_start().map_err(|error| ServiceError::fatal("reading `start`", error))? {
                 StreamStart::Now => State::Streaming { stream: None, from: StreamFrom::Now },
                 StreamStart::Timestamp(seconds) => {
                     State::Streaming { stream: None, from: StreamFrom::At(Timestamp { time: seconds, increment: 0 }) }
                 }
-                StreamStart::CopyExisting => State::Copying(new_copy(&self.client, &self.scope()).await?),
+                StreamStart::CopyExisting => State::Copying(Box::new(new_copy(&self.client, &self.scope()).await?)),
             },
         };
         Ok(())
@@ -286,7 +287,7 @@ impl MongoSource {
             }
             HistoryLost::CopyExisting => {
                 tracing::error!(%scope, %error, "change stream history lost: copying the existing documents again");
-                self.state = State::Copying(new_copy(&self.client, &scope).await?);
+                self.state = State::Copying(Box::new(new_copy(&self.client, &scope).await?));
                 Ok(None)
             }
         }
@@ -318,10 +319,10 @@ impl Source for MongoSource {
     }
 
     async fn close(&mut self) {
-        if let Some(position) = self.committed.take() {
-            if let Err(error) = self.store.save(&position, &self.pipeline, true).await {
-                tracing::warn!(%error, "cannot save the final change stream position (the data carries it anyway)");
-            }
+        if let Some(position) = self.committed.take()
+            && let Err(error) = self.store.save(&position, &self.pipeline, true).await
+        {
+            tracing::warn!(%error, "cannot save the final change stream position (the data carries it anyway)");
         }
     }
 }
