@@ -8,6 +8,11 @@ use ferry::cli::{Cli, Context, Verdict};
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
+// Ferry allocates and frees small buffers for every record; mimalloc does
+// that with a fraction of glibc malloc's CPU (measured with the pipeline bench).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
