@@ -73,7 +73,9 @@ impl IggySink {
             let partition = self.partitions[(route_hash(&outgoing.route) % self.partitions.len() as u64) as usize];
             // Positions are parsed only where a partition still holds one:
             // after the first batch past a restart, nowhere.
-            if let (Some(held), Some(position)) = (self.holds.get(&partition), outgoing.position()) {
+            if let Some(held) = self.holds.get(&partition)
+                && let Some(position) = outgoing.position()
+            {
                 match position.relation_to(held) {
                     Relation::Behind | Relation::Same => continue,
                     Relation::Ahead => {
