@@ -3,12 +3,16 @@
 //! turns every event into JSON for transforms.
 //!
 //! Common types (strings, numbers, booleans, null, documents, arrays, object
-//! ids) are written here; every other type goes through bson's own
-//! conversion, so the output is exactly what `Bson::into_relaxed_extjson`
-//! gives.
+//! ids, dates, timestamps) are written here; every other type goes through
+//! bson's own conversion, so the output is the same JSON value that
+//! `Bson::into_relaxed_extjson` gives.
 
 use bson::Bson;
 use bson::raw::{RawArray, RawBsonRef, RawDocument};
+
+/// The last millisecond of 9999-12-31: relaxed Extended JSON writes dates
+/// from 1970 to the year 9999 as RFC 3339 text, others as `$numberLong`.
+const MAX_RFC3339_MILLIS: i64 = 253_402_300_799_999;
 
 /// Why bytes could not be written as JSON.
 #[derive(Debug, thiserror::Error)]
@@ -20,6 +24,11 @@ pub fn to_relaxed_json(document: &RawDocument) -> Result<Vec<u8>, RelaxedJsonErr
     let mut out = Vec::with_capacity(document.as_bytes().len() + document.as_bytes().len() / 2);
     write_document(document, &mut out)?;
     Ok(out)
+}
+
+/// Appends `document` as relaxed Extended JSON to `out`.
+pub fn write_relaxed_json(document: &RawDocument, out: &mut Vec<u8>) -> Result<(), RelaxedJsonError> {
+    write_document(document, out)
 }
 
 fn write_document(document: &RawDocument, out: &mut Vec<u8>) -> Result<(), RelaxedJsonError> {
@@ -61,7 +70,21 @@ fn write_value(value: RawBsonRef<'_>, out: &mut Vec<u8>) -> Result<(), RelaxedJs
         RawBsonRef::Null => out.extend_from_slice(b"null"),
         RawBsonRef::ObjectId(id) => {
             out.extend_from_slice(br#"{"$oid":""#);
-            out.extend_from_slice(id.to_hex().as_bytes());
+            write_hex(&id.bytes(), out);
+            out.extend_from_slice(br#""}"#);
+        }
+        // Every change event carries a cluster time and a wall time.
+        RawBsonRef::Timestamp(time) => {
+            out.extend_from_slice(br#"{"$timestamp":{"t":"#);
+            write_json(&time.time, out);
+            out.extend_from_slice(br#","i":"#);
+            write_json(&time.increment, out);
+            out.extend_from_slice(b"}}");
+        }
+        RawBsonRef::DateTime(date) if (0..=MAX_RFC3339_MILLIS).contains(&date.timestamp_millis()) => {
+            let text = date.try_to_rfc3339_string().map_err(RelaxedJsonError)?;
+            out.extend_from_slice(br#"{"$date":""#);
+            out.extend_from_slice(text.as_bytes());
             out.extend_from_slice(br#""}"#);
         }
         other => {
@@ -70,6 +93,15 @@ fn write_value(value: RawBsonRef<'_>, out: &mut Vec<u8>) -> Result<(), RelaxedJs
         }
     }
     Ok(())
+}
+
+/// Lower-case hex, as `ObjectId::to_hex` writes it, without a String.
+fn write_hex(bytes: &[u8], out: &mut Vec<u8>) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for byte in bytes {
+        out.push(DIGITS[usize::from(byte >> 4)]);
+        out.push(DIGITS[usize::from(byte & 0x0f)]);
+    }
 }
 
 fn write_json<T: serde::Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) {
@@ -91,6 +123,9 @@ mod tests {
             "oid": ObjectId::parse_str("65f0a1b2c3d4e5f601234567").unwrap(),
             "date": bson::DateTime::from_millis(1_795_662_000_123),
             "old": bson::DateTime::from_millis(-5),
+            "epoch": bson::DateTime::from_millis(0),
+            "last": bson::DateTime::from_millis(253_402_300_799_999),
+            "far": bson::DateTime::from_millis(253_402_300_800_000),
             "ts": Timestamp { time: 5, increment: 6 },
             "bin": Binary { subtype: BinarySubtype::Generic, bytes: vec![1, 2, 3] },
             "dec": "1.10".parse::<Decimal128>().unwrap(),

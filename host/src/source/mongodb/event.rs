@@ -1,5 +1,6 @@
 //! A change event (or a copied document) as a Ferry record.
 
+use bson::raw::RawBsonRef;
 use bson::{Document, RawDocument, RawDocumentBuf, doc};
 
 use super::position::{ChangePosition, pieces};
@@ -8,18 +9,15 @@ use crate::error_chain::error_chain;
 use crate::record::{ClusterTime, Encoding, Header, MongodbChange, Namespace, Operation, Origin, Record};
 use crate::relaxed_json::to_relaxed_json;
 
-/// The record for one change event, and its position. The event stays in
-/// its BSON bytes: fields are read in place and the JSON payload is written
-/// straight from them.
-pub fn change_record(event: &RawDocument, format: EventFormat) -> Result<(Record, ChangePosition), String> {
-    let raw_token = event.get_document("_id").map_err(|_| "the event has no resume token `_id`")?;
-    let token =
-        Document::try_from(raw_token).map_err(|error| format!("the resume token is not a document: {error}"))?;
-    let cluster_time = event.get_timestamp("clusterTime").ok().map(|time| (time.time, time.increment));
-    let position = ChangePosition::Stream { token, cluster_time };
+/// The record for one change event. The event stays in its BSON bytes: its
+/// fields are found in one pass and the JSON payload is written straight
+/// from them.
+pub fn change_record(event: &RawDocument, format: EventFormat) -> Result<Record, String> {
+    let fields = EventFields::read(event)?;
+    let token = fields.token.ok_or("the event has no resume token `_id`")?;
     let position_json =
-        ChangePosition::stream_json(raw_token, cluster_time).ok_or("the resume token cannot be written")?;
-    let operation = match event.get_str("operationType").map_err(|_| "the event has no operationType")? {
+        ChangePosition::stream_json(token, fields.cluster_time).ok_or("the resume token cannot be written")?;
+    let operation = match fields.operation.ok_or("the event has no operationType")? {
         "insert" => Operation::Insert,
         "update" => Operation::Update,
         "replace" => Operation::Replace,
@@ -30,31 +28,67 @@ pub fn change_record(event: &RawDocument, format: EventFormat) -> Result<(Record
         "invalidate" => Operation::Invalidate,
         other => Operation::Other(other.to_owned()),
     };
-    let namespace = match event.get_document("ns") {
-        Ok(ns) => Namespace {
+    let namespace = match fields.namespace {
+        Some(ns) => Namespace {
             database: ns.get_str("db").unwrap_or_default().to_owned(),
             collection: ns.get_str("coll").ok().map(str::to_owned),
         },
-        Err(_) => Namespace { database: String::new(), collection: None },
+        None => Namespace { database: String::new(), collection: None },
     };
-    let document_key = match event.get_document("documentKey") {
-        Ok(key) => Some(relaxed(key)?),
-        Err(_) => None,
+    let document_key = fields.document_key.map(relaxed).transpose()?;
+    let micros = match fields.wall_time {
+        Some(wall) => wall.timestamp_millis().max(0) as u64 * 1000,
+        None => fields.cluster_time.map_or(0, |(seconds, _)| u64::from(seconds) * 1_000_000),
     };
-    let micros = match event.get_datetime("wallTime") {
-        Ok(wall) => wall.timestamp_millis().max(0) as u64 * 1000,
-        Err(_) => cluster_time.map_or(0, |(seconds, _)| u64::from(seconds) * 1_000_000),
-    };
+    let (seconds, increment) = fields.cluster_time.unwrap_or((0, 0));
     let change = MongodbChange {
         namespace,
         operation,
         document_key: document_key.clone(),
-        cluster_time: cluster_time.map_or(ClusterTime { seconds: 0, increment: 0 }, |(seconds, increment)| {
-            ClusterTime { seconds, increment }
-        }),
+        cluster_time: ClusterTime { seconds, increment },
     };
-    let record = record(event, format, document_key, micros, change, &position_json)?;
-    Ok((record, position))
+    record(event, format, document_key, micros, change, &position_json)
+}
+
+/// The position after a change event: built for the last event of a batch
+/// only, since a batch commits as a whole.
+pub fn change_position(event: &RawDocument) -> Result<ChangePosition, String> {
+    let fields = EventFields::read(event)?;
+    let token = fields.token.ok_or("the event has no resume token `_id`")?;
+    let token = Document::try_from(token).map_err(|error| format!("the resume token is not a document: {error}"))?;
+    Ok(ChangePosition::Stream { token, cluster_time: fields.cluster_time })
+}
+
+/// The fields of a change event that Ferry reads.
+#[derive(Default)]
+struct EventFields<'a> {
+    token: Option<&'a RawDocument>,
+    operation: Option<&'a str>,
+    cluster_time: Option<(u32, u32)>,
+    wall_time: Option<bson::DateTime>,
+    namespace: Option<&'a RawDocument>,
+    document_key: Option<&'a RawDocument>,
+}
+
+impl<'a> EventFields<'a> {
+    /// One pass over the event: looking each field up by name would walk
+    /// the whole event (full document included) once per field.
+    fn read(event: &'a RawDocument) -> Result<Self, String> {
+        let mut fields = Self::default();
+        for element in event {
+            let (name, value) = element.map_err(|error| format!("cannot read the change event: {error}"))?;
+            match (name.as_str(), value) {
+                ("_id", RawBsonRef::Document(token)) => fields.token = Some(token),
+                ("operationType", RawBsonRef::String(operation)) => fields.operation = Some(operation),
+                ("clusterTime", RawBsonRef::Timestamp(time)) => fields.cluster_time = Some((time.time, time.increment)),
+                ("wallTime", RawBsonRef::DateTime(time)) => fields.wall_time = Some(time),
+                ("ns", RawBsonRef::Document(namespace)) => fields.namespace = Some(namespace),
+                ("documentKey", RawBsonRef::Document(key)) => fields.document_key = Some(key),
+                _ => {}
+            }
+        }
+        Ok(fields)
+    }
 }
 
 /// The record for one document of a copy of existing documents: shaped like
@@ -144,7 +178,8 @@ mod tests {
 
     #[test]
     fn given_an_update_event_then_the_record_carries_its_origin_key_and_position() {
-        let (record, position) = change_record(&raw(event()), EventFormat::Json).unwrap();
+        let record = change_record(&raw(event()), EventFormat::Json).unwrap();
+        let position = change_position(&raw(event())).unwrap();
         assert_eq!(
             position,
             ChangePosition::Stream { token: doc! { "_data": "8263" }, cluster_time: Some((1_764_126_000, 4)) }
@@ -164,7 +199,7 @@ mod tests {
 
     #[test]
     fn given_bson_format_then_the_payload_is_the_event_itself() {
-        let (record, _) = change_record(&raw(event()), EventFormat::Bson).unwrap();
+        let record = change_record(&raw(event()), EventFormat::Bson).unwrap();
         assert_eq!(record.encoding, Encoding::Bson);
         assert_eq!(Document::from_reader(record.payload.as_slice()).unwrap(), event());
     }

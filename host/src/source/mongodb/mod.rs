@@ -20,7 +20,7 @@ use mongodb::change_stream::event::ResumeToken;
 use mongodb::options::{FullDocumentBeforeChangeType, FullDocumentType};
 use mongodb::{Client, Cursor};
 
-pub use event::{change_record, copy_record};
+pub use event::{change_position, change_record, copy_record};
 pub use position::{ChangePosition, ClusterTime, POSITION_HEADER, Relation};
 pub use positions_store::{PositionStore, checkpoint_topic, partition_positions};
 
@@ -210,14 +210,14 @@ impl MongoSource {
         }
         let State::Streaming { stream: Some(stream), .. } = &mut self.state else { unreachable!("opened above") };
         let mut records = Vec::new();
-        let mut position = None;
+        let mut last_event = None;
         while records.len() < self.config.batch_size as usize {
             match stream.next_if_any().await {
                 Ok(Some(event)) => {
-                    let (record, here) = change_record(&event, self.config.format)
+                    let record = change_record(&event, self.config.format)
                         .map_err(|reason| ServiceError::fatal("reading a change event", reason))?;
                     records.push(record);
-                    position = Some(here);
+                    last_event = Some(event);
                 }
                 Ok(None) => break,
                 Err(error) => return self.stream_failed(error).await,
@@ -225,8 +225,10 @@ impl MongoSource {
         }
         // With no events, the post-batch resume token still moves on past
         // filtered-out changes; handing it out keeps the stored position fresh.
-        let after = match position {
-            Some(position) => position,
+        let after = match last_event {
+            Some(event) => {
+                change_position(&event).map_err(|reason| ServiceError::fatal("reading a change event", reason))?
+            }
             None => match stream.resume_token().and_then(|token| token_document(&token)) {
                 Some(token) if self.polled_token() != Some(&token) => {
                     ChangePosition::Stream { token, cluster_time: None }

@@ -115,12 +115,15 @@ impl ChangePosition {
     /// (the hot path: one per change); it parses to the same position as
     /// `to_json`.
     pub fn stream_json(token: &bson::RawDocument, cluster_time: Option<ClusterTime>) -> Option<String> {
-        let token = String::from_utf8(crate::relaxed_json::to_relaxed_json(token).ok()?).ok()?;
-        let time = match cluster_time {
-            Some((seconds, increment)) => format!("[{seconds},{increment}]"),
-            None => "null".to_owned(),
-        };
-        Some(format!(r#"{{"t":{time},"token":{token}}}"#))
+        use std::io::Write;
+        let mut json = Vec::with_capacity(token.as_bytes().len() + 40);
+        match cluster_time {
+            Some((seconds, increment)) => write!(json, r#"{{"t":[{seconds},{increment}],"token":"#).ok()?,
+            None => json.extend_from_slice(br#"{"t":null,"token":"#),
+        }
+        crate::relaxed_json::write_relaxed_json(token, &mut json).ok()?;
+        json.push(b'}');
+        String::from_utf8(json).ok()
     }
 }
 
