@@ -13,6 +13,9 @@ use crate::record::{Batch, BatchSource, Encoding, Origin, Record, Write, positio
 use crate::sink::Rejection;
 use crate::wasm::{Emitted, RecordResult};
 
+/// BSON's element type for a UTF-8 string.
+const STRING_ELEMENT: u8 = 0x02;
+
 /// MongoDB's limit on one document.
 const MAX_DOCUMENT_BYTES: usize = 16 * 1024 * 1024;
 
@@ -217,8 +220,25 @@ fn metadata(source: &BatchSource, record: &Record) -> Document {
 /// `document` with `_id` as its first field, as MongoDB stores it, built
 /// from the encoded bytes rather than by re-inserting every field.
 fn with_id_first(document: &RawDocumentBuf, id: Bson) -> Result<RawDocumentBuf, String> {
-    let id = checked_raw(&doc! { "_id": id })?;
-    join(&id, document)
+    let Bson::String(id) = id else {
+        return join(&checked_raw(&doc! { "_id": id })?, document);
+    };
+    // The common case, a position id, is written by hand: an element is its
+    // type, its name as a C string, then (for a string) an i32 length
+    // counting the trailing 0, the UTF-8 bytes and that 0.
+    let fields = elements(document);
+    let id_length = i32::try_from(id.len() + 1).map_err(|_| "the _id is too long".to_owned())?;
+    let length = 4 + 1 + b"_id\0".len() + 4 + id.len() + 1 + fields.len() + 1;
+    let mut bytes = Vec::with_capacity(length);
+    bytes.extend_from_slice(&(length as i32).to_le_bytes());
+    bytes.push(STRING_ELEMENT);
+    bytes.extend_from_slice(b"_id\0");
+    bytes.extend_from_slice(&id_length.to_le_bytes());
+    bytes.extend_from_slice(id.as_bytes());
+    bytes.push(0);
+    bytes.extend_from_slice(fields);
+    bytes.push(0);
+    RawDocumentBuf::from_bytes(bytes).map_err(|error| format!("cannot encode the document: {error}"))
 }
 
 /// `document` with the fields of `extra` added at its end.
@@ -228,11 +248,6 @@ fn with_fields_appended(document: &RawDocumentBuf, extra: &Document) -> Result<R
 
 /// One document holding the fields of `first`, then those of `second`.
 fn join(first: &RawDocumentBuf, second: &RawDocumentBuf) -> Result<RawDocumentBuf, String> {
-    // A BSON document is: 4-byte length, elements, a 0 byte.
-    fn elements(document: &RawDocumentBuf) -> &[u8] {
-        let bytes = document.as_bytes();
-        &bytes[4..bytes.len() - 1]
-    }
     let (first, second) = (elements(first), elements(second));
     let length = 4 + first.len() + second.len() + 1;
     let mut bytes = Vec::with_capacity(length);
@@ -241,6 +256,13 @@ fn join(first: &RawDocumentBuf, second: &RawDocumentBuf) -> Result<RawDocumentBu
     bytes.extend_from_slice(second);
     bytes.push(0);
     RawDocumentBuf::from_bytes(bytes).map_err(|error| format!("cannot encode the document: {error}"))
+}
+
+/// A document's encoded fields: a BSON document is a 4-byte length, the
+/// elements, then a 0 byte.
+fn elements(document: &RawDocumentBuf) -> &[u8] {
+    let bytes = document.as_bytes();
+    &bytes[4..bytes.len() - 1]
 }
 
 /// The document, if MongoDB will take its size.
@@ -326,7 +348,7 @@ mod tests {
         );
         assert_eq!(writes.iter().map(|write| write.input).collect::<Vec<_>>(), [0, 1, 1]);
         let first = inserted(&writes[0].op);
-        assert_eq!(first.keys().collect::<Vec<_>>(), ["_id", "a"], "_id leads, as MongoDB stores it");
+        assert_eq!(first, doc! { "_id": "sensors:readings:1:40", "a": 1 }, "_id leads, as MongoDB stores it");
         assert!(writes.iter().all(|write| write.collection == "readings"));
     }
 
@@ -338,6 +360,8 @@ mod tests {
         let config = MongoSinkConfig { id_field: Some("reading_id".into()), ..config() };
         let (writes, _) = plan(&batch(1), &[RecordResult::Emitted(vec![json(r#"{"reading_id":"r9"}"#)])], &config);
         assert_eq!(inserted(&writes[0].op).get_str("_id").unwrap(), "r9");
+        let (writes, _) = plan(&batch(1), &[RecordResult::Emitted(vec![json(r#"{"reading_id":12}"#)])], &config);
+        assert_eq!(inserted(&writes[0].op), doc! { "_id": 12, "reading_id": 12 });
         let (_, rejections) = plan(&batch(1), &[RecordResult::Emitted(vec![json(r#"{"other":1}"#)])], &config);
         assert_eq!(rejections[0].reason, "document has no `reading_id` field to take its _id from");
     }
