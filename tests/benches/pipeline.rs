@@ -85,8 +85,9 @@ collection = "readings"
     let pid = process.id();
     let (mut warm_rss, mut peak_rss) = (None, 0);
     loop {
-        // Polled often, so the clock stops close to the last write.
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        // Often enough that the clock stops close to the last write, seldom
+        // enough not to load the server the pipeline is waiting on.
+        tokio::time::sleep(Duration::from_millis(100)).await;
         let rss = rss_bytes(pid);
         peak_rss = peak_rss.max(rss);
         if warm_rss.is_none() && started.elapsed() > Duration::from_secs(2) {
