@@ -9,8 +9,10 @@
 //!
 //! Both runs insert the same documents the same way (batches of 1000) into
 //! their own collection while something watches; each rate counts from the
-//! first insert to the last event seen. Ferry runs as its own process, so its
-//! CPU time comes from /proc alone.
+//! first insert to the last event seen. The raw rate is measured before and
+//! after Ferry's run and averaged, because a server slows as it fills up and
+//! whichever runs first would be flattered. Ferry runs as its own process, so
+//! its CPU time comes from /proc alone.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -35,18 +37,7 @@ async fn main() {
     };
     let database = mongo.client().await.database(&unique("bench"));
 
-    // The driver alone: watch, insert, count events.
-    let raw = database.collection::<Document>("raw");
-    let mut watching = raw.watch().await.expect("a change stream opens");
-    let started = Instant::now();
-    let inserting = tokio::spawn(insert(raw.clone(), events));
-    let mut seen = 0;
-    while seen < events {
-        watching.next().await.expect("the stream goes on").expect("an event");
-        seen += 1;
-    }
-    let raw_rate = events as f64 / started.elapsed().as_secs_f64();
-    inserting.await.unwrap();
+    let raw_before = raw_rate(database.collection("raw_before"), events).await;
 
     // Ferry: the same through a change-stream pipeline to Iggy.
     let stream = unique("bench");
@@ -106,11 +97,14 @@ create = {{ partitions = 4 }}
     let cpu = cpu_time(pid) - cpu_before;
     inserting.await.unwrap();
     stop(&mut process);
+    let raw_after = raw_rate(database.collection("raw_after"), events).await;
+    let raw_rate = (raw_before + raw_after) / 2.0;
 
     println!();
     println!("events                  {events}");
     println!(
-        "raw change stream       {raw_rate:>9.0} events/s   (Rust driver, inserting in batches of {BATCH} while watching)"
+        "raw change stream       {raw_rate:>9.0} events/s   (mean of {raw_before:.0} before and {raw_after:.0} after; \
+         Rust driver, inserting in batches of {BATCH} while watching)"
     );
     println!(
         "ferry, change to Iggy   {ferry_rate:>9.0} events/s   ({:.1}% of the raw rate)",
@@ -118,6 +112,20 @@ create = {{ partitions = 4 }}
     );
     println!("ferry CPU               {:>9.2} µs/event", cpu.as_secs_f64() * 1e6 / events as f64);
     println!("ferry RSS peak          {:>9.1} MiB", peak_rss as f64 / (1024.0 * 1024.0));
+}
+
+/// Events per second that the driver alone reads from a change stream on
+/// `collection` while `events` documents are inserted into it.
+async fn raw_rate(collection: mongodb::Collection<Document>, events: usize) -> f64 {
+    let mut watching = collection.watch().await.expect("a change stream opens");
+    let started = Instant::now();
+    let inserting = tokio::spawn(insert(collection.clone(), events));
+    for _ in 0..events {
+        watching.next().await.expect("the stream goes on").expect("an event");
+    }
+    let rate = events as f64 / started.elapsed().as_secs_f64();
+    inserting.await.unwrap();
+    rate
 }
 
 async fn insert(collection: mongodb::Collection<Document>, events: usize) {
