@@ -21,7 +21,7 @@ pub struct Transform {
     config: TransformConfig,
     pre: bindings::TransformPre<HostState>,
     /// Held so that deadlines keep firing while this transform lives.
-    _clock: Arc<EpochClock>,
+    clock: Arc<EpochClock>,
     deadline_ticks: u64,
     cache_outcome: CacheOutcome,
     live: Option<Live>,
@@ -46,7 +46,7 @@ impl Transform {
             deadline_ticks: EpochClock::ticks_for(config.timeout),
             config,
             pre,
-            _clock: clock,
+            clock,
             cache_outcome,
             live: None,
             instantiations: 0,
@@ -75,6 +75,7 @@ impl Transform {
 
     /// Runs one batch, returning exactly one outcome per record.
     pub fn transform(&mut self, batch: &Batch) -> Result<Vec<Outcome>, TransformError> {
+        let _ticking = self.clock.running();
         let deadline_ticks = self.deadline_ticks;
         let live = self.live_instance()?;
         live.store.set_epoch_deadline(deadline_ticks);
@@ -102,6 +103,8 @@ impl Transform {
     }
 
     fn instantiate(&mut self) -> Result<Live, TransformError> {
+        // Instantiating runs the guest's start code, then its configure.
+        let _ticking = self.clock.running();
         self.instantiations += 1;
         let state = HostState::new(&self.name, &self.config)?;
         let mut store = Store::new(self.pre.engine(), state);
