@@ -5,16 +5,14 @@
 use std::borrow::Cow;
 
 use bson::spec::BinarySubtype;
-use bson::{Binary, Bson, DateTime, Document, RawDocumentBuf, doc};
+use bson::raw::cstr;
+use bson::{Binary, Bson, DateTime, Document, RawBson, RawDocumentBuf, doc};
 
 use crate::config::{MongoSinkConfig, WriteMode, collection_name_problem};
 use crate::document::to_raw_document;
 use crate::record::{Batch, BatchSource, Encoding, Origin, Record, Write, position_id};
 use crate::sink::Rejection;
 use crate::wasm::{Emitted, RecordResult};
-
-/// BSON's element type for a UTF-8 string.
-const STRING_ELEMENT: u8 = 0x02;
 
 /// MongoDB's limit on one document.
 const MAX_DOCUMENT_BYTES: usize = 16 * 1024 * 1024;
@@ -153,14 +151,14 @@ fn insert_id(
     record: &Record,
     id_suffix: Option<usize>,
     config: &MongoSinkConfig,
-) -> Result<Bson, String> {
+) -> Result<RawBson, String> {
     if let Some(field) = &config.id_field {
-        let value = document.get(field).ok().flatten();
+        let value = document.get(field).map_err(|error| format!("cannot read `{field}`: {error}"))?;
         let value = value.ok_or_else(|| format!("document has no `{field}` field to take its _id from"))?;
-        return Bson::try_from(value).map_err(|error| format!("cannot read `{field}`: {error}"));
+        return Ok(RawBson::from(value));
     }
     let position = position_id(source, &record.origin);
-    Ok(Bson::String(match id_suffix {
+    Ok(RawBson::String(match id_suffix {
         Some(n) => format!("{position}:{n}"),
         None => position,
     }))
@@ -219,26 +217,10 @@ fn metadata(source: &BatchSource, record: &Record) -> Document {
 
 /// `document` with `_id` as its first field, as MongoDB stores it, built
 /// from the encoded bytes rather than by re-inserting every field.
-fn with_id_first(document: &RawDocumentBuf, id: Bson) -> Result<RawDocumentBuf, String> {
-    let Bson::String(id) = id else {
-        return join(&checked_raw(&doc! { "_id": id })?, document);
-    };
-    // The common case, a position id, is written by hand: an element is its
-    // type, its name as a C string, then (for a string) an i32 length
-    // counting the trailing 0, the UTF-8 bytes and that 0.
-    let fields = elements(document);
-    let id_length = i32::try_from(id.len() + 1).map_err(|_| "the _id is too long".to_owned())?;
-    let length = 4 + 1 + b"_id\0".len() + 4 + id.len() + 1 + fields.len() + 1;
-    let mut bytes = Vec::with_capacity(length);
-    bytes.extend_from_slice(&(length as i32).to_le_bytes());
-    bytes.push(STRING_ELEMENT);
-    bytes.extend_from_slice(b"_id\0");
-    bytes.extend_from_slice(&id_length.to_le_bytes());
-    bytes.extend_from_slice(id.as_bytes());
-    bytes.push(0);
-    bytes.extend_from_slice(fields);
-    bytes.push(0);
-    RawDocumentBuf::from_bytes(bytes).map_err(|error| format!("cannot encode the document: {error}"))
+fn with_id_first(document: &RawDocumentBuf, id: RawBson) -> Result<RawDocumentBuf, String> {
+    let mut first = RawDocumentBuf::new();
+    first.append(cstr!("_id"), id);
+    join(&first, document)
 }
 
 /// `document` with the fields of `extra` added at its end.
@@ -248,6 +230,11 @@ fn with_fields_appended(document: &RawDocumentBuf, extra: &Document) -> Result<R
 
 /// One document holding the fields of `first`, then those of `second`.
 fn join(first: &RawDocumentBuf, second: &RawDocumentBuf) -> Result<RawDocumentBuf, String> {
+    // A BSON document is: 4-byte length, elements, a 0 byte.
+    fn elements(document: &RawDocumentBuf) -> &[u8] {
+        let bytes = document.as_bytes();
+        &bytes[4..bytes.len() - 1]
+    }
     let (first, second) = (elements(first), elements(second));
     let length = 4 + first.len() + second.len() + 1;
     let mut bytes = Vec::with_capacity(length);
@@ -256,13 +243,6 @@ fn join(first: &RawDocumentBuf, second: &RawDocumentBuf) -> Result<RawDocumentBu
     bytes.extend_from_slice(second);
     bytes.push(0);
     RawDocumentBuf::from_bytes(bytes).map_err(|error| format!("cannot encode the document: {error}"))
-}
-
-/// A document's encoded fields: a BSON document is a 4-byte length, the
-/// elements, then a 0 byte.
-fn elements(document: &RawDocumentBuf) -> &[u8] {
-    let bytes = document.as_bytes();
-    &bytes[4..bytes.len() - 1]
 }
 
 /// The document, if MongoDB will take its size.
