@@ -69,8 +69,11 @@ fn write_value(value: RawBsonRef<'_>, out: &mut Vec<u8>) -> Result<(), RelaxedJs
         RawBsonRef::Boolean(flag) => write_json(&flag, out),
         RawBsonRef::Null => out.extend_from_slice(b"null"),
         RawBsonRef::ObjectId(id) => {
+            // ObjectId::to_hex would allocate a String per id.
+            let mut hex = [0; 24];
+            hex::encode_to_slice(id.bytes(), &mut hex).expect("12 bytes fill 24 hex digits");
             out.extend_from_slice(br#"{"$oid":""#);
-            write_hex(&id.bytes(), out);
+            out.extend_from_slice(&hex);
             out.extend_from_slice(br#""}"#);
         }
         // Every change event carries a cluster time and a wall time.
@@ -93,15 +96,6 @@ fn write_value(value: RawBsonRef<'_>, out: &mut Vec<u8>) -> Result<(), RelaxedJs
         }
     }
     Ok(())
-}
-
-/// Lower-case hex, as `ObjectId::to_hex` writes it, without a String.
-fn write_hex(bytes: &[u8], out: &mut Vec<u8>) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    for byte in bytes {
-        out.push(DIGITS[usize::from(byte >> 4)]);
-        out.push(DIGITS[usize::from(byte & 0x0f)]);
-    }
 }
 
 fn write_json<T: serde::Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) {
