@@ -19,7 +19,7 @@ use crate::iggy_link::{IggyLink, add_header, named, open_topic};
 use crate::record::{Batch, Operation, Origin, Record, position_id};
 use crate::service_error::ServiceError;
 use crate::source::KEY_HEADER;
-use crate::source::mongodb::{ChangePosition, POSITION_HEADER, Relation, partition_positions};
+use crate::source::mongodb::{ChangePosition, Relation, joined_pieces, partition_positions};
 use crate::wasm::{Emitted, RecordResult};
 
 pub struct IggySink {
@@ -207,7 +207,7 @@ fn outgoing(
     if output.payload.len() > MAX_PAYLOAD_SIZE as usize {
         return Err(format!("a payload of {} bytes is above Iggy's limit of {MAX_PAYLOAD_SIZE}", output.payload.len()));
     }
-    let position = position_text(&output.headers);
+    let position = joined_pieces(output.headers.iter().map(|header| (header.name.as_str(), header.value.as_str())));
     let document_key = match &record.origin {
         Origin::Mongodb(change) => change.document_key.clone(),
         _ => None,
@@ -255,22 +255,6 @@ fn outgoing(
         .build()
         .map_err(|error| format!("cannot build the message: {error}"))?;
     Ok(Outgoing { route, message, position })
-}
-
-/// The position pieces among `headers`, joined (the JSON a position is).
-fn position_text(headers: &[crate::record::Header]) -> Option<String> {
-    let mut pieces: Vec<(usize, &str)> = headers
-        .iter()
-        .filter_map(|header| {
-            let index = header.name.strip_prefix(POSITION_HEADER)?.strip_prefix('-')?.parse().ok()?;
-            Some((index, header.value.as_str()))
-        })
-        .collect();
-    if pieces.is_empty() {
-        return None;
-    }
-    pieces.sort_unstable_by_key(|(index, _)| *index);
-    Some(pieces.iter().map(|(_, piece)| *piece).collect())
 }
 
 fn operation_name(operation: &Operation) -> &str {

@@ -4,8 +4,8 @@
 
 use std::borrow::Cow;
 
-use bson::spec::BinarySubtype;
 use bson::raw::cstr;
+use bson::spec::BinarySubtype;
 use bson::{Binary, Bson, DateTime, Document, RawBson, RawDocumentBuf, doc};
 
 use crate::config::{MongoSinkConfig, WriteMode, collection_name_problem};

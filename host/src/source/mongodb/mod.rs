@@ -21,7 +21,7 @@ use mongodb::options::{FullDocumentBeforeChangeType, FullDocumentType};
 use mongodb::{Client, Cursor};
 
 pub use event::{change_position, change_record, copy_record};
-pub use position::{ChangePosition, ClusterTime, POSITION_HEADER, Relation};
+pub use position::{ChangePosition, ClusterTime, POSITION_HEADER, Relation, joined_pieces};
 pub use positions_store::{PositionStore, checkpoint_topic, partition_positions};
 
 use super::{Polled, Source};

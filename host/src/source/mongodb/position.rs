@@ -130,19 +130,25 @@ impl ChangePosition {
 impl ChangePosition {
     /// Reads a position back from text headers (as records carry them).
     pub fn from_text_headers<'a>(headers: impl IntoIterator<Item = (&'a str, &'a str)>) -> Option<Self> {
-        let mut pieces: Vec<(usize, &str)> = headers
-            .into_iter()
-            .filter_map(|(name, value)| {
-                let index = name.strip_prefix(POSITION_HEADER)?.strip_prefix('-')?.parse().ok()?;
-                Some((index, value))
-            })
-            .collect();
-        if pieces.is_empty() {
-            return None;
-        }
-        pieces.sort_by_key(|(index, _)| *index);
-        Self::from_json(&pieces.iter().map(|(_, piece)| *piece).collect::<String>())
+        Self::from_json(&joined_pieces(headers)?)
     }
+}
+
+/// The position pieces among `headers`, joined in order: the position's
+/// JSON. `None` when there are none.
+pub fn joined_pieces<'a>(headers: impl IntoIterator<Item = (&'a str, &'a str)>) -> Option<String> {
+    let mut pieces: Vec<(usize, &str)> = headers
+        .into_iter()
+        .filter_map(|(name, value)| {
+            let index = name.strip_prefix(POSITION_HEADER)?.strip_prefix('-')?.parse().ok()?;
+            Some((index, value))
+        })
+        .collect();
+    if pieces.is_empty() {
+        return None;
+    }
+    pieces.sort_unstable_by_key(|(index, _)| *index);
+    Some(pieces.iter().map(|(_, piece)| *piece).collect())
 }
 
 /// `json` as headers of at most 255 bytes each (Iggy's cap on a header
