@@ -16,7 +16,7 @@ use iggy::prelude::{Consumer, IggyClient, IggyMessage, MessageClient, Partitioni
 
 use super::position::ChangePosition;
 use crate::config::IggyConnection;
-use crate::iggy_link::{IggyLink, ensure_topic, named};
+use crate::iggy_link::{IggyLink, add_header, ensure_topic, named};
 use crate::service_error::ServiceError;
 
 /// How often a checkpoint is written while batches keep committing.
@@ -84,11 +84,7 @@ impl PositionStore {
                 self.checkpoint_ready = true;
             }
             let mut headers = std::collections::BTreeMap::new();
-            if let (Ok(key), Ok(value)) =
-                (iggy::prelude::HeaderKey::try_from("ferry-pipeline"), iggy::prelude::HeaderValue::try_from(pipeline))
-            {
-                headers.insert(key, value);
-            }
+            add_header(&mut headers, "ferry-pipeline", pipeline);
             let message = IggyMessage::builder()
                 .payload(Bytes::from(position.to_json()))
                 .user_headers(headers)
