@@ -125,19 +125,17 @@ impl MongoSource {
 /// A copy starting now, with the stream to follow from a point captured
 /// before the first document is read, so nothing falls in a gap.
 async fn new_copy(client: &Client, scope: &str) -> Result<CopyRun, ServiceError> {
-    {
-        let reply = client
-            .database("admin")
-            .run_command(doc! { "ping": 1 })
-            .await
-            .map_err(|error| ServiceError::mongo("reading the cluster time", error))?;
-        let started = reply
-            .get_timestamp("operationTime")
-            .or_else(|_| reply.get_document("$clusterTime").and_then(|time| time.get_timestamp("clusterTime")))
-            .map_err(|_| ServiceError::fatal("starting copy-existing", "the server reported no cluster time"))?;
-        tracing::info!(%scope, "copying the existing documents, then streaming");
-        Ok(CopyRun { started, copied: 0, last_id: None, cursor: None })
-    }
+    let reply = client
+        .database("admin")
+        .run_command(doc! { "ping": 1 })
+        .await
+        .map_err(|error| ServiceError::mongo("reading the cluster time", error))?;
+    let started = reply
+        .get_timestamp("operationTime")
+        .or_else(|_| reply.get_document("$clusterTime").and_then(|time| time.get_timestamp("clusterTime")))
+        .map_err(|_| ServiceError::fatal("starting copy-existing", "the server reported no cluster time"))?;
+    tracing::info!(%scope, "copying the existing documents, then streaming");
+    Ok(CopyRun { started, copied: 0, last_id: None, cursor: None })
 }
 
 impl MongoSource {
