@@ -17,9 +17,9 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use ferry_tests::bench::{servers, size_from_env};
 use ferry_tests::pipelines::{partitions, unique};
 use ferry_tests::process_stats::{cpu_time, ferry_binary, rss_bytes, stop};
-use ferry_tests::servers::{IggyServer, MongoServer};
 use futures::StreamExt;
 use iggy::prelude::{Identifier, TopicClient};
 use mongodb::bson::{Document, doc};
@@ -28,13 +28,9 @@ const BATCH: usize = 1000;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let events: usize = std::env::var("FERRY_BENCH_EVENTS").ok().and_then(|n| n.parse().ok()).unwrap_or(50_000);
+    let events = size_from_env("FERRY_BENCH_EVENTS", 50_000);
     let ferry = ferry_binary();
-    let (Some(iggy), Some(mongo)) =
-        (IggyServer::start("change stream bench").await, MongoServer::start("change stream bench").await)
-    else {
-        std::process::exit(2);
-    };
+    let (iggy, mongo) = servers("change stream bench").await;
     let database = mongo.client().await.database(&unique("bench"));
 
     let raw_before = raw_rate(database.collection("raw_before"), events).await;

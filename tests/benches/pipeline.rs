@@ -16,10 +16,11 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use ferry_tests::bench::{servers, size_from_env};
 use ferry_tests::guests;
 use ferry_tests::pipelines::{produce, reading, unique};
 use ferry_tests::process_stats::{cpu_time, ferry_binary, rss_bytes, stop};
-use ferry_tests::servers::{IggyServer, MongoServer};
+use ferry_tests::servers::MongoServer;
 use mongodb::bson::{Document, doc};
 use mongodb::options::{Acknowledgment, WriteConcern};
 use sensor_enrich::{Enriched, enrich};
@@ -28,13 +29,9 @@ const BATCH: usize = 1000;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let messages: usize = std::env::var("FERRY_BENCH_MESSAGES").ok().and_then(|n| n.parse().ok()).unwrap_or(200_000);
+    let messages = size_from_env("FERRY_BENCH_MESSAGES", 200_000);
     let ferry = ferry_binary();
-    let (Some(iggy), Some(mongo)) =
-        (IggyServer::start("pipeline bench").await, MongoServer::start("pipeline bench").await)
-    else {
-        std::process::exit(2);
-    };
+    let (iggy, mongo) = servers("pipeline bench").await;
     let (stream, database) = (unique("bench"), unique("bench"));
     let client = iggy.client().await;
     ferry::iggy_link::ensure_topic(&client, &stream, "readings", 1).await.unwrap();

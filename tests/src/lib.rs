@@ -1,6 +1,7 @@
 //! Shared helpers for Ferry's end-to-end tests: the guest components
 //! `build.rs` built, batch builders, real-server fixtures and waiting.
 
+pub mod bench;
 pub mod guests;
 pub mod pipelines;
 pub mod process_stats;
