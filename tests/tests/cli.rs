@@ -160,3 +160,17 @@ fn validate_loads_transforms_and_runs_their_config_checks() {
     let error = verdict.unwrap_err().to_string();
     assert!(error.contains("p.toml: transforms[0].timeout: "), "{error}");
 }
+
+#[test]
+fn the_round_trip_pipelines_can_start_in_either_order() {
+    use ferry::config::{PipelineConfig, SinkConfig, SourceConfig};
+    let load = |file: &str| PipelineConfig::load(&repo_root().join("pipelines").join(file)).unwrap();
+    let (changes, replica) = (load("readings-changes.toml"), load("changes-to-mongo.toml"));
+    let SinkConfig::Iggy(produced) = &changes.sink else { panic!("readings-changes produces to Iggy") };
+    let SourceConfig::Iggy(consumed) = &replica.source else { panic!("changes-to-mongo consumes Iggy") };
+    assert_eq!((&consumed.stream, &consumed.topic), (&produced.stream, &produced.topic));
+    // The README starts both at once: whichever comes first creates the
+    // topic, with the same partitions either way.
+    assert!(produced.create.is_some(), "readings-changes creates its topic");
+    assert_eq!(consumed.create, produced.create, "changes-to-mongo creates the same topic");
+}
