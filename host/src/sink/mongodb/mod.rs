@@ -5,7 +5,7 @@
 mod plan;
 mod write;
 
-use bson::Document;
+use bson::RawDocumentBuf;
 use mongodb::options::{Acknowledgment, ClientOptions, WriteConcern};
 use mongodb::{Client, Database};
 
@@ -24,9 +24,9 @@ const SERVER_SELECTION_TIMEOUT: std::time::Duration = std::time::Duration::from_
 pub struct MongoSink {
     config: MongoSinkConfig,
     database: Database,
-    /// The write concern as a command field, for the commands Ferry builds
-    /// itself (the driver adds it to its own operations).
-    write_concern: Document,
+    /// The write concern as a command field: Ferry builds its write
+    /// commands itself, and the driver adds it only to its own operations.
+    write_concern: RawDocumentBuf,
 }
 
 impl MongoSink {
@@ -34,7 +34,7 @@ impl MongoSink {
     pub async fn connect(config: MongoSinkConfig) -> Result<Self, ServiceError> {
         let client = client(&config.uri).await?;
         let concern = client.write_concern().cloned().unwrap_or_default();
-        let write_concern = bson::serialize_to_document(&concern)
+        let write_concern = bson::serialize_to_raw_document_buf(&concern)
             .map_err(|error| ServiceError::fatal("encoding the write concern", error))?;
         let database = client.database(&config.database);
         Ok(Self { config, database, write_concern })
