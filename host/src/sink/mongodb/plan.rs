@@ -50,18 +50,17 @@ pub fn plan(batch: &Batch, results: &[RecordResult], config: &MongoSinkConfig) -
     let mut rejections = Vec::new();
     for (input, (record, result)) in batch.records.iter().zip(results).enumerate() {
         let RecordResult::Emitted(outputs) = result else { continue };
-        let planned: Result<Vec<PlannedWrite>, String> = outputs
-            .iter()
-            .enumerate()
-            .map(|(n, output)| {
-                let id_suffix = (outputs.len() > 1).then_some(n);
-                let (collection, op) = plan_output(&batch.source, record, id_suffix, output, config)?;
-                Ok(PlannedWrite { input, collection, op })
-            })
-            .collect();
-        match planned {
-            Ok(planned) => writes.extend(planned),
-            Err(reason) => rejections.push(Rejection { input, reason }),
+        let first_of_input = writes.len();
+        for (n, output) in outputs.iter().enumerate() {
+            let id_suffix = (outputs.len() > 1).then_some(n);
+            match plan_output(&batch.source, record, id_suffix, output, config) {
+                Ok((collection, op)) => writes.push(PlannedWrite { input, collection, op }),
+                Err(reason) => {
+                    writes.truncate(first_of_input);
+                    rejections.push(Rejection { input, reason });
+                    break;
+                }
+            }
         }
     }
     (writes, rejections)
@@ -384,12 +383,16 @@ mod tests {
     fn given_an_unwritable_output_then_the_whole_input_is_rejected() {
         let mut output = json(r#"{"a":1}"#);
         output.write = Some(Write::Replace(vec!["missing".into()]));
-        let results =
-            vec![RecordResult::Emitted(vec![json(r#"{"ok":1}"#), output]), RecordResult::Emitted(vec![json("[1]")])];
-        let (writes, rejections) = plan(&batch(2), &results, &config());
-        assert!(writes.is_empty(), "no half-delivered input: {writes:?}");
-        assert_eq!(rejections[0], Rejection { input: 0, reason: "document has no key field `missing`".into() });
-        assert_eq!(rejections[1].input, 1);
+        let results = vec![
+            RecordResult::Emitted(vec![json(r#"{"ok":0}"#)]),
+            RecordResult::Emitted(vec![json(r#"{"ok":1}"#), output]),
+            RecordResult::Emitted(vec![json("[1]")]),
+        ];
+        let (writes, rejections) = plan(&batch(3), &results, &config());
+        let inputs: Vec<usize> = writes.iter().map(|write| write.input).collect();
+        assert_eq!(inputs, [0], "no half-delivered input: {writes:?}");
+        assert_eq!(rejections[0], Rejection { input: 1, reason: "document has no key field `missing`".into() });
+        assert_eq!(rejections[1].input, 2);
         assert!(rejections[1].reason.starts_with("payload is a JSON array, not an object"), "{}", rejections[1].reason);
     }
 
