@@ -86,7 +86,7 @@ fn plan_output(
         // The hot path stays in BSON bytes from the payload to the driver.
         if raw.get("_id").ok().flatten().is_none() {
             let id = insert_id(&raw, source, record, id_suffix, config)?;
-            raw = with_id_first(&raw, id)?;
+            raw = with_id_first(raw, id)?;
         }
         return Ok((collection, Op::Insert(within_limit(raw)?)));
     }
@@ -214,12 +214,16 @@ fn metadata(source: &BatchSource, record: &Record) -> Document {
     metadata
 }
 
-/// `document` with `_id` as its first field, as MongoDB stores it, built
-/// from the encoded bytes rather than by re-inserting every field.
-fn with_id_first(document: &RawDocumentBuf, id: RawBson) -> Result<RawDocumentBuf, String> {
-    let mut first = RawDocumentBuf::new();
-    first.append(cstr!("_id"), id);
-    join(&first, document)
+/// `document` with `_id` as its first field, as MongoDB stores it: the
+/// element is spliced in front of the encoded fields, in the document's own
+/// buffer, rather than re-inserting every field.
+fn with_id_first(document: RawDocumentBuf, id: RawBson) -> Result<RawDocumentBuf, String> {
+    let mut holder = RawDocumentBuf::new();
+    holder.append(cstr!("_id"), id);
+    let mut bytes = document.into_bytes();
+    bytes.splice(4..4, elements(&holder).iter().copied());
+    set_length(&mut bytes)?;
+    RawDocumentBuf::from_bytes(bytes).map_err(|error| format!("cannot encode the document: {error}"))
 }
 
 /// `document` with the fields of `extra` added at its end.
@@ -229,19 +233,28 @@ fn with_fields_appended(document: &RawDocumentBuf, extra: &Document) -> Result<R
 
 /// One document holding the fields of `first`, then those of `second`.
 fn join(first: &RawDocumentBuf, second: &RawDocumentBuf) -> Result<RawDocumentBuf, String> {
-    // A BSON document is: 4-byte length, elements, a 0 byte.
-    fn elements(document: &RawDocumentBuf) -> &[u8] {
-        let bytes = document.as_bytes();
-        &bytes[4..bytes.len() - 1]
-    }
     let (first, second) = (elements(first), elements(second));
-    let length = 4 + first.len() + second.len() + 1;
-    let mut bytes = Vec::with_capacity(length);
-    bytes.extend_from_slice(&(length as i32).to_le_bytes());
+    let mut bytes = Vec::with_capacity(4 + first.len() + second.len() + 1);
+    bytes.extend_from_slice(&[0; 4]);
     bytes.extend_from_slice(first);
     bytes.extend_from_slice(second);
     bytes.push(0);
+    set_length(&mut bytes)?;
     RawDocumentBuf::from_bytes(bytes).map_err(|error| format!("cannot encode the document: {error}"))
+}
+
+/// A document's encoded fields: a BSON document is a 4-byte length, the
+/// fields, and a 0 byte.
+fn elements(document: &RawDocumentBuf) -> &[u8] {
+    let bytes = document.as_bytes();
+    &bytes[4..bytes.len() - 1]
+}
+
+/// Writes a document's length into its first four bytes.
+fn set_length(bytes: &mut [u8]) -> Result<(), String> {
+    let length = i32::try_from(bytes.len()).map_err(|_| "the document is too large".to_owned())?;
+    bytes[..4].copy_from_slice(&length.to_le_bytes());
+    Ok(())
 }
 
 /// The document, if MongoDB will take its size.
