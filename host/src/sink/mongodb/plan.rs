@@ -3,6 +3,7 @@
 //! written is rejected whole, so a record is never half-delivered.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use bson::raw::cstr;
 use bson::spec::BinarySubtype;
@@ -39,14 +40,16 @@ pub enum Op {
 pub struct PlannedWrite {
     /// Index of the input record it came from.
     pub input: usize,
-    pub collection: String,
+    /// Shared by consecutive writes to one collection, so a batch does not
+    /// allocate the name once per document.
+    pub collection: Arc<str>,
     pub op: Op,
 }
 
 /// The writes for every emitted output, in source order, and the inputs
 /// that cannot be written at all.
 pub fn plan(batch: &Batch, results: &[RecordResult], config: &MongoSinkConfig) -> (Vec<PlannedWrite>, Vec<Rejection>) {
-    let mut writes = Vec::with_capacity(results.len());
+    let mut writes: Vec<PlannedWrite> = Vec::with_capacity(results.len());
     let mut rejections = Vec::new();
     for (input, (record, result)) in batch.records.iter().zip(results).enumerate() {
         let RecordResult::Emitted(outputs) = result else { continue };
@@ -54,7 +57,13 @@ pub fn plan(batch: &Batch, results: &[RecordResult], config: &MongoSinkConfig) -
         for (n, output) in outputs.iter().enumerate() {
             let id_suffix = (outputs.len() > 1).then_some(n);
             match plan_output(&batch.source, record, id_suffix, output, config) {
-                Ok((collection, op)) => writes.push(PlannedWrite { input, collection, op }),
+                Ok((name, op)) => {
+                    let collection = match writes.last() {
+                        Some(previous) if *previous.collection == *name => previous.collection.clone(),
+                        _ => Arc::from(name),
+                    };
+                    writes.push(PlannedWrite { input, collection, op });
+                }
                 Err(reason) => {
                     writes.truncate(first_of_input);
                     rejections.push(Rejection { input, reason });
@@ -66,15 +75,15 @@ pub fn plan(batch: &Batch, results: &[RecordResult], config: &MongoSinkConfig) -
     (writes, rejections)
 }
 
-fn plan_output(
+fn plan_output<'a>(
     source: &BatchSource,
     record: &Record,
     id_suffix: Option<usize>,
-    output: &Emitted,
-    config: &MongoSinkConfig,
-) -> Result<(String, Op), String> {
-    let collection = output.collection.clone().unwrap_or_else(|| config.collection.clone());
-    if let Some(problem) = collection_name_problem(&collection) {
+    output: &'a Emitted,
+    config: &'a MongoSinkConfig,
+) -> Result<(&'a str, Op), String> {
+    let collection = output.collection.as_deref().unwrap_or(&config.collection);
+    if let Some(problem) = collection_name_problem(collection) {
         return Err(problem);
     }
     let mut raw = document(output)?;
@@ -220,8 +229,12 @@ fn metadata(source: &BatchSource, record: &Record) -> Document {
 fn with_id_first(document: RawDocumentBuf, id: RawBson) -> Result<RawDocumentBuf, String> {
     let mut holder = RawDocumentBuf::new();
     holder.append(cstr!("_id"), id);
+    let id = elements(&holder);
     let mut bytes = document.into_bytes();
-    bytes.splice(4..4, elements(&holder).iter().copied());
+    let fields_end = bytes.len();
+    bytes.resize(fields_end + id.len(), 0);
+    bytes.copy_within(4..fields_end, 4 + id.len());
+    bytes[4..4 + id.len()].copy_from_slice(id);
     set_length(&mut bytes)?;
     RawDocumentBuf::from_bytes(bytes).map_err(|error| format!("cannot encode the document: {error}"))
 }
@@ -341,7 +354,7 @@ mod tests {
         assert_eq!(writes.iter().map(|write| write.input).collect::<Vec<_>>(), [0, 1, 1]);
         let first = inserted(&writes[0].op);
         assert_eq!(first, doc! { "_id": "sensors:readings:1:40", "a": 1 }, "_id leads, as MongoDB stores it");
-        assert!(writes.iter().all(|write| write.collection == "readings"));
+        assert!(writes.iter().all(|write| &*write.collection == "readings"));
     }
 
     #[test]

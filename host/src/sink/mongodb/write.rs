@@ -257,7 +257,7 @@ mod tests {
             write("b", delete_op()),
             write("a", insert_op()),
         ];
-        let lengths: Vec<(usize, &str)> = runs(&writes).map(|run| (run.len(), run[0].collection.as_str())).collect();
+        let lengths: Vec<(usize, &str)> = runs(&writes).map(|run| (run.len(), &*run[0].collection)).collect();
         assert_eq!(lengths, [(2, "a"), (1, "a"), (1, "b"), (1, "a")]);
     }
 
