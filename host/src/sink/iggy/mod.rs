@@ -7,6 +7,7 @@
 //! a partition already holds are not sent again, so a crash or a lost
 //! acknowledgement never duplicates a message.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
 use bytes::Bytes;
@@ -209,24 +210,24 @@ fn outgoing(
     }
     let position = joined_pieces(output.headers.iter().map(|header| (header.name.as_str(), header.value.as_str())));
     let document_key = match &record.origin {
-        Origin::Mongodb(change) => change.document_key.clone(),
+        Origin::Mongodb(change) => change.document_key.as_deref(),
         _ => None,
     };
     let route = match partition_by {
-        PartitionBy::DocumentKey => document_key.clone().map(String::into_bytes).or_else(|| output.key.clone()),
-        PartitionBy::Key => output.key.clone(),
+        PartitionBy::DocumentKey => document_key.map(str::as_bytes).or(output.key.as_deref()),
+        PartitionBy::Key => output.key.as_deref(),
         PartitionBy::Balanced => None,
     };
     let identity = match &position {
-        Some(position) => position.clone(),
-        None => position_id(&batch.source, &record.origin),
+        Some(position) => Cow::Borrowed(position.as_str()),
+        None => Cow::Owned(position_id(&batch.source, &record.origin)),
     };
     let route = match (route, partition_by) {
-        (Some(route), _) => route,
+        (Some(route), _) => route.to_vec(),
         (None, PartitionBy::Key) => {
             return Err("partition_by = \"key\", but the transform gave this output no key".into());
         }
-        (None, _) => identity.clone().into_bytes(),
+        (None, _) => identity.as_bytes().to_vec(),
     };
     let mut headers = BTreeMap::new();
     for header in &output.headers {
@@ -235,11 +236,11 @@ fn outgoing(
     if let Origin::Mongodb(change) = &record.origin {
         add_header(&mut headers, "ferry-operation", operation_name(&change.operation));
         let namespace = match &change.namespace.collection {
-            Some(collection) => format!("{}.{collection}", change.namespace.database),
-            None => change.namespace.database.clone(),
+            Some(collection) => Cow::Owned([change.namespace.database.as_str(), ".", collection].concat()),
+            None => Cow::Borrowed(change.namespace.database.as_str()),
         };
         add_header(&mut headers, "ferry-namespace", &namespace);
-        if let Some(key) = &document_key {
+        if let Some(key) = document_key {
             add_header(&mut headers, "ferry-document-key", key);
         }
     }
