@@ -224,18 +224,14 @@ fn metadata(source: &BatchSource, record: &Record) -> Document {
 }
 
 /// `document` with `_id` as its first field, as MongoDB stores it: the
-/// element is spliced in front of the encoded fields, in the document's own
-/// buffer, rather than re-inserting every field.
-fn with_id_first(document: RawDocumentBuf, id: RawBson) -> Result<RawDocumentBuf, String> {
-    let mut holder = RawDocumentBuf::new();
-    holder.append(cstr!("_id"), id);
-    let id = elements(&holder);
+/// element is appended, then rotated to the front of the encoded fields in
+/// the document's own buffer, rather than re-inserting every field.
+fn with_id_first(mut document: RawDocumentBuf, id: RawBson) -> Result<RawDocumentBuf, String> {
+    let fields_end = document.as_bytes().len() - 1;
+    document.append(cstr!("_id"), id);
     let mut bytes = document.into_bytes();
-    let fields_end = bytes.len();
-    bytes.resize(fields_end + id.len(), 0);
-    bytes.copy_within(4..fields_end, 4 + id.len());
-    bytes[4..4 + id.len()].copy_from_slice(id);
-    set_length(&mut bytes)?;
+    let id_end = bytes.len() - 1;
+    bytes[4..id_end].rotate_right(id_end - fields_end);
     RawDocumentBuf::from_bytes(bytes).map_err(|error| format!("cannot encode the document: {error}"))
 }
 
@@ -352,8 +348,9 @@ mod tests {
             [Bson::from("sensors:readings:1:40"), "sensors:readings:1:41:0".into(), "sensors:readings:1:41:1".into()]
         );
         assert_eq!(writes.iter().map(|write| write.input).collect::<Vec<_>>(), [0, 1, 1]);
-        let first = inserted(&writes[0].op);
-        assert_eq!(first, doc! { "_id": "sensors:readings:1:40", "a": 1 }, "_id leads, as MongoDB stores it");
+        let Op::Insert(first) = &writes[0].op else { panic!("an insert") };
+        let expected = bson::rawdoc! { "_id": "sensors:readings:1:40", "a": 1 };
+        assert_eq!(first.as_bytes(), expected.as_bytes(), "_id leads, as MongoDB stores it");
         assert!(writes.iter().all(|write| &*write.collection == "readings"));
     }
 
@@ -365,8 +362,11 @@ mod tests {
         let config = MongoSinkConfig { id_field: Some("reading_id".into()), ..config() };
         let (writes, _) = plan(&batch(1), &[RecordResult::Emitted(vec![json(r#"{"reading_id":"r9"}"#)])], &config);
         assert_eq!(inserted(&writes[0].op).get_str("_id").unwrap(), "r9");
-        let (writes, _) = plan(&batch(1), &[RecordResult::Emitted(vec![json(r#"{"reading_id":12}"#)])], &config);
-        assert_eq!(inserted(&writes[0].op), doc! { "_id": 12, "reading_id": 12 });
+        let output = json(r#"{"reading_id":12,"at":{"site":"s1","tags":["a"]}}"#);
+        let (writes, _) = plan(&batch(1), &[RecordResult::Emitted(vec![output])], &config);
+        let Op::Insert(document) = &writes[0].op else { panic!("an insert") };
+        let expected = bson::rawdoc! { "_id": 12, "reading_id": 12, "at": { "site": "s1", "tags": ["a"] } };
+        assert_eq!(document.as_bytes(), expected.as_bytes(), "_id leads, the fields follow unchanged");
         let (_, rejections) = plan(&batch(1), &[RecordResult::Emitted(vec![json(r#"{"other":1}"#)])], &config);
         assert_eq!(rejections[0].reason, "document has no `reading_id` field to take its _id from");
     }
