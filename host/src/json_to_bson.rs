@@ -8,6 +8,7 @@
 //! JSON wrapper (`{"$date": ...}`, `{"$oid": ...}`, ...) and goes through
 //! bson's own parser, so every wrapper means exactly what it means to bson.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use bson::{Bson, RawDocumentBuf, doc};
@@ -125,7 +126,7 @@ impl<'de> Visitor<'de> for Value<'_> {
             return Ok(DOCUMENT);
         };
         if first.0.starts_with('$') {
-            return extended(first.0.into_owned(), entries, self.0);
+            return extended(first, entries, self.0);
         }
         let start = open(self.0);
         let mut key = Some(first);
@@ -143,19 +144,19 @@ impl<'de> Visitor<'de> for Value<'_> {
 
 /// An Extended JSON wrapper (or a document whose first key starts with `$`):
 /// read whole and handed to bson, then its encoding appended.
-fn extended<'de, A: MapAccess<'de>>(first: String, mut entries: A, out: &mut Vec<u8>) -> Result<u8, A::Error> {
-    let value = entries.next_value::<serde_json::Value>()?;
-    let second = entries.next_key::<String>()?;
+fn extended<'de, A: MapAccess<'de>>(first: Key<'de>, mut entries: A, out: &mut Vec<u8>) -> Result<u8, A::Error> {
+    let value = entries.next_value::<WrapperValue<'de>>()?;
+    let second = entries.next_key::<Key<'de>>()?;
     if second.is_none()
-        && let serde_json::Value::String(text) = &value
-        && let Some(kind) = common_wrapper(&first, text, out)
+        && let WrapperValue::Text(text) = &value
+        && let Some(kind) = common_wrapper(&first.0, text, out)
     {
         return Ok(kind);
     }
     let mut object = serde_json::Map::new();
-    object.insert(first, value);
-    if let Some(key) = second {
-        object.insert(key, entries.next_value()?);
+    object.insert(first.0.into_owned(), value.into_json());
+    if let Some(Key(key)) = second {
+        object.insert(key.into_owned(), entries.next_value()?);
     }
     while let Some((key, value)) = entries.next_entry::<String, serde_json::Value>()? {
         object.insert(key, value);
@@ -213,8 +214,64 @@ fn write_key(out: &mut Vec<u8>, key: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A wrapper's value: text (the common `$date` and `$oid` forms) borrowed
+/// from the input, anything else as a JSON tree for bson's parser.
+enum WrapperValue<'a> {
+    Text(Cow<'a, str>),
+    Other(serde_json::Value),
+}
+
+impl WrapperValue<'_> {
+    fn into_json(self) -> serde_json::Value {
+        match self {
+            Self::Text(text) => serde_json::Value::String(text.into_owned()),
+            Self::Other(value) => value,
+        }
+    }
+}
+
+impl<'de> de::Deserialize<'de> for WrapperValue<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct WrapperVisitor;
+        impl<'de> Visitor<'de> for WrapperVisitor {
+            type Value = WrapperValue<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_borrowed_str<E>(self, text: &'de str) -> Result<Self::Value, E> {
+                Ok(WrapperValue::Text(Cow::Borrowed(text)))
+            }
+            fn visit_str<E>(self, text: &str) -> Result<Self::Value, E> {
+                Ok(WrapperValue::Text(Cow::Owned(text.to_owned())))
+            }
+            fn visit_bool<E>(self, value: bool) -> Result<Self::Value, E> {
+                Ok(WrapperValue::Other(value.into()))
+            }
+            fn visit_i64<E>(self, value: i64) -> Result<Self::Value, E> {
+                Ok(WrapperValue::Other(value.into()))
+            }
+            fn visit_u64<E>(self, value: u64) -> Result<Self::Value, E> {
+                Ok(WrapperValue::Other(value.into()))
+            }
+            fn visit_f64<E>(self, value: f64) -> Result<Self::Value, E> {
+                Ok(WrapperValue::Other(value.into()))
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(WrapperValue::Other(serde_json::Value::Null))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, items: A) -> Result<Self::Value, A::Error> {
+                de::Deserialize::deserialize(de::value::SeqAccessDeserializer::new(items)).map(WrapperValue::Other)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, entries: A) -> Result<Self::Value, A::Error> {
+                de::Deserialize::deserialize(de::value::MapAccessDeserializer::new(entries)).map(WrapperValue::Other)
+            }
+        }
+        deserializer.deserialize_any(WrapperVisitor)
+    }
+}
+
 /// An object key, borrowed from the input unless it has escapes.
-struct Key<'a>(std::borrow::Cow<'a, str>);
+struct Key<'a>(Cow<'a, str>);
 
 impl<'de> de::Deserialize<'de> for Key<'de> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -225,10 +282,10 @@ impl<'de> de::Deserialize<'de> for Key<'de> {
                 f.write_str("an object key")
             }
             fn visit_borrowed_str<E>(self, key: &'de str) -> Result<Key<'de>, E> {
-                Ok(Key(std::borrow::Cow::Borrowed(key)))
+                Ok(Key(Cow::Borrowed(key)))
             }
             fn visit_str<E>(self, key: &str) -> Result<Key<'de>, E> {
-                Ok(Key(std::borrow::Cow::Owned(key.to_owned())))
+                Ok(Key(Cow::Owned(key.to_owned())))
             }
         }
         deserializer.deserialize_str(KeyVisitor)
@@ -263,6 +320,7 @@ mod tests {
             r#"{"t":{"$date":"2026-11-26T03:00:00.123+02:00"},"old":{"$date":"1901-02-03T04:05:06.7Z"}}"#,
             r#"{"ids":[{"$oid":"65F0A1B2C3D4E5F601234567"}]}"#,
             r#"{"$set":{"a":1},"b":2}"#,
+            r#"{"w":{"$each":[1,true,null,2.5,"s"]},"v":{"$inc":-3},"u":{"$big":18446744073709551615},"x":{"$f":false}}"#,
             r#"{"k\u0065y":1}"#,
         ] {
             assert_eq!(ours(json), reference(json), "{json}");
