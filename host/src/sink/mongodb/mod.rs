@@ -1,5 +1,5 @@
 //! The MongoDB sink: outputs become documents, written in source order with
-//! unordered `insertMany` for runs of inserts and ordered `update`/`delete`
+//! unordered `insert` commands for runs of inserts and ordered `update`/`delete`
 //! commands for the rest.
 
 mod plan;
