@@ -84,7 +84,6 @@ fn mongo_is_transient(error: &mongodb::error::Error) -> bool {
         ErrorKind::DnsResolve { .. } => true,
         ErrorKind::Command(command) => mongo_code_is_transient(command.code),
         ErrorKind::Write(mongodb::error::WriteFailure::WriteConcernError(_)) => true,
-        ErrorKind::InsertMany(insert) => insert.write_concern_error.is_some(),
         _ => false,
     }
 }
