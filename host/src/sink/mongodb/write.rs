@@ -113,13 +113,7 @@ async fn insert(
     }
     let what = || format!("inserting into {collection}");
     let command = rawdoc! { "insert": collection, "documents": documents, "ordered": false };
-    let reply = database
-        .run_raw_command(with_write_concern(command, write_concern))
-        .await
-        .map_err(|error| ServiceError::mongo(what(), error))?;
-    if let Ok(concern) = reply.get_document("writeConcernError") {
-        return Err(transient(what(), format!("write concern not satisfied: {concern}")));
-    }
+    let reply = send(database, command, write_concern, what).await?;
     for WriteError { index, code, message } in write_errors(&reply) {
         if code == DUPLICATE_KEY && is_id_index(&message) {
             continue;
@@ -138,9 +132,21 @@ async fn insert(
     Ok(())
 }
 
-fn with_write_concern(mut command: RawDocumentBuf, write_concern: &RawDocumentBuf) -> RawDocumentBuf {
+/// Sends a write command with the sink's write concern. A write concern the
+/// servers could not satisfy is transient: the writes may not be durable
+/// yet, so the batch is retried (replays are recognised as such).
+async fn send(
+    database: &Database,
+    mut command: RawDocumentBuf,
+    write_concern: &RawDocumentBuf,
+    what: impl Fn() -> String,
+) -> Result<Document, ServiceError> {
     command.append(cstr!("writeConcern"), write_concern.as_ref());
-    command
+    let reply = database.run_raw_command(command).await.map_err(|error| ServiceError::mongo(what(), error))?;
+    if let Ok(concern) = reply.get_document("writeConcernError") {
+        return Err(transient(what(), format!("write concern not satisfied: {concern}")));
+    }
+    Ok(reply)
 }
 
 /// Whether a duplicate-key message is about `_id` rather than a unique
@@ -169,13 +175,7 @@ async fn command(
         let statements: Vec<Document> = chunk[start..].iter().map(|write| statement(&write.op)).collect();
         let command = RawDocumentBuf::try_from(&doc! { name: collection, list: statements, "ordered": true })
             .map_err(|error| ServiceError::fatal(what(), error))?;
-        let reply = database
-            .run_raw_command(with_write_concern(command, write_concern))
-            .await
-            .map_err(|error| ServiceError::mongo(what(), error))?;
-        if let Ok(concern) = reply.get_document("writeConcernError") {
-            return Err(transient(what(), format!("write concern not satisfied: {concern}")));
-        }
+        let reply = send(database, command, write_concern, what).await?;
         let Some(WriteError { index, code, message }) = write_errors(&reply).into_iter().next() else { break };
         let failed = start + index;
         if mongo_code_is_transient(code) || code == DUPLICATE_KEY {
