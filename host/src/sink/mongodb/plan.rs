@@ -243,12 +243,13 @@ fn with_fields_appended(document: &RawDocumentBuf, extra: &Document) -> Result<R
 /// One document holding the fields of `first`, then those of `second`.
 fn join(first: &RawDocumentBuf, second: &RawDocumentBuf) -> Result<RawDocumentBuf, String> {
     let (first, second) = (elements(first), elements(second));
-    let mut bytes = Vec::with_capacity(4 + first.len() + second.len() + 1);
-    bytes.extend_from_slice(&[0; 4]);
+    let length = 4 + first.len() + second.len() + 1;
+    let encoded_length = i32::try_from(length).map_err(|_| "the document is too large".to_owned())?;
+    let mut bytes = Vec::with_capacity(length);
+    bytes.extend_from_slice(&encoded_length.to_le_bytes());
     bytes.extend_from_slice(first);
     bytes.extend_from_slice(second);
     bytes.push(0);
-    set_length(&mut bytes)?;
     RawDocumentBuf::from_bytes(bytes).map_err(|error| format!("cannot encode the document: {error}"))
 }
 
@@ -257,13 +258,6 @@ fn join(first: &RawDocumentBuf, second: &RawDocumentBuf) -> Result<RawDocumentBu
 fn elements(document: &RawDocumentBuf) -> &[u8] {
     let bytes = document.as_bytes();
     &bytes[4..bytes.len() - 1]
-}
-
-/// Writes a document's length into its first four bytes.
-fn set_length(bytes: &mut [u8]) -> Result<(), String> {
-    let length = i32::try_from(bytes.len()).map_err(|_| "the document is too large".to_owned())?;
-    bytes[..4].copy_from_slice(&length.to_le_bytes());
-    Ok(())
 }
 
 /// The document, if MongoDB will take its size.
