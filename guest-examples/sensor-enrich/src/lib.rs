@@ -18,7 +18,7 @@ mod component;
 use std::borrow::Cow;
 use std::fmt;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Datelike, SecondsFormat, Timelike, Utc};
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
@@ -53,7 +53,7 @@ pub fn enrich(payload: &[u8]) -> Enriched {
     let date = match field("ts").and_then(|raw| serde_json::from_str::<Text>(raw.get()).ok()) {
         None => None,
         Some(Text(ts)) => match DateTime::parse_from_rfc3339(&ts) {
-            Ok(time) => Some(time.with_timezone(&Utc).to_rfc3339_opts(SecondsFormat::Millis, true)),
+            Ok(time) => Some(time.with_timezone(&Utc)),
             Err(error) => return Enriched::Invalid(format!("ts {ts:?} is not an RFC 3339 time: {error}")),
         },
     };
@@ -65,22 +65,60 @@ pub fn enrich(payload: &[u8]) -> Enriched {
         match (&date, key.as_ref()) {
             (Some(date), "ts") => {
                 out.extend_from_slice(br#"{"$date":""#);
-                out.extend_from_slice(date.as_bytes());
+                write_utc_millis(&mut out, date);
                 out.extend_from_slice(br#""}"#);
             }
             _ => out.extend_from_slice(value.get().as_bytes()),
         }
         out.push(b',');
     }
-    write_key(&mut out, "temp_f");
+    write_key(&mut out, &Cow::Borrowed("temp_f"));
     serde_json::to_writer(&mut out, &to_fahrenheit(celsius)).expect("writing to a Vec cannot fail");
     out.push(b'}');
     Enriched::Reading(out)
 }
 
-fn write_key(out: &mut Vec<u8>, key: &str) {
-    serde_json::to_writer(&mut *out, key).expect("writing to a Vec cannot fail");
+fn write_key(out: &mut Vec<u8>, key: &Cow<str>) {
+    match key {
+        // A key borrowed from the payload had no escapes, and JSON forbids
+        // raw control characters, so it is written back as it was.
+        Cow::Borrowed(key) => {
+            out.push(b'"');
+            out.extend_from_slice(key.as_bytes());
+            out.push(b'"');
+        }
+        Cow::Owned(key) => serde_json::to_writer(&mut *out, key).expect("writing to a Vec cannot fail"),
+    }
     out.push(b':');
+}
+
+/// `time` as `2026-11-26T03:00:00.000Z`, the form relaxed Extended JSON
+/// gives dates. Written digit by digit: chrono's formatter goes through
+/// `fmt`, which cost as much as the rest of a reading's output.
+fn write_utc_millis(out: &mut Vec<u8>, time: &DateTime<Utc>) {
+    let millis = time.timestamp_subsec_millis();
+    // Years beyond four digits, and leap seconds, are left to chrono.
+    if !(0..=9999).contains(&time.year()) || millis > 999 {
+        out.extend_from_slice(time.to_rfc3339_opts(SecondsFormat::Millis, true).as_bytes());
+        return;
+    }
+    push_digits(out, time.year() as u32, 4);
+    for (separator, value) in [(b'-', time.month()), (b'-', time.day()), (b'T', time.hour()), (b':', time.minute())] {
+        out.push(separator);
+        push_digits(out, value, 2);
+    }
+    out.push(b':');
+    push_digits(out, time.second(), 2);
+    out.push(b'.');
+    push_digits(out, millis, 3);
+    out.push(b'Z');
+}
+
+/// `value` in decimal, zero-padded to `width` digits.
+fn push_digits(out: &mut Vec<u8>, value: u32, width: u32) {
+    for place in (0..width).rev() {
+        out.push(b'0' + (value / 10u32.pow(place) % 10) as u8);
+    }
 }
 
 /// Degrees Celsius to Fahrenheit, rounded to two decimals.
@@ -151,6 +189,22 @@ mod tests {
         assert_eq!(out["temp_f"], json!(72.5));
         assert_eq!(out["ts"], json!({"$date": "2026-11-26T03:00:00.000Z"}));
         assert_eq!(out["sensor_id"], json!("s1"));
+    }
+
+    #[test]
+    fn given_any_time_then_the_date_is_written_as_chrono_writes_it() {
+        for ts in [
+            "2026-11-26T03:00:00Z",
+            "0001-02-03T04:05:06.789Z",
+            "9999-12-31T23:59:59.999999Z",
+            "1969-07-20T20:17:40.5-05:00",
+            "2016-12-31T23:59:60Z",
+        ] {
+            let time = DateTime::parse_from_rfc3339(ts).unwrap().with_timezone(&Utc);
+            let mut ours = Vec::new();
+            write_utc_millis(&mut ours, &time);
+            assert_eq!(String::from_utf8(ours).unwrap(), time.to_rfc3339_opts(SecondsFormat::Millis, true), "{ts}");
+        }
     }
 
     #[test]
