@@ -78,6 +78,7 @@ pub fn enrich(payload: &[u8]) -> Enriched {
     Enriched::Reading(out)
 }
 
+#[expect(clippy::ptr_arg, reason = "whether the key was borrowed is what decides how to write it")]
 fn write_key(out: &mut Vec<u8>, key: &Cow<str>) {
     match key {
         // A key borrowed from the payload had no escapes, and JSON forbids
