@@ -7,7 +7,6 @@
 //! pipeline and source position, so if a crash replays a batch, Iggy's
 //! message deduplication (when enabled on the server) drops the repeat.
 
-use std::collections::BTreeMap;
 use std::future::Future;
 
 use bytes::Bytes;
@@ -15,7 +14,8 @@ use iggy::prelude::{Identifier, IggyMessage, MessageClient, Partitioning};
 use sha2::{Digest, Sha256};
 
 use crate::config::IggyConnection;
-use crate::iggy_link::{IggyLink, add_header, ensure_topic, named};
+use crate::iggy_headers::Headers;
+use crate::iggy_link::{IggyLink, ensure_topic, named};
 use crate::record::{Batch, Record, describe_position, position_id};
 use crate::service_error::ServiceError;
 use crate::source::KEY_HEADER;
@@ -93,28 +93,25 @@ impl DeadLetterSink for IggyDeadLetters {
 /// The dead-letter message for one input.
 pub fn message(pipeline: &str, batch: &Batch, letter: &DeadLetter) -> Result<IggyMessage, ServiceError> {
     let record = &batch.records[letter.input];
-    let mut headers = BTreeMap::new();
+    let mut headers = Headers::with_capacity(8);
     for header in record.headers.iter().flatten() {
-        add_header(&mut headers, &header.name, &header.value);
+        headers.add(&header.name, header.value.as_str());
     }
     if let Some(key) = &record.key {
-        add_header(&mut headers, KEY_HEADER, &String::from_utf8_lossy(key));
+        headers.add(KEY_HEADER, String::from_utf8_lossy(key));
     }
-    add_header(&mut headers, "ferry-reason", &letter.reason);
-    add_header(&mut headers, "ferry-stage", &letter.stage);
-    add_header(&mut headers, "ferry-pipeline", pipeline);
-    add_header(&mut headers, "ferry-source", &describe_position(&batch.source, &record.origin));
+    headers.add("ferry-reason", letter.reason.as_str());
+    headers.add("ferry-stage", letter.stage.as_str());
+    headers.add("ferry-pipeline", pipeline);
+    headers.add("ferry-source", describe_position(&batch.source, &record.origin));
     let payload = if record.payload.is_empty() {
-        add_header(&mut headers, "ferry-empty-payload", "true");
+        headers.add("ferry-empty-payload", "true");
         Bytes::from_static(EMPTY_PAYLOAD_STAND_IN)
     } else {
         Bytes::from(record.payload.clone())
     };
-    IggyMessage::builder()
-        .id(letter_id(pipeline, batch, record))
-        .payload(payload)
-        .user_headers(headers)
-        .build()
+    headers
+        .message(Some(letter_id(pipeline, batch, record)), payload)
         .map_err(|error| ServiceError::iggy(format!("building the dead letter for {}", letter.stage), error))
 }
 
@@ -133,7 +130,7 @@ mod tests {
     use iggy::prelude::HeaderKey;
 
     use super::*;
-    use crate::iggy_link::MAX_HEADER_VALUE;
+    use crate::iggy_headers::MAX_HEADER_VALUE;
     use crate::record::{BatchSource, Encoding, Header, IggyPosition, IggyTopic, MessageId, Origin};
 
     fn batch(payload: &[u8]) -> Batch {

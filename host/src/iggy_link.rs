@@ -4,11 +4,9 @@
 //! (or a consumer-group membership), so rather than patch a broken client
 //! Ferry drops it and connects, logs in and re-joins afresh.
 
-use std::collections::BTreeMap;
-
 use iggy::prelude::{
-    Client, CompressionAlgorithm, HeaderKey, HeaderValue, Identifier, IggyClient, IggyDuration, IggyError, IggyExpiry,
-    MaxTopicSize, StreamClient, TopicClient, TopicDetails, UserClient,
+    Client, CompressionAlgorithm, Identifier, IggyClient, IggyDuration, IggyError, IggyExpiry, MaxTopicSize,
+    StreamClient, TopicClient, TopicDetails, UserClient,
 };
 
 use crate::config::{CreateTopic, IggyConnection};
@@ -90,21 +88,6 @@ pub async fn connect(connection: &IggyConnection) -> Result<IggyClient, ServiceE
         .await
         .map_err(|error| ServiceError::iggy(format!("logging in to Iggy as {}", connection.username), error))?;
     Ok(client)
-}
-
-/// Iggy refuses header values longer than this.
-pub const MAX_HEADER_VALUE: usize = 255;
-
-/// Adds a header, cutting its value to Iggy's limit (at a character
-/// boundary) and skipping empty ones, which Iggy refuses.
-pub fn add_header(headers: &mut BTreeMap<HeaderKey, HeaderValue>, name: &str, value: &str) {
-    let mut end = value.len().min(MAX_HEADER_VALUE);
-    while !value.is_char_boundary(end) {
-        end -= 1;
-    }
-    if let (Ok(key), Ok(value)) = (HeaderKey::try_from(name), HeaderValue::try_from(&value[..end])) {
-        headers.insert(key, value);
-    }
 }
 
 /// An Iggy identifier from a stream, topic or group name.

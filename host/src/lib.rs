@@ -13,6 +13,7 @@ pub mod config;
 pub mod dead_letter;
 pub mod document;
 pub mod error_chain;
+pub mod iggy_headers;
 pub mod iggy_link;
 pub mod json_to_bson;
 pub mod pipeline;

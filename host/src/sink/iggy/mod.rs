@@ -8,7 +8,7 @@
 //! acknowledgement never duplicates a message.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use bytes::Bytes;
 use iggy::prelude::{IggyMessage, IggyMessageHeader, MAX_PAYLOAD_SIZE, MessageClient, Partitioning};
@@ -16,7 +16,8 @@ use sha2::{Digest, Sha256};
 
 use super::{Prepare, Rejection, Sink};
 use crate::config::{IggySinkConfig, PartitionBy};
-use crate::iggy_link::{IggyLink, add_header, named, open_topic};
+use crate::iggy_headers::Headers;
+use crate::iggy_link::{IggyLink, named, open_topic};
 use crate::record::{Batch, Operation, Origin, Record, position_id};
 use crate::service_error::ServiceError;
 use crate::source::KEY_HEADER;
@@ -229,31 +230,28 @@ fn outgoing(
         }
         (None, _) => identity.as_bytes().to_vec(),
     };
-    let mut headers = BTreeMap::new();
+    let mut headers = Headers::with_capacity(output.headers.len() + 4);
     for header in &output.headers {
-        add_header(&mut headers, &header.name, &header.value);
+        headers.add(&header.name, header.value.as_str());
     }
     if let Origin::Mongodb(change) = &record.origin {
-        add_header(&mut headers, "ferry-operation", operation_name(&change.operation));
+        headers.add("ferry-operation", operation_name(&change.operation));
         let namespace = match &change.namespace.collection {
             Some(collection) => Cow::Owned([change.namespace.database.as_str(), ".", collection].concat()),
             None => Cow::Borrowed(change.namespace.database.as_str()),
         };
-        add_header(&mut headers, "ferry-namespace", &namespace);
+        headers.add("ferry-namespace", namespace);
         if let Some(key) = document_key {
-            add_header(&mut headers, "ferry-document-key", key);
+            headers.add("ferry-document-key", key);
         }
     }
     if let Some(key) = &output.key {
-        add_header(&mut headers, KEY_HEADER, &String::from_utf8_lossy(key));
+        headers.add(KEY_HEADER, String::from_utf8_lossy(key));
     }
     let digest = Sha256::new().chain_update(identity.as_bytes()).chain_update((n as u64).to_le_bytes()).finalize();
     let id = u128::from_be_bytes(digest[..16].try_into().expect("a SHA-256 digest has 32 bytes"));
-    let message = IggyMessage::builder()
-        .id(id)
-        .payload(Bytes::from(output.payload.clone()))
-        .user_headers(headers)
-        .build()
+    let message = headers
+        .message(Some(id), Bytes::from(output.payload.clone()))
         .map_err(|error| format!("cannot build the message: {error}"))?;
     Ok(Outgoing { route, message, position })
 }

@@ -16,7 +16,8 @@ use iggy::prelude::{Consumer, IggyClient, IggyMessage, MessageClient, Partitioni
 
 use super::position::ChangePosition;
 use crate::config::IggyConnection;
-use crate::iggy_link::{IggyLink, add_header, ensure_topic, named};
+use crate::iggy_headers::Headers;
+use crate::iggy_link::{IggyLink, ensure_topic, named};
 use crate::service_error::ServiceError;
 
 /// How often a checkpoint is written while batches keep committing.
@@ -83,12 +84,10 @@ impl PositionStore {
                 ensure_topic(client, &self.stream, &topic, 1).await?;
                 self.checkpoint_ready = true;
             }
-            let mut headers = std::collections::BTreeMap::new();
-            add_header(&mut headers, "ferry-pipeline", pipeline);
-            let message = IggyMessage::builder()
-                .payload(Bytes::from(position.to_json()))
-                .user_headers(headers)
-                .build()
+            let mut headers = Headers::default();
+            headers.add("ferry-pipeline", pipeline);
+            let message = headers
+                .message(None, Bytes::from(position.to_json()))
                 .map_err(|error| ServiceError::iggy(what.clone(), error))?;
             client
                 .send_messages(&named(&self.stream)?, &named(&topic)?, &Partitioning::balanced(), &mut [message])
