@@ -7,6 +7,8 @@
 //! bson's own conversion, so the output is the same JSON value that
 //! `Bson::into_relaxed_extjson` gives.
 
+use std::ops::Range;
+
 use bson::Bson;
 use bson::raw::{RawArray, RawBsonRef, RawDocument};
 
@@ -26,21 +28,36 @@ pub fn to_relaxed_json(document: &RawDocument) -> Result<Vec<u8>, RelaxedJsonErr
     Ok(out)
 }
 
-/// Appends `document` as relaxed Extended JSON to `out`.
-pub fn write_relaxed_json(document: &RawDocument, out: &mut Vec<u8>) -> Result<(), RelaxedJsonError> {
-    write_document(document, out)
+/// `document` as relaxed Extended JSON text.
+pub fn to_relaxed_json_text(document: &RawDocument) -> Result<String, RelaxedJsonError> {
+    let json = to_relaxed_json(document)?;
+    Ok(String::from_utf8(json).expect("JSON written from UTF-8 text is UTF-8"))
+}
+
+/// Appends one member of an object being written: a comma unless it is
+/// the first, the key, and the value. Returns where the value's JSON lies
+/// in `out`, so a caller walking a document once can reuse pieces of it.
+pub fn write_member(
+    first: bool,
+    key: &str,
+    value: RawBsonRef<'_>,
+    out: &mut Vec<u8>,
+) -> Result<Range<usize>, RelaxedJsonError> {
+    if !first {
+        out.push(b',');
+    }
+    write_json(key, out);
+    out.push(b':');
+    let start = out.len();
+    write_value(value, out)?;
+    Ok(start..out.len())
 }
 
 fn write_document(document: &RawDocument, out: &mut Vec<u8>) -> Result<(), RelaxedJsonError> {
     out.push(b'{');
     for (index, element) in document.iter().enumerate() {
         let (key, value) = element.map_err(RelaxedJsonError)?;
-        if index > 0 {
-            out.push(b',');
-        }
-        write_json(&key.as_str(), out);
-        out.push(b':');
-        write_value(value, out)?;
+        write_member(index == 0, key.as_str(), value, out)?;
     }
     out.push(b'}');
     Ok(())
@@ -119,6 +136,9 @@ mod tests {
             "old": bson::DateTime::from_millis(-5),
             "epoch": bson::DateTime::from_millis(0),
             "last": bson::DateTime::from_millis(253_402_300_799_999),
+            "tenths": bson::DateTime::from_millis(1_795_662_000_100),
+            "hundredths": bson::DateTime::from_millis(1_795_662_000_020),
+            "leap_day": bson::DateTime::from_millis(951_782_400_007),
             "far": bson::DateTime::from_millis(253_402_300_800_000),
             "ts": Timestamp { time: 5, increment: 6 },
             "bin": Binary { subtype: BinarySubtype::Generic, bytes: vec![1, 2, 3] },

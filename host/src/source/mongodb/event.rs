@@ -1,5 +1,7 @@
 //! A change event (or a copied document) as a Ferry record.
 
+use std::ops::Range;
+
 use bson::raw::RawBsonRef;
 use bson::{Document, RawDocument, RawDocumentBuf, doc};
 
@@ -7,16 +9,20 @@ use super::position::{ChangePosition, pieces};
 use crate::config::EventFormat;
 use crate::error_chain::error_chain;
 use crate::record::{ClusterTime, Encoding, Header, MongodbChange, Namespace, Operation, Origin, Record};
-use crate::relaxed_json::to_relaxed_json;
+use crate::relaxed_json::{to_relaxed_json, to_relaxed_json_text, write_member};
 
 /// The record for one change event. The event stays in its BSON bytes: its
-/// fields are found in one pass and the JSON payload is written straight
-/// from them.
+/// fields are found in the same pass that writes the JSON payload, and the
+/// token's and document key's JSON are cut from that payload.
 pub fn change_record(event: &RawDocument, format: EventFormat) -> Result<Record, String> {
-    let fields = EventFields::read(event)?;
+    let mut json = match format {
+        EventFormat::Json => Some(Vec::with_capacity(event.as_bytes().len() * 3 / 2)),
+        EventFormat::Bson => None,
+    };
+    let fields = EventFields::read(event, json.as_mut())?;
     let token = fields.token.ok_or("the event has no resume token `_id`")?;
     let position_json =
-        ChangePosition::stream_json(token, fields.cluster_time).ok_or("the resume token cannot be written")?;
+        ChangePosition::stream_json(&cut_or_write(&json, &fields.token_json, token)?, fields.cluster_time);
     let operation = match fields.operation.ok_or("the event has no operationType")? {
         "insert" => Operation::Insert,
         "update" => Operation::Update,
@@ -35,7 +41,8 @@ pub fn change_record(event: &RawDocument, format: EventFormat) -> Result<Record,
         },
         None => Namespace { database: String::new(), collection: None },
     };
-    let document_key = fields.document_key.map(relaxed).transpose()?;
+    let document_key =
+        fields.document_key.map(|key| cut_or_write(&json, &fields.document_key_json, key)).transpose()?;
     let micros = match fields.wall_time {
         Some(wall) => wall.timestamp_millis().max(0) as u64 * 1000,
         None => fields.cluster_time.map_or(0, |(seconds, _)| u64::from(seconds) * 1_000_000),
@@ -47,13 +54,26 @@ pub fn change_record(event: &RawDocument, format: EventFormat) -> Result<Record,
         document_key: document_key.clone(),
         cluster_time: ClusterTime { seconds, increment },
     };
-    record(event, format, document_key, micros, change, &position_json)
+    let payload = match json {
+        Some(json) => (json, Encoding::Json),
+        None => (event.as_bytes().to_vec(), Encoding::Bson),
+    };
+    Ok(record(payload, document_key, micros, change, position_json))
+}
+
+/// The JSON of `document`: cut from the event's JSON where it was written
+/// there, else written now.
+fn cut_or_write(json: &Option<Vec<u8>>, span: &Option<Range<usize>>, document: &RawDocument) -> Result<String, String> {
+    match (json, span) {
+        (Some(json), Some(span)) => String::from_utf8(json[span.clone()].to_vec()).map_err(|error| error.to_string()),
+        _ => relaxed(document),
+    }
 }
 
 /// The position after a change event: built for the last event of a batch
 /// only, since a batch commits as a whole.
 pub fn change_position(event: &RawDocument) -> Result<ChangePosition, String> {
-    let fields = EventFields::read(event)?;
+    let fields = EventFields::read(event, None)?;
     let token = fields.token.ok_or("the event has no resume token `_id`")?;
     let token = Document::try_from(token).map_err(|error| format!("the resume token is not a document: {error}"))?;
     Ok(ChangePosition::Stream { token, cluster_time: fields.cluster_time })
@@ -68,24 +88,46 @@ struct EventFields<'a> {
     wall_time: Option<bson::DateTime>,
     namespace: Option<&'a RawDocument>,
     document_key: Option<&'a RawDocument>,
+    /// Where the token's and the document key's JSON lie in the event's
+    /// JSON, when that was written.
+    token_json: Option<Range<usize>>,
+    document_key_json: Option<Range<usize>>,
 }
 
 impl<'a> EventFields<'a> {
-    /// One pass over the event: looking each field up by name would walk
-    /// the whole event (full document included) once per field.
-    fn read(event: &'a RawDocument) -> Result<Self, String> {
+    /// One pass over the event, writing it as relaxed JSON into `json` if
+    /// given: looking each field up by name would walk the whole event (full
+    /// document included) once per field, and a second walk to write it
+    /// cost as much again.
+    fn read(event: &'a RawDocument, mut json: Option<&mut Vec<u8>>) -> Result<Self, String> {
+        let unreadable =
+            |error: &dyn std::error::Error| format!("cannot read the change event: {}", error_chain(error));
         let mut fields = Self::default();
-        for element in event {
-            let (name, value) = element.map_err(|error| format!("cannot read the change event: {error}"))?;
+        if let Some(json) = json.as_deref_mut() {
+            json.push(b'{');
+        }
+        for (index, element) in event.iter().enumerate() {
+            let (name, value) = element.map_err(|error| unreadable(&error))?;
+            let span = match json.as_deref_mut() {
+                Some(json) => {
+                    Some(write_member(index == 0, name.as_str(), value, json).map_err(|error| unreadable(&error))?)
+                }
+                None => None,
+            };
             match (name.as_str(), value) {
-                ("_id", RawBsonRef::Document(token)) => fields.token = Some(token),
+                ("_id", RawBsonRef::Document(token)) => (fields.token, fields.token_json) = (Some(token), span),
                 ("operationType", RawBsonRef::String(operation)) => fields.operation = Some(operation),
                 ("clusterTime", RawBsonRef::Timestamp(time)) => fields.cluster_time = Some((time.time, time.increment)),
                 ("wallTime", RawBsonRef::DateTime(time)) => fields.wall_time = Some(time),
                 ("ns", RawBsonRef::Document(namespace)) => fields.namespace = Some(namespace),
-                ("documentKey", RawBsonRef::Document(key)) => fields.document_key = Some(key),
+                ("documentKey", RawBsonRef::Document(key)) => {
+                    (fields.document_key, fields.document_key_json) = (Some(key), span);
+                }
                 _ => {}
             }
+        }
+        if let Some(json) = json {
+            json.push(b'}');
         }
         Ok(fields)
     }
@@ -119,7 +161,11 @@ pub fn copy_record(
     };
     let now =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |time| time.as_micros() as u64);
-    record(&event, format, Some(key), now, change, &position.to_json())
+    let payload = match format {
+        EventFormat::Json => (to_relaxed_json(&event).map_err(|error| error_chain(&error))?, Encoding::Json),
+        EventFormat::Bson => (event.into_bytes(), Encoding::Bson),
+    };
+    Ok(record(payload, Some(key), now, change, position.to_json()))
 }
 
 fn encode(document: &Document) -> Result<RawDocumentBuf, String> {
@@ -127,32 +173,26 @@ fn encode(document: &Document) -> Result<RawDocumentBuf, String> {
 }
 
 fn record(
-    event: &RawDocument,
-    format: EventFormat,
+    (payload, encoding): (Vec<u8>, Encoding),
     document_key: Option<String>,
     timestamp: u64,
     change: MongodbChange,
-    position_json: &str,
-) -> Result<Record, String> {
-    let (payload, encoding) = match format {
-        EventFormat::Json => (to_relaxed_json(event).map_err(|error| error_chain(&error))?, Encoding::Json),
-        EventFormat::Bson => (event.as_bytes().to_vec(), Encoding::Bson),
-    };
+    position_json: String,
+) -> Record {
     let headers = pieces(position_json).into_iter().map(|(name, value)| Header { name, value }).collect();
-    Ok(Record {
+    Record {
         payload,
         encoding,
         key: document_key.map(String::into_bytes),
         headers: Some(headers),
         timestamp,
         origin: Origin::Mongodb(change),
-    })
+    }
 }
 
 /// A (small) document as relaxed Extended JSON text.
 fn relaxed(document: &RawDocument) -> Result<String, String> {
-    let json = to_relaxed_json(document).map_err(|error| error_chain(&error))?;
-    String::from_utf8(json).map_err(|error| error.to_string())
+    to_relaxed_json_text(document).map_err(|error| error_chain(&error))
 }
 
 #[cfg(test)]
@@ -202,6 +242,10 @@ mod tests {
         let record = change_record(&raw(event()), EventFormat::Bson).unwrap();
         assert_eq!(record.encoding, Encoding::Bson);
         assert_eq!(Document::from_reader(record.payload.as_slice()).unwrap(), event());
+        // JSON records cut the key and token from the event's JSON; BSON
+        // ones write them on their own. Both must agree.
+        let json = change_record(&raw(event()), EventFormat::Json).unwrap();
+        assert_eq!((&record.key, &record.headers), (&json.key, &json.headers));
     }
 
     #[test]

@@ -9,6 +9,8 @@ use bson::{Bson, Document};
 use iggy::prelude::{HeaderKey, HeaderValue};
 use serde_json::{Value, json};
 
+use crate::relaxed_json::to_relaxed_json_text;
+
 /// Headers holding a position: `ferry-position-0`, `-1`, …
 pub const POSITION_HEADER: &str = "ferry-position";
 const CHUNK: usize = 255;
@@ -72,10 +74,13 @@ impl ChangePosition {
     /// The position as compact JSON (Extended JSON inside).
     pub fn to_json(&self) -> String {
         match self {
-            Self::Stream { token, cluster_time } => bson::RawDocumentBuf::try_from(token)
-                .ok()
-                .and_then(|token| Self::stream_json(&token, *cluster_time))
-                .expect("a resume token read from the server encodes again"),
+            Self::Stream { token, cluster_time } => {
+                let token = bson::RawDocumentBuf::try_from(token)
+                    .ok()
+                    .and_then(|token| to_relaxed_json_text(&token).ok())
+                    .expect("a resume token read from the server encodes again");
+                Self::stream_json(&token, *cluster_time)
+            }
             Self::Copy { started, copied, last_id } => {
                 json!({ "copy": { "started": started, "n": copied, "id": last_id.clone().into_relaxed_extjson() } })
                     .to_string()
@@ -109,21 +114,28 @@ impl ChangePosition {
     /// The position as headers of at most 255 bytes each (Iggy's cap on a
     /// header value; resume tokens can be longer).
     pub fn to_text_pieces(&self) -> Vec<(String, String)> {
-        pieces(&self.to_json())
+        pieces(self.to_json())
     }
 
-    /// The JSON of a stream position, written from the token's BSON bytes
-    /// (the hot path: one per change, without building a Document).
-    pub fn stream_json(token: &bson::RawDocument, cluster_time: Option<ClusterTime>) -> Option<String> {
-        use std::io::Write;
-        let mut json = Vec::with_capacity(token.as_bytes().len() + 40);
+    /// The JSON of a stream position around its token's relaxed JSON (the
+    /// hot path: one per change, with the token's JSON cut from the
+    /// event's own).
+    pub fn stream_json(token_json: &str, cluster_time: Option<ClusterTime>) -> String {
+        let mut json = String::with_capacity(token_json.len() + 40);
         match cluster_time {
-            Some((seconds, increment)) => write!(json, r#"{{"t":[{seconds},{increment}],"token":"#).ok()?,
-            None => json.extend_from_slice(br#"{"t":null,"token":"#),
+            Some((seconds, increment)) => {
+                let mut number = itoa::Buffer::new();
+                json.push_str(r#"{"t":["#);
+                json.push_str(number.format(seconds));
+                json.push(',');
+                json.push_str(number.format(increment));
+                json.push_str(r#"],"token":"#);
+            }
+            None => json.push_str(r#"{"t":null,"token":"#),
         }
-        crate::relaxed_json::write_relaxed_json(token, &mut json).ok()?;
-        json.push(b'}');
-        String::from_utf8(json).ok()
+        json.push_str(token_json);
+        json.push('}');
+        json
     }
 }
 
@@ -152,21 +164,34 @@ pub fn joined_pieces<'a>(headers: impl IntoIterator<Item = (&'a str, &'a str)>) 
 }
 
 /// `json` as headers of at most 255 bytes each (Iggy's cap on a header
-/// value; resume tokens can be longer).
-pub fn pieces(json: &str) -> Vec<(String, String)> {
+/// value; resume tokens can be longer). Most positions fit one header,
+/// which then takes the text as it is: this runs for every change.
+pub fn pieces(json: String) -> Vec<(String, String)> {
+    if json.len() <= CHUNK {
+        return if json.is_empty() { Vec::new() } else { vec![(piece_name(0), json)] };
+    }
     let mut pieces = Vec::new();
-    let mut rest = json;
-    let mut index = 0;
+    let mut rest = json.as_str();
     while !rest.is_empty() {
         let mut end = rest.len().min(CHUNK);
         while !rest.is_char_boundary(end) {
             end -= 1;
         }
-        pieces.push((format!("{POSITION_HEADER}-{index}"), rest[..end].to_owned()));
+        pieces.push((piece_name(pieces.len()), rest[..end].to_owned()));
         rest = &rest[end..];
-        index += 1;
     }
     pieces
+}
+
+/// `ferry-position-<index>`, without the formatting machinery.
+fn piece_name(index: usize) -> String {
+    let mut number = itoa::Buffer::new();
+    let number = number.format(index);
+    let mut name = String::with_capacity(POSITION_HEADER.len() + 1 + number.len());
+    name.push_str(POSITION_HEADER);
+    name.push('-');
+    name.push_str(number);
+    name
 }
 
 #[cfg(test)]
@@ -206,10 +231,11 @@ mod tests {
     fn given_a_long_token_then_headers_carry_it_in_pieces_and_back() {
         let position = stream(&"8".repeat(600), Some((1_764_126_000, 3)));
         let raw_token = bson::RawDocumentBuf::try_from(&doc! { "_data": "8".repeat(600) }).unwrap();
-        let fast = ChangePosition::stream_json(&raw_token, Some((1_764_126_000, 3))).unwrap();
+        let fast = ChangePosition::stream_json(&to_relaxed_json_text(&raw_token).unwrap(), Some((1_764_126_000, 3)));
         assert_eq!(ChangePosition::from_json(&fast), Some(position.clone()), "both encodings read the same");
         let pieces = position.to_text_pieces();
-        assert_eq!(pieces.len(), 3, "600+ bytes need three pieces");
+        let names: Vec<&str> = pieces.iter().map(|(name, _)| name.as_str()).collect();
+        assert_eq!(names, ["ferry-position-0", "ferry-position-1", "ferry-position-2"], "600+ bytes need three");
         assert!(pieces.iter().all(|(_, value)| value.len() <= 255));
         let headers: BTreeMap<HeaderKey, HeaderValue> = pieces
             .iter()
@@ -218,6 +244,13 @@ mod tests {
             })
             .collect();
         assert_eq!(ChangePosition::from_headers(&headers), Some(position));
+    }
+
+    #[test]
+    fn given_a_short_position_then_one_piece_carries_it_whole() {
+        let position = stream("8263", Some((1, 2)));
+        assert_eq!(position.to_text_pieces(), [("ferry-position-0".to_owned(), position.to_json())]);
+        assert_eq!(pieces(String::new()), []);
     }
 
     #[test]
