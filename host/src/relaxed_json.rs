@@ -102,9 +102,8 @@ fn write_value(value: RawBsonRef<'_>, out: &mut Vec<u8>) -> Result<(), RelaxedJs
             out.extend_from_slice(b"}}");
         }
         RawBsonRef::DateTime(date) if (0..=MAX_RFC3339_MILLIS).contains(&date.timestamp_millis()) => {
-            let text = date.try_to_rfc3339_string().map_err(RelaxedJsonError)?;
             out.extend_from_slice(br#"{"$date":""#);
-            out.extend_from_slice(text.as_bytes());
+            write_rfc3339(date.timestamp_millis(), out);
             out.extend_from_slice(br#""}"#);
         }
         other => {
@@ -113,6 +112,41 @@ fn write_value(value: RawBsonRef<'_>, out: &mut Vec<u8>) -> Result<(), RelaxedJs
         }
     }
     Ok(())
+}
+
+/// A date from 1970 to 9999 as bson writes it (`time`'s RFC 3339: UTC,
+/// fractional seconds only when there are some, trailing zeros dropped),
+/// digit by digit: formatting through `time` allocated a String for every
+/// change event's `wallTime`.
+fn write_rfc3339(millis: i64, out: &mut Vec<u8>) {
+    let time = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000)
+        .expect("dates up to the year 9999 are in range");
+    push_digits(time.year() as u32, 4, out);
+    let fields = [(b'-', u8::from(time.month())), (b'-', time.day()), (b'T', time.hour()), (b':', time.minute())];
+    for (separator, value) in fields {
+        out.push(separator);
+        push_digits(u32::from(value), 2, out);
+    }
+    out.push(b':');
+    push_digits(u32::from(time.second()), 2, out);
+    let mut fraction = millis.rem_euclid(1000) as u32;
+    if fraction != 0 {
+        out.push(b'.');
+        let mut width = 3;
+        while fraction.is_multiple_of(10) {
+            fraction /= 10;
+            width -= 1;
+        }
+        push_digits(fraction, width, out);
+    }
+    out.push(b'Z');
+}
+
+/// `value` in decimal, zero-padded to `width` digits.
+fn push_digits(value: u32, width: u32, out: &mut Vec<u8>) {
+    for place in (0..width).rev() {
+        out.push(b'0' + (value / 10u32.pow(place) % 10) as u8);
+    }
 }
 
 fn write_json<T: serde::Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) {
