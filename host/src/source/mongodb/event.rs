@@ -21,8 +21,10 @@ pub fn change_record(event: &RawDocument, format: EventFormat) -> Result<Record,
     };
     let fields = EventFields::read(event, json.as_mut())?;
     let token = fields.token.ok_or("the event has no resume token `_id`")?;
-    let position_json =
-        ChangePosition::stream_json(&cut_or_write(&json, &fields.token_json, token)?, fields.cluster_time);
+    let position_json = ChangePosition::stream_json(
+        &cut_or_write(json.as_deref(), fields.token_json.clone(), token)?,
+        fields.cluster_time,
+    );
     let operation = match fields.operation.ok_or("the event has no operationType")? {
         "insert" => Operation::Insert,
         "update" => Operation::Update,
@@ -41,8 +43,10 @@ pub fn change_record(event: &RawDocument, format: EventFormat) -> Result<Record,
         },
         None => Namespace { database: String::new(), collection: None },
     };
-    let document_key =
-        fields.document_key.map(|key| cut_or_write(&json, &fields.document_key_json, key)).transpose()?;
+    let document_key = fields
+        .document_key
+        .map(|key| cut_or_write(json.as_deref(), fields.document_key_json.clone(), key))
+        .transpose()?;
     let micros = match fields.wall_time {
         Some(wall) => wall.timestamp_millis().max(0) as u64 * 1000,
         None => fields.cluster_time.map_or(0, |(seconds, _)| u64::from(seconds) * 1_000_000),
@@ -63,9 +67,9 @@ pub fn change_record(event: &RawDocument, format: EventFormat) -> Result<Record,
 
 /// The JSON of `document`: cut from the event's JSON where it was written
 /// there, else written now.
-fn cut_or_write(json: &Option<Vec<u8>>, span: &Option<Range<usize>>, document: &RawDocument) -> Result<String, String> {
+fn cut_or_write(json: Option<&[u8]>, span: Option<Range<usize>>, document: &RawDocument) -> Result<String, String> {
     match (json, span) {
-        (Some(json), Some(span)) => String::from_utf8(json[span.clone()].to_vec()).map_err(|error| error.to_string()),
+        (Some(json), Some(span)) => String::from_utf8(json[span].to_vec()).map_err(|error| error.to_string()),
         _ => relaxed(document),
     }
 }
