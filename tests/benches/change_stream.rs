@@ -5,35 +5,43 @@
 //! ```sh
 //! cargo build --release -p ferry && cargo bench -p ferry-tests --bench change_stream
 //! FERRY_BENCH_EVENTS=200000 cargo bench -p ferry-tests --bench change_stream
+//! FERRY_BENCH_FORMAT=bson cargo bench -p ferry-tests --bench change_stream
 //! ```
+//!
+//! Events reach Iggy as relaxed Extended JSON, the default; with
+//! `FERRY_BENCH_FORMAT=bson` the pipeline sets `format = "bson"`, which
+//! shows what writing the JSON costs.
 //!
 //! Both runs insert the same documents the same way (batches of 1000) into
 //! their own collection while something watches; each rate counts from the
 //! first insert to the last event seen. The raw rate is measured before and
 //! after Ferry's run and averaged, because a server slows as it fills up and
 //! whichever runs first would be flattered. Ferry runs as its own process, so
-//! its CPU time comes from /proc alone.
+//! its CPU time comes from /proc alone; the raw reader's CPU per event, read
+//! on a thread of its own, shows how much of Ferry's is the driver's share.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ferry_tests::bench::{servers, size_from_env};
 use ferry_tests::pipelines::{partitions, unique};
-use ferry_tests::process_stats::{cpu_time, ferry_binary, rss_bytes, stop};
+use ferry_tests::process_stats::{cpu_time, ferry_binary, rss_bytes, stop, thread_cpu_time};
 use futures::StreamExt;
 use iggy::prelude::{Identifier, TopicClient};
-use mongodb::bson::{Document, doc};
+use mongodb::bson::{Document, RawDocumentBuf, doc};
 
 const BATCH: usize = 1000;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let events = size_from_env("FERRY_BENCH_EVENTS", 50_000);
+    let format = std::env::var("FERRY_BENCH_FORMAT").unwrap_or_else(|_| "json".to_owned());
+    assert!(["json", "bson"].contains(&format.as_str()), "FERRY_BENCH_FORMAT is json or bson, not {format:?}");
     let ferry = ferry_binary();
     let (iggy, mongo) = servers("change stream bench").await;
     let database = mongo.client().await.database(&unique("bench"));
 
-    let raw_before = raw_rate(database.collection("raw_before"), events).await;
+    let raw_before = raw_rate(mongo.uri(), database.collection("raw_before"), events).await;
 
     // Ferry: the same through a change-stream pipeline to Iggy.
     let stream = unique("bench");
@@ -51,6 +59,7 @@ database = "{}"
 collection = "piped"
 start = "timestamp:{now}"
 batch_size = {BATCH}
+format = "{format}"
 [sink.iggy]
 address = "{}"
 stream = "{stream}"
@@ -96,14 +105,19 @@ create = {{ partitions = 4 }}
     let cpu = cpu_time(pid) - cpu_before;
     inserting.await.unwrap();
     stop(&mut process);
-    let raw_after = raw_rate(database.collection("raw_after"), events).await;
-    let raw_rate = (raw_before + raw_after) / 2.0;
+    let raw_after = raw_rate(mongo.uri(), database.collection("raw_after"), events).await;
+    let raw_rate = (raw_before.rate + raw_after.rate) / 2.0;
+    let raw_cpu = (raw_before.cpu + raw_after.cpu).as_secs_f64() * 1e6 / (2 * events) as f64;
 
     println!();
-    println!("events                  {events}");
+    println!("events                  {events} (payloads as {format})");
     println!(
-        "raw change stream       {raw_rate:>9.0} events/s   (mean of {raw_before:.0} before and {raw_after:.0} after; \
-         Rust driver, inserting in batches of {BATCH} while watching)"
+        "raw change stream       {raw_rate:>9.0} events/s   (mean of {:.0} before and {:.0} after; \
+         Rust driver, inserting in batches of {BATCH} while watching)",
+        raw_before.rate, raw_after.rate
+    );
+    println!(
+        "raw reader CPU          {raw_cpu:>9.2} µs/event   (the driver alone, reading raw BSON on a thread of its own)"
     );
     println!(
         "ferry, change to Iggy   {ferry_rate:>9.0} events/s   ({:.1}% of the raw rate)",
@@ -113,18 +127,41 @@ create = {{ partitions = 4 }}
     println!("ferry RSS peak          {:>9.1} MiB", peak_rss as f64 / (1024.0 * 1024.0));
 }
 
-/// Events per second that the driver alone reads from a change stream on
-/// `collection` while `events` documents are inserted into it.
-async fn raw_rate(collection: mongodb::Collection<Document>, events: usize) -> f64 {
-    let mut watching = collection.watch().await.expect("a change stream opens");
-    let started = Instant::now();
-    let inserting = tokio::spawn(insert(collection.clone(), events));
-    for _ in 0..events {
-        watching.next().await.expect("the stream goes on").expect("an event");
-    }
-    let rate = events as f64 / started.elapsed().as_secs_f64();
+/// How fast the driver alone reads a change stream.
+struct RawRead {
+    /// Events per second.
+    rate: f64,
+    /// The reading thread's CPU time.
+    cpu: Duration,
+}
+
+/// The driver alone reading a change stream on `collection` while `events`
+/// documents are inserted into it. The reader runs on a thread of its own
+/// with its own client, so that thread's CPU time is the driver's whole cost
+/// of reading (its background tasks included); it reads raw BSON, as Ferry
+/// does, so the two CPU figures compare.
+async fn raw_rate(uri: &str, collection: mongodb::Collection<Document>, events: usize) -> RawRead {
+    let (uri, database, name) = (uri.to_owned(), collection.namespace().db, collection.name().to_owned());
+    let (watching, ready) = tokio::sync::oneshot::channel();
+    let reader = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async move {
+            let client = mongodb::Client::with_uri_str(&uri).await.expect("the reader connects");
+            let collection = client.database(&database).collection::<Document>(&name);
+            let mut stream = collection.watch().await.expect("a change stream opens").with_type::<RawDocumentBuf>();
+            let (cpu_before, started) = (thread_cpu_time(), Instant::now());
+            watching.send(()).unwrap();
+            for _ in 0..events {
+                stream.next().await.expect("the stream goes on").expect("an event");
+            }
+            RawRead { rate: events as f64 / started.elapsed().as_secs_f64(), cpu: thread_cpu_time() - cpu_before }
+        })
+    });
+    ready.await.expect("the reader starts watching");
+    let inserting = tokio::spawn(insert(collection, events));
+    let read = tokio::task::spawn_blocking(move || reader.join().expect("the reader finishes")).await.unwrap();
     inserting.await.unwrap();
-    rate
+    read
 }
 
 async fn insert(collection: mongodb::Collection<Document>, events: usize) {
