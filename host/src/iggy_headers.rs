@@ -57,19 +57,25 @@ impl<'a> Headers<'a> {
         if self.entries.is_empty() {
             return Ok(message);
         }
-        let text = HeaderKind::String.as_code();
-        let entries: Vec<(u8, &[u8], u8, &[u8])> =
-            self.entries.iter().map(|(name, value)| (text, name.as_bytes(), text, value.as_bytes())).collect();
-        let size = user_headers_encoded_size(&entries);
+        // Entry by entry, so no list of them is built for every message.
+        let size: usize = self.entries.iter().map(|pair| user_headers_encoded_size(&entry(pair))).sum();
         if size > MAX_USER_HEADERS_SIZE as usize {
             return Err(IggyError::TooBigUserHeaders);
         }
         let mut wire = BytesMut::with_capacity(size);
-        encode_user_headers(&entries, &mut wire);
+        for pair in &self.entries {
+            encode_user_headers(&entry(pair), &mut wire);
+        }
         message.header.user_headers_length = size as u32;
         message.user_headers = Some(wire.freeze());
         Ok(message)
     }
+}
+
+/// One header as the SDK's encoder takes it: a text name and a text value.
+fn entry<'e>((name, value): &'e (&str, Cow<str>)) -> [(u8, &'e [u8], u8, &'e [u8]); 1] {
+    let text = HeaderKind::String.as_code();
+    [(text, name.as_bytes(), text, value.as_bytes())]
 }
 
 #[cfg(test)]

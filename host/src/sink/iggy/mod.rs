@@ -72,7 +72,7 @@ impl IggySink {
         }
         let mut by_partition: Vec<(u32, Vec<IggyMessage>)> = Vec::new();
         for outgoing in &plan.messages {
-            let partition = self.partitions[(route_hash(&outgoing.route) % self.partitions.len() as u64) as usize];
+            let partition = self.partitions[(outgoing.route % self.partitions.len() as u64) as usize];
             // Positions are parsed only where a partition still holds one:
             // after the first batch past a restart, nowhere.
             if let Some(held) = self.holds.get(&partition)
@@ -115,11 +115,9 @@ pub struct IggyPlanner {
 /// (sending consumes Iggy's messages; copying one is cheap, its payload and
 /// encoded headers are shared).
 pub struct Outgoing {
-    /// What decides the partition.
-    route: Vec<u8>,
+    /// The hash of what decides the partition (see `route_hash`).
+    route: u64,
     message: IggyMessage,
-    /// The change's position as carried in the headers (JSON).
-    position: Option<String>,
 }
 
 pub struct IggyPlan {
@@ -146,8 +144,10 @@ impl Outgoing {
         }
     }
 
+    /// The change's position, read back from the headers: needed only
+    /// where a partition still holds a position, so not kept on the side.
     fn position(&self) -> Option<ChangePosition> {
-        ChangePosition::from_json(self.position.as_deref()?)
+        ChangePosition::from_headers(&self.message.user_headers_map().ok()??)
     }
 }
 
@@ -209,7 +209,6 @@ fn outgoing(
     if output.payload.len() > MAX_PAYLOAD_SIZE as usize {
         return Err(format!("a payload of {} bytes is above Iggy's limit of {MAX_PAYLOAD_SIZE}", output.payload.len()));
     }
-    let position = joined_pieces(output.headers.iter().map(|header| (header.name.as_str(), header.value.as_str())));
     let document_key = match &record.origin {
         Origin::Mongodb(change) => change.document_key.as_deref(),
         _ => None,
@@ -219,16 +218,16 @@ fn outgoing(
         PartitionBy::Key => output.key.as_deref(),
         PartitionBy::Balanced => None,
     };
-    let identity = match &position {
-        Some(position) => Cow::Borrowed(position.as_str()),
-        None => Cow::Owned(position_id(&batch.source, &record.origin)),
-    };
+    // What the message id derives from: the change's position, or the
+    // record's position where the output carries none.
+    let identity = joined_pieces(output.headers.iter().map(|header| (header.name.as_str(), header.value.as_str())))
+        .unwrap_or_else(|| Cow::Owned(position_id(&batch.source, &record.origin)));
     let route = match (route, partition_by) {
-        (Some(route), _) => route.to_vec(),
+        (Some(route), _) => route_hash(route),
         (None, PartitionBy::Key) => {
             return Err("partition_by = \"key\", but the transform gave this output no key".into());
         }
-        (None, _) => identity.as_bytes().to_vec(),
+        (None, _) => route_hash(identity.as_bytes()),
     };
     let mut headers = Headers::with_capacity(output.headers.len() + 4);
     for header in &output.headers {
@@ -253,7 +252,7 @@ fn outgoing(
     let message = headers
         .message(Some(id), Bytes::from(output.payload.clone()))
         .map_err(|error| format!("cannot build the message: {error}"))?;
-    Ok(Outgoing { route, message, position })
+    Ok(Outgoing { route, message })
 }
 
 fn operation_name(operation: &Operation) -> &str {
@@ -322,7 +321,7 @@ mod tests {
         let output = emitted(&batch, br#"{"x":1}"#, Some(br#"{"_id":7}"#));
         let outgoing = outgoing(&batch, &batch.records[0], 0, &output, PartitionBy::DocumentKey).unwrap();
         assert_eq!(outgoing.position(), Some(position));
-        assert_eq!(outgoing.route, br#"{"_id":7}"#);
+        assert_eq!(outgoing.route, route_hash(br#"{"_id":7}"#));
         assert_eq!(header(&outgoing, "ferry-operation").as_deref(), Some("update"));
         assert_eq!(header(&outgoing, "ferry-namespace").as_deref(), Some("shop.orders"));
         assert_eq!(header(&outgoing, "ferry-document-key").as_deref(), Some(r#"{"_id":7}"#));
@@ -337,8 +336,12 @@ mod tests {
         let (batch, _) = change("abc", r#"{"_id":7}"#);
         let by_key = emitted(&batch, b"x", Some(b"tenant-1"));
         let route = |by| outgoing(&batch, &batch.records[0], 0, &by_key, by).unwrap().route;
-        assert_eq!(route(PartitionBy::DocumentKey), br#"{"_id":7}"#, "the document key, whatever the transform's key");
-        assert_eq!(route(PartitionBy::Key), b"tenant-1");
+        assert_eq!(
+            route(PartitionBy::DocumentKey),
+            route_hash(br#"{"_id":7}"#),
+            "the document key, not the transform's"
+        );
+        assert_eq!(route(PartitionBy::Key), route_hash(b"tenant-1"));
         assert_ne!(route(PartitionBy::Balanced), route(PartitionBy::DocumentKey));
         let keyless = emitted(&batch, b"x", None);
         let error = outgoing(&batch, &batch.records[0], 0, &keyless, PartitionBy::Key).err().unwrap();

@@ -2,6 +2,7 @@
 //! copying existing documents — and how that position travels with every
 //! message Ferry produces, so the topic itself records how far it got.
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
@@ -147,20 +148,18 @@ impl ChangePosition {
 }
 
 /// The position pieces among `headers`, joined in order: the position's
-/// JSON. `None` when there are none.
-pub fn joined_pieces<'a>(headers: impl IntoIterator<Item = (&'a str, &'a str)>) -> Option<String> {
-    let mut pieces: Vec<(usize, &str)> = headers
-        .into_iter()
-        .filter_map(|(name, value)| {
-            let index = name.strip_prefix(POSITION_HEADER)?.strip_prefix('-')?.parse().ok()?;
-            Some((index, value))
-        })
-        .collect();
-    if pieces.is_empty() {
-        return None;
-    }
+/// JSON. `None` when there are none. A position in one piece (nearly all)
+/// is borrowed as it is.
+pub fn joined_pieces<'a>(headers: impl IntoIterator<Item = (&'a str, &'a str)>) -> Option<Cow<'a, str>> {
+    let mut pieces = headers.into_iter().filter_map(|(name, value)| {
+        let index: usize = name.strip_prefix(POSITION_HEADER)?.strip_prefix('-')?.parse().ok()?;
+        Some((index, value))
+    });
+    let first = pieces.next()?;
+    let Some(second) = pieces.next() else { return Some(Cow::Borrowed(first.1)) };
+    let mut pieces: Vec<(usize, &str)> = [first, second].into_iter().chain(pieces).collect();
     pieces.sort_unstable_by_key(|(index, _)| *index);
-    Some(pieces.iter().map(|(_, piece)| *piece).collect())
+    Some(Cow::Owned(pieces.iter().map(|(_, piece)| *piece).collect()))
 }
 
 /// `json` as headers of at most 255 bytes each (Iggy's cap on a header
