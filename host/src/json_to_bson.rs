@@ -14,6 +14,8 @@ use std::fmt;
 use bson::{Bson, RawDocumentBuf, doc};
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
+use crate::bson_frame::{close, open};
+
 const DOUBLE: u8 = 0x01;
 const STRING: u8 = 0x02;
 const DOCUMENT: u8 = 0x03;
@@ -188,21 +190,6 @@ fn common_wrapper(key: &str, text: &str, out: &mut Vec<u8>) -> Option<u8> {
         }
         _ => None,
     }
-}
-
-/// Starts a document: a length placeholder.
-fn open(out: &mut Vec<u8>) -> usize {
-    let start = out.len();
-    out.extend_from_slice(&[0; 4]);
-    start
-}
-
-/// Ends a document and writes its length.
-fn close(out: &mut Vec<u8>, start: usize) -> Result<(), String> {
-    out.push(0);
-    let length = i32::try_from(out.len() - start).map_err(|_| "the document is too large".to_owned())?;
-    out[start..start + 4].copy_from_slice(&length.to_le_bytes());
-    Ok(())
 }
 
 fn write_key(out: &mut Vec<u8>, key: &str) -> Result<(), String> {

@@ -8,6 +8,7 @@
 //! between them, [`service_error`] decides which failures are transient, and
 //! [`cli`] holds the commands of the `ferry` binary.
 
+pub mod bson_frame;
 pub mod cli;
 pub mod config;
 pub mod dead_letter;

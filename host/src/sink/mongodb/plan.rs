@@ -9,6 +9,7 @@ use bson::raw::cstr;
 use bson::spec::BinarySubtype;
 use bson::{Binary, Bson, DateTime, Document, RawBson, RawDocumentBuf, doc};
 
+use crate::bson_frame::{close, elements, open};
 use crate::config::{MongoSinkConfig, WriteMode, collection_name_problem};
 use crate::document::to_raw_document;
 use crate::record::{Batch, BatchSource, Encoding, Origin, Record, Write, position_id};
@@ -242,22 +243,13 @@ fn with_fields_appended(document: &RawDocumentBuf, extra: &Document) -> Result<R
 
 /// One document holding the fields of `first`, then those of `second`.
 fn join(first: &RawDocumentBuf, second: &RawDocumentBuf) -> Result<RawDocumentBuf, String> {
-    let (first, second) = (elements(first), elements(second));
-    let length = 4 + first.len() + second.len() + 1;
-    let encoded_length = i32::try_from(length).map_err(|_| "the document is too large".to_owned())?;
-    let mut bytes = Vec::with_capacity(length);
-    bytes.extend_from_slice(&encoded_length.to_le_bytes());
+    let (first, second) = (elements(first.as_bytes()), elements(second.as_bytes()));
+    let mut bytes = Vec::with_capacity(4 + first.len() + second.len() + 1);
+    let start = open(&mut bytes);
     bytes.extend_from_slice(first);
     bytes.extend_from_slice(second);
-    bytes.push(0);
+    close(&mut bytes, start).map_err(|error| error.to_string())?;
     RawDocumentBuf::from_bytes(bytes).map_err(|error| format!("cannot encode the document: {error}"))
-}
-
-/// A document's encoded fields: a BSON document is a 4-byte length, the
-/// fields, and a 0 byte.
-fn elements(document: &RawDocumentBuf) -> &[u8] {
-    let bytes = document.as_bytes();
-    &bytes[4..bytes.len() - 1]
 }
 
 /// The document, if MongoDB will take its size.

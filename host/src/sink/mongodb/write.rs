@@ -14,6 +14,7 @@ use bson::{Document, RawDocumentBuf, doc, rawdoc};
 use mongodb::Database;
 
 use super::plan::{Op, PlannedWrite};
+use crate::bson_frame::{close, elements, open};
 use crate::service_error::{ServiceError, mongo_code_is_transient};
 use crate::sink::Rejection;
 
@@ -133,16 +134,15 @@ async fn insert(
 /// every batch.
 fn insert_command(collection: &str, chunk: &[PlannedWrite], room: usize) -> RawDocumentBuf {
     let head = rawdoc! { "insert": collection, "ordered": false };
-    let head = head.as_bytes();
     // Per document: its element type and its index as a key (at most six
     // digits, since a chunk holds at most 100 000 statements, and a nul).
     let documents: usize = chunk.iter().map(|write| 8 + op_size(&write.op)).sum();
-    let mut bytes = Vec::with_capacity(head.len() + "documents".len() + 7 + documents + room);
-    bytes.extend_from_slice(&head[..head.len() - 1]);
+    let mut bytes = Vec::with_capacity(head.as_bytes().len() + "documents".len() + 7 + documents + room);
+    let command = open(&mut bytes);
+    bytes.extend_from_slice(elements(head.as_bytes()));
     bytes.push(ElementType::Array as u8);
     bytes.extend_from_slice(b"documents\0");
-    let array_start = bytes.len();
-    bytes.extend_from_slice(&[0; 4]);
+    let array = open(&mut bytes);
     let mut key = itoa::Buffer::new();
     for (index, write) in chunk.iter().enumerate() {
         let Op::Insert(document) = &write.op else { unreachable!("a run holds one kind") };
@@ -151,18 +151,10 @@ fn insert_command(collection: &str, chunk: &[PlannedWrite], room: usize) -> RawD
         bytes.push(0);
         bytes.extend_from_slice(document.as_bytes());
     }
-    bytes.push(0);
-    set_length(&mut bytes, array_start);
-    bytes.push(0);
-    set_length(&mut bytes, 0);
+    // Chunks stay under 16 MiB, well within a BSON length.
+    close(&mut bytes, array).expect("a chunk fits a BSON length");
+    close(&mut bytes, command).expect("a chunk fits a BSON length");
     RawDocumentBuf::from_bytes(bytes).expect("the command is framed as BSON")
-}
-
-/// Writes the length of the document (or array) that starts at `start` and
-/// runs to the end of `bytes`.
-fn set_length(bytes: &mut [u8], start: usize) {
-    let length = i32::try_from(bytes.len() - start).expect("chunks stay under 16 MiB");
-    bytes[start..start + 4].copy_from_slice(&length.to_le_bytes());
 }
 
 /// Sends a write command with the sink's write concern. A write concern the
