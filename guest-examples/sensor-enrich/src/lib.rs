@@ -95,7 +95,8 @@ fn write_key(out: &mut Vec<u8>, key: &Cow<str>) {
 
 /// `time` as `2026-11-26T03:00:00.000Z`, the form relaxed Extended JSON
 /// gives dates. Written digit by digit: chrono's formatter goes through
-/// `fmt`, which cost as much as the rest of a reading's output.
+/// `fmt`, which (with re-escaping every key) was a sixth of the guest's
+/// time per reading.
 fn write_utc_millis(out: &mut Vec<u8>, time: &DateTime<Utc>) {
     let millis = time.timestamp_subsec_millis();
     // Years beyond four digits, and leap seconds, are left to chrono.
