@@ -23,9 +23,15 @@ pub struct RelaxedJsonError(#[source] pub bson::error::Error);
 
 /// `document` as relaxed Extended JSON.
 pub fn to_relaxed_json(document: &RawDocument) -> Result<Vec<u8>, RelaxedJsonError> {
-    let mut out = Vec::with_capacity(document.as_bytes().len() + document.as_bytes().len() / 2);
+    let mut out = json_buffer(document);
     write_document(document, &mut out)?;
     Ok(out)
+}
+
+/// An empty buffer with room for `document` as JSON, which runs about half
+/// as long again as its BSON.
+pub fn json_buffer(document: &RawDocument) -> Vec<u8> {
+    Vec::with_capacity(document.as_bytes().len() * 3 / 2)
 }
 
 /// `document` as relaxed Extended JSON text.

@@ -9,14 +9,14 @@ use super::position::{ChangePosition, pieces};
 use crate::config::EventFormat;
 use crate::error_chain::error_chain;
 use crate::record::{ClusterTime, Encoding, Header, MongodbChange, Namespace, Operation, Origin, Record};
-use crate::relaxed_json::{to_relaxed_json, to_relaxed_json_text, write_member};
+use crate::relaxed_json::{json_buffer, to_relaxed_json, to_relaxed_json_text, write_member};
 
 /// The record for one change event. The event stays in its BSON bytes: its
 /// fields are found in the same pass that writes the JSON payload, and the
 /// token's and document key's JSON are cut from that payload.
 pub fn change_record(event: &RawDocument, format: EventFormat) -> Result<Record, String> {
     let mut json = match format {
-        EventFormat::Json => Some(Vec::with_capacity(event.as_bytes().len() * 3 / 2)),
+        EventFormat::Json => Some(json_buffer(event)),
         EventFormat::Bson => None,
     };
     let fields = EventFields::read(event, json.as_mut())?;
