@@ -7,17 +7,15 @@
 //! there; the Iggy sink recognises what each partition already holds, so a
 //! restart after a crash at any moment writes every change exactly once.
 
+mod change_stream;
 mod event;
 mod position;
 mod positions_store;
 
 use std::time::Duration;
 
-use bson::{Bson, Document, RawDocumentBuf, Timestamp, doc};
+use bson::{Bson, Document, Timestamp, doc};
 use futures::TryStreamExt;
-use mongodb::change_stream::ChangeStream;
-use mongodb::change_stream::event::ResumeToken;
-use mongodb::options::{FullDocumentBeforeChangeType, FullDocumentType};
 use mongodb::{Client, Cursor};
 
 pub use event::{change_position, change_record, copy_record};
@@ -25,9 +23,10 @@ pub use position::{ChangePosition, ClusterTime, POSITION_HEADER, Relation, joine
 pub use positions_store::{PositionStore, checkpoint_topic, partition_positions};
 
 use super::{Polled, Source};
-use crate::config::{FullDocument, FullDocumentBeforeChange, HistoryLost, MongoSourceConfig, StreamStart};
+use crate::config::{HistoryLost, MongoSourceConfig, StreamStart};
 use crate::record::{Batch, BatchSource, Record};
 use crate::service_error::ServiceError;
+use change_stream::{ChangeStream, StreamFrom, is_resumable};
 
 /// Error codes meaning the stored resume point is gone: InvalidResumeToken,
 /// ChangeStreamFatalError, ChangeStreamHistoryLost. (SecantusDB answers an
@@ -53,17 +52,10 @@ enum State {
     // Boxed: a copy's cursor is large and the state lives for the whole run.
     Copying(Box<CopyRun>),
     Streaming {
-        stream: Option<ChangeStream<RawDocumentBuf>>,
+        // Boxed for the same reason.
+        stream: Option<Box<ChangeStream>>,
         from: StreamFrom,
     },
-}
-
-/// Where a (re)opened change stream begins.
-#[derive(Clone)]
-enum StreamFrom {
-    Now,
-    At(Timestamp),
-    After(Document),
 }
 
 /// A copy of the existing documents of the watched collection.
@@ -200,34 +192,38 @@ impl MongoSource {
     async fn poll_stream(&mut self) -> Result<Option<Polled<ChangePosition>>, ServiceError> {
         let State::Streaming { stream, from } = &mut self.state else { unreachable!("called while streaming") };
         if stream.is_none() {
-            let opened = open_stream(&self.client, &self.config, from).await;
-            match opened {
-                Ok(opened) => *stream = Some(opened),
+            match ChangeStream::open(&self.client, &self.config, from).await {
+                Ok(opened) => *stream = Some(Box::new(opened)),
                 Err(error) => return self.stream_failed(error).await,
             }
         }
         let State::Streaming { stream: Some(stream), .. } = &mut self.state else { unreachable!("opened above") };
+        let batch_size = self.config.batch_size as usize;
         let mut records = Vec::new();
-        let mut last_event = None;
-        while records.len() < self.config.batch_size as usize {
-            match stream.next_if_any().await {
-                Ok(Some(event)) => {
-                    let record = change_record(&event, self.config.format)
-                        .map_err(|reason| ServiceError::fatal("reading a change event", reason))?;
-                    records.push(record);
-                    last_event = Some(event);
-                }
-                Ok(None) => break,
+        while records.len() < batch_size {
+            let events = match stream.next_events().await {
+                Ok(events) => events,
                 Err(error) => return self.stream_failed(error).await,
+            };
+            let before = records.len();
+            for event in events.take(batch_size - before) {
+                let record = event
+                    .and_then(|event| change_record(event, self.config.format))
+                    .map_err(|reason| ServiceError::fatal("reading a change event", reason))?;
+                records.push(record);
+            }
+            if records.len() == before {
+                break;
             }
         }
         // With no events, the post-batch resume token still moves on past
         // filtered-out changes; handing it out keeps the stored position fresh.
+        let last_event = stream.last_event().map_err(|reason| ServiceError::fatal("reading a change event", reason))?;
         let after = match last_event {
-            Some(event) => {
-                change_position(&event).map_err(|reason| ServiceError::fatal("reading a change event", reason))?
+            Some(event) if !records.is_empty() => {
+                change_position(event).map_err(|reason| ServiceError::fatal("reading a change event", reason))?
             }
-            None => match stream.resume_token().and_then(|token| token_document(&token)) {
+            _ => match stream.post_batch_token() {
                 Some(token) if self.polled_token() != Some(&token) => {
                     ChangePosition::Stream { token, cluster_time: None }
                 }
@@ -268,7 +264,11 @@ impl MongoSource {
         };
         let lost = code.is_some_and(|code| HISTORY_LOST_CODES.contains(&code) || (resuming && code == FAILED_TO_PARSE));
         if !lost {
-            return Err(ServiceError::mongo(format!("reading the change stream of {scope}"), error));
+            let resumable = is_resumable(&error);
+            let mut failure = ServiceError::mongo(format!("reading the change stream of {scope}"), error);
+            // Opened again after its last position, the stream goes on.
+            failure.transient |= resumable;
+            return Err(failure);
         }
         match self.config.on_history_lost {
             HistoryLost::Fail => Err(ServiceError::fatal(
@@ -324,64 +324,5 @@ impl Source for MongoSource {
         {
             tracing::warn!(%error, "cannot save the final change stream position (the data carries it anyway)");
         }
-    }
-}
-
-async fn open_stream(
-    client: &Client,
-    config: &MongoSourceConfig,
-    from: &StreamFrom,
-) -> Result<ChangeStream<RawDocumentBuf>, mongodb::error::Error> {
-    let stages = config.stages().expect("validated: the pipeline parses");
-    let full_document = match config.full_document {
-        FullDocument::Default => None,
-        FullDocument::UpdateLookup => Some(FullDocumentType::UpdateLookup),
-        FullDocument::WhenAvailable => Some(FullDocumentType::WhenAvailable),
-        FullDocument::Required => Some(FullDocumentType::Required),
-    };
-    let before = match config.full_document_before_change {
-        FullDocumentBeforeChange::Off => None,
-        FullDocumentBeforeChange::WhenAvailable => Some(FullDocumentBeforeChangeType::WhenAvailable),
-        FullDocumentBeforeChange::Required => Some(FullDocumentBeforeChangeType::Required),
-    };
-    macro_rules! watch {
-        ($watch:expr) => {{
-            let mut watch = $watch.pipeline(stages).batch_size(config.batch_size).max_await_time(config.max_await);
-            if let Some(full_document) = full_document {
-                watch = watch.full_document(full_document);
-            }
-            if let Some(before) = before {
-                watch = watch.full_document_before_change(before);
-            }
-            watch = match from {
-                StreamFrom::Now => watch,
-                StreamFrom::At(time) => watch.start_at_operation_time(*time),
-                StreamFrom::After(token) => watch.resume_after(resume_token(token)),
-            };
-            // Events stay raw BSON: read in place, not built into documents.
-            watch.await.map(|stream| stream.with_type::<RawDocumentBuf>())
-        }};
-    }
-    match (&config.database, &config.collection) {
-        (Some(database), Some(collection)) => {
-            let collection = client.database(database).collection::<Document>(collection);
-            watch!(collection.watch())
-        }
-        (Some(database), None) => {
-            let database = client.database(database);
-            watch!(database.watch())
-        }
-        _ => watch!(client.watch()),
-    }
-}
-
-fn resume_token(token: &Document) -> ResumeToken {
-    bson::deserialize_from_bson(Bson::Document(token.clone())).expect("a token document deserialises as a token")
-}
-
-fn token_document(token: &ResumeToken) -> Option<Document> {
-    match bson::serialize_to_bson(token).ok()? {
-        Bson::Document(document) => Some(document),
-        _ => None,
     }
 }
