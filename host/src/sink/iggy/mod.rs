@@ -158,14 +158,18 @@ impl Prepare for IggyPlanner {
         let mut plan = IggyPlan { messages: Vec::with_capacity(results.len()), rejections: Vec::new() };
         for (input, (record, result)) in batch.records.iter().zip(results).enumerate() {
             let RecordResult::Emitted(outputs) = result else { continue };
-            let outgoing: Result<Vec<Outgoing>, String> = outputs
-                .iter()
-                .enumerate()
-                .map(|(n, output)| outgoing(batch, record, n, output, self.partition_by))
-                .collect();
-            match outgoing {
-                Ok(outgoing) => plan.messages.extend(outgoing),
-                Err(reason) => plan.rejections.push(Rejection { input, reason }),
+            // Straight into the plan, with no list per record; a record
+            // with one bad output sends none of them.
+            let first = plan.messages.len();
+            for (n, output) in outputs.iter().enumerate() {
+                match outgoing(batch, record, n, output, self.partition_by) {
+                    Ok(message) => plan.messages.push(message),
+                    Err(reason) => {
+                        plan.messages.truncate(first);
+                        plan.rejections.push(Rejection { input, reason });
+                        break;
+                    }
+                }
             }
         }
         plan
@@ -359,11 +363,12 @@ mod tests {
     }
 
     #[test]
-    fn given_an_empty_payload_then_the_input_is_rejected() {
+    fn given_an_empty_payload_then_the_input_is_rejected_with_all_its_outputs() {
         let (batch, _) = change("abc", r#"{"_id":7}"#);
-        let plan = IggyPlanner { partition_by: PartitionBy::DocumentKey }
-            .prepare(&batch, &[RecordResult::Emitted(vec![emitted(&batch, b"", None)])]);
-        assert!(plan.messages.is_empty());
+        let outputs = vec![emitted(&batch, b"fine", None), emitted(&batch, b"", None)];
+        let plan =
+            IggyPlanner { partition_by: PartitionBy::DocumentKey }.prepare(&batch, &[RecordResult::Emitted(outputs)]);
+        assert!(plan.messages.is_empty(), "no output of a rejected input is sent");
         assert_eq!(plan.rejections, [Rejection { input: 0, reason: "an empty payload cannot be sent to Iggy".into() }]);
     }
 
