@@ -9,8 +9,8 @@ use serde::Serialize;
 
 use crate::document::{self, DocumentError};
 use crate::error_chain::error_chain;
-use crate::record::{Encoding, Write as WriteKind};
-use crate::wasm::{Emitted, RecordResult};
+use crate::record::{Encoding, Record, Write as WriteKind};
+use crate::wasm::{OutputRef, RecordResult};
 
 /// The report for one input line.
 #[derive(Debug, Serialize)]
@@ -55,14 +55,16 @@ enum WriteReport {
 }
 
 impl Entry {
-    /// Builds the entry for `line`; `last_transform` is blamed for an
-    /// output no sink could decode.
-    pub fn new(line: u64, result: RecordResult, last_transform: &str) -> Self {
+    /// Builds the entry for `line` (whose record is `input`);
+    /// `last_transform` is blamed for an output no sink could decode.
+    pub fn new(line: u64, result: &RecordResult, input: &Record, last_transform: &str) -> Self {
         let result = match result {
             RecordResult::Dropped => EntryResult::Drop,
-            RecordResult::Failed(failure) => EntryResult::Fail { transform: failure.transform, reason: failure.reason },
-            RecordResult::Emitted(outputs) => {
-                let reports: Result<Vec<_>, _> = outputs.into_iter().enumerate().map(OutputReport::new).collect();
+            RecordResult::Failed(failure) => {
+                EntryResult::Fail { transform: failure.transform.clone(), reason: failure.reason.clone() }
+            }
+            RecordResult::Emitted(_) | RecordResult::Unchanged => {
+                let reports: Result<Vec<_>, _> = result.outputs(input).enumerate().map(OutputReport::new).collect();
                 match reports {
                     Ok(outputs) => EntryResult::Emit { outputs },
                     Err(reason) => EntryResult::Fail { transform: last_transform.to_owned(), reason },
@@ -93,15 +95,15 @@ impl Entry {
 }
 
 impl OutputReport {
-    fn new((index, emitted): (usize, Emitted)) -> Result<Self, String> {
-        let payload = decode(&emitted.payload, emitted.encoding)
+    fn new((index, output): (usize, OutputRef)) -> Result<Self, String> {
+        let payload = decode(output.payload, output.encoding)
             .map_err(|error| format!("output {} cannot be written: {}", index + 1, error_chain(&error)))?;
         Ok(Self {
-            collection: emitted.collection,
-            write: emitted.write.map(WriteReport::from),
-            key: emitted.key.map(|key| String::from_utf8_lossy(&key).into_owned()),
-            headers: emitted.headers.into_iter().map(|header| (header.name, header.value)).collect(),
-            encoding: encoding_name(emitted.encoding),
+            collection: output.collection.map(str::to_owned),
+            write: output.write.cloned().map(WriteReport::from),
+            key: output.key.map(|key| String::from_utf8_lossy(key).into_owned()),
+            headers: output.headers.iter().map(|header| (header.name.clone(), header.value.clone())).collect(),
+            encoding: encoding_name(output.encoding),
             payload,
         })
     }
@@ -201,8 +203,21 @@ impl Summary {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wasm::Failure;
+    use crate::record::Origin;
+    use crate::wasm::{Emitted, Failure};
     use serde_json::json;
+
+    /// The line a result is for: only an unchanged result reads it.
+    fn input() -> Record {
+        Record {
+            payload: b"in".to_vec(),
+            encoding: Encoding::Text,
+            key: None,
+            headers: None,
+            timestamp: 0,
+            origin: Origin::File(1),
+        }
+    }
 
     fn emitted(payload: &[u8], encoding: Encoding) -> Emitted {
         Emitted { payload: payload.to_vec(), encoding, key: None, headers: vec![], collection: None, write: None }
@@ -212,7 +227,7 @@ mod tests {
     fn given_an_extended_json_output_then_the_report_keeps_its_type() {
         let result =
             RecordResult::Emitted(vec![emitted(br#"{"ts":{"$date":"2026-11-26T03:00:00Z"}}"#, Encoding::Json)]);
-        let entry = Entry::new(4, result, "t");
+        let entry = Entry::new(4, &result, &input(), "t");
         assert_eq!(
             entry.to_json(),
             json!({"line": 4, "outcome": "emit", "outputs": [{
@@ -223,8 +238,14 @@ mod tests {
     }
 
     #[test]
+    fn given_an_unchanged_record_then_the_report_shows_the_input_as_its_output() {
+        let entry = Entry::new(1, &RecordResult::Unchanged, &input(), "t");
+        assert_eq!(entry.to_json()["outputs"][0]["payload"], "in");
+    }
+
+    #[test]
     fn given_an_undecodable_output_then_the_record_fails_naming_the_transform() {
-        let entry = Entry::new(1, RecordResult::Emitted(vec![emitted(b"{oops", Encoding::Json)]), "last");
+        let entry = Entry::new(1, &RecordResult::Emitted(vec![emitted(b"{oops", Encoding::Json)]), &input(), "last");
         let json = entry.to_json();
         assert_eq!(json["outcome"], "fail");
         assert_eq!(json["transform"], "last");
@@ -236,9 +257,14 @@ mod tests {
     #[test]
     fn given_each_outcome_then_text_and_summary_say_so() {
         let entries = [
-            Entry::new(1, RecordResult::Dropped, "t"),
-            Entry::new(2, RecordResult::Failed(Failure { transform: "t".into(), reason: "bad".into() }), "t"),
-            Entry::new(3, RecordResult::Emitted(vec![emitted(b"hi", Encoding::Text)]), "t"),
+            Entry::new(1, &RecordResult::Dropped, &input(), "t"),
+            Entry::new(
+                2,
+                &RecordResult::Failed(Failure { transform: "t".into(), reason: "bad".into() }),
+                &input(),
+                "t",
+            ),
+            Entry::new(3, &RecordResult::Emitted(vec![emitted(b"hi", Encoding::Text)]), &input(), "t"),
         ];
         let mut out = Vec::new();
         let mut summary = Summary::default();

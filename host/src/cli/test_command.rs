@@ -74,7 +74,8 @@ pub(super) fn run(args: &TestArgs, global: &GlobalArgs, out: &mut dyn Write) -> 
         let records = (first_line..).zip(chunk).map(|(line, payload)| file_record(line, payload, timestamp)).collect();
         let batch = Batch { source: BatchSource::File, records };
         let results = chain.run(&batch)?;
-        entries.extend((first_line..).zip(results).map(|(line, result)| Entry::new(line, result, &last_transform)));
+        let lines = (first_line..).zip(results.iter().zip(&batch.records));
+        entries.extend(lines.map(|(line, (result, input))| Entry::new(line, result, input, &last_transform)));
     }
 
     match &args.expect {

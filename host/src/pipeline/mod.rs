@@ -66,10 +66,9 @@ impl Counts {
     fn of(results: &[RecordResult], dead_lettered: usize) -> Self {
         let mut counts = Self { batches: 1, records: results.len() as u64, ..Self::default() };
         for result in results {
-            match result {
-                RecordResult::Emitted(outputs) => counts.outputs += outputs.len() as u64,
-                RecordResult::Dropped => counts.dropped += 1,
-                RecordResult::Failed(_) => {}
+            counts.outputs += result.output_count() as u64;
+            if matches!(result, RecordResult::Dropped) {
+                counts.dropped += 1;
             }
         }
         counts.dead_lettered = dead_lettered as u64;

@@ -109,10 +109,10 @@ impl Sink for ScriptedSink {
         let mut rejections = Vec::new();
         for (input, (record, result)) in batch.records.iter().zip(results).enumerate() {
             let payload = String::from_utf8_lossy(&record.payload).into_owned();
-            match (payload.starts_with("bad"), result) {
-                (true, _) => rejections.push(Rejection { input, reason: format!("{payload} refused") }),
-                (false, RecordResult::Emitted(_)) => note(&self.journal, format!("write {payload}")),
-                _ => {}
+            if payload.starts_with("bad") {
+                rejections.push(Rejection { input, reason: format!("{payload} refused") });
+            } else if result.output_count() > 0 {
+                note(&self.journal, format!("write {payload}"));
             }
         }
         Ok(rejections)

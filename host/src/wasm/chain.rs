@@ -15,6 +15,10 @@ use crate::record::{Batch, Encoding, Header, Outcome, Output, Record, Write};
 pub enum RecordResult {
     /// Write these, in order.
     Emitted(Vec<Emitted>),
+    /// No transform ran: write the input record itself. Sinks read it where
+    /// it is; copying every record into an output was a twentieth of a
+    /// pipeline without transforms.
+    Unchanged,
     /// A transform dropped it (or everything derived from it).
     Dropped,
     /// A transform failed it; it goes to the dead-letter destination.
@@ -32,6 +36,77 @@ pub struct Emitted {
     pub collection: Option<String>,
     /// The write kind, unless the pipeline default applies.
     pub write: Option<Write>,
+}
+
+/// An output as a sink reads it: borrowed from an `Emitted`, or from the
+/// input record itself when it went through unchanged.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct OutputRef<'a> {
+    pub payload: &'a [u8],
+    pub encoding: Encoding,
+    pub key: Option<&'a [u8]>,
+    pub headers: &'a [Header],
+    pub collection: Option<&'a str>,
+    pub write: Option<&'a Write>,
+}
+
+impl<'a> From<&'a Emitted> for OutputRef<'a> {
+    fn from(output: &'a Emitted) -> Self {
+        Self {
+            payload: &output.payload,
+            encoding: output.encoding,
+            key: output.key.as_deref(),
+            headers: &output.headers,
+            collection: output.collection.as_deref(),
+            write: output.write.as_ref(),
+        }
+    }
+}
+
+impl<'a> From<&'a Record> for OutputRef<'a> {
+    fn from(record: &'a Record) -> Self {
+        Self {
+            payload: &record.payload,
+            encoding: record.encoding,
+            key: record.key.as_deref(),
+            headers: record.headers.as_deref().unwrap_or_default(),
+            collection: None,
+            write: None,
+        }
+    }
+}
+
+impl RecordResult {
+    /// The outputs to write, in order; `input` is the record this is the
+    /// result of.
+    pub fn outputs<'a>(&'a self, input: &'a Record) -> impl Iterator<Item = OutputRef<'a>> {
+        let (unchanged, emitted) = match self {
+            Self::Unchanged => (Some(OutputRef::from(input)), &[][..]),
+            Self::Emitted(outputs) => (None, outputs.as_slice()),
+            Self::Dropped | Self::Failed(_) => (None, &[][..]),
+        };
+        unchanged.into_iter().chain(emitted.iter().map(OutputRef::from))
+    }
+
+    /// How many outputs there are to write.
+    pub fn output_count(&self) -> usize {
+        match self {
+            Self::Unchanged => 1,
+            Self::Emitted(outputs) => outputs.len(),
+            Self::Dropped | Self::Failed(_) => 0,
+        }
+    }
+
+    /// Adds an output of the last transform to a result that is not a
+    /// failure.
+    fn push(&mut self, emitted: Emitted) {
+        match self {
+            Self::Emitted(outputs) => outputs.push(emitted),
+            Self::Dropped => *self = Self::Emitted(vec![emitted]),
+            Self::Unchanged => unreachable!("only a chain without transforms leaves inputs unchanged"),
+            Self::Failed(_) => unreachable!("outputs of a failed input are discarded"),
+        }
+    }
 }
 
 /// Which transform failed a record, and why.
@@ -78,7 +153,7 @@ impl TransformChain {
             return Ok(Vec::new());
         }
         let Some((last, middle)) = self.transforms.split_last_mut() else {
-            return Ok(batch.records.iter().map(|record| RecordResult::Emitted(vec![pass_through(record)])).collect());
+            return Ok(vec![RecordResult::Unchanged; batch.records.len()]);
         };
         let mut failures: Vec<Option<Failure>> = vec![None; batch.records.len()];
         let mut tracked: Vec<InFlight> = (0..batch.records.len()).map(InFlight::start).collect();
@@ -179,17 +254,6 @@ fn merge_headers(inherited: Option<&[Header]>, added: Vec<Header>) -> Option<Vec
     Some(merged)
 }
 
-fn pass_through(record: &Record) -> Emitted {
-    Emitted {
-        payload: record.payload.clone(),
-        encoding: record.encoding,
-        key: record.key.clone(),
-        headers: record.headers.clone().unwrap_or_default(),
-        collection: None,
-        write: None,
-    }
-}
-
 /// Applies the last transform's outcomes, building each input's result.
 fn finish(
     transform: &str,
@@ -231,17 +295,6 @@ fn finished(flight: &InFlight, record: &Record, output: Output) -> Emitted {
         headers: merge_headers(record.headers.as_deref(), output.headers).unwrap_or_default(),
         collection: routed.collection,
         write: routed.write,
-    }
-}
-
-impl RecordResult {
-    /// Adds an output to a result that is not a failure.
-    fn push(&mut self, emitted: Emitted) {
-        match self {
-            Self::Emitted(outputs) => outputs.push(emitted),
-            Self::Dropped => *self = Self::Emitted(vec![emitted]),
-            Self::Failed(_) => unreachable!("outputs of a failed input are discarded"),
-        }
     }
 }
 

@@ -12,7 +12,7 @@ mod limits;
 mod transform;
 
 pub use cache::{CacheOutcome, CompileCache};
-pub use chain::{Emitted, Failure, RecordResult, TransformChain};
+pub use chain::{Emitted, Failure, OutputRef, RecordResult, TransformChain};
 pub use engine::{EPOCH_TICK, EngineError, WasmRuntime};
 pub use error::{TransformError, WasmCause};
 pub use transform::Transform;

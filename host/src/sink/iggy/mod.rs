@@ -22,7 +22,7 @@ use crate::record::{Batch, Operation, Origin, Record, position_id};
 use crate::service_error::ServiceError;
 use crate::source::KEY_HEADER;
 use crate::source::mongodb::{ChangePosition, Relation, joined_pieces, partition_positions};
-use crate::wasm::{Emitted, RecordResult};
+use crate::wasm::{OutputRef, RecordResult};
 
 pub struct IggySink {
     config: IggySinkConfig,
@@ -157,11 +157,10 @@ impl Prepare for IggyPlanner {
     fn prepare(&self, batch: &Batch, results: &[RecordResult]) -> IggyPlan {
         let mut plan = IggyPlan { messages: Vec::with_capacity(results.len()), rejections: Vec::new() };
         for (input, (record, result)) in batch.records.iter().zip(results).enumerate() {
-            let RecordResult::Emitted(outputs) = result else { continue };
             // Straight into the plan, with no list per record; a record
             // with one bad output sends none of them.
             let first = plan.messages.len();
-            for (n, output) in outputs.iter().enumerate() {
+            for (n, output) in result.outputs(record).enumerate() {
                 match outgoing(batch, record, n, output, self.partition_by) {
                     Ok(message) => plan.messages.push(message),
                     Err(reason) => {
@@ -204,7 +203,7 @@ fn outgoing(
     batch: &Batch,
     record: &Record,
     n: usize,
-    output: &Emitted,
+    output: OutputRef,
     partition_by: PartitionBy,
 ) -> Result<Outgoing, String> {
     if output.payload.is_empty() {
@@ -218,8 +217,8 @@ fn outgoing(
         _ => None,
     };
     let route = match partition_by {
-        PartitionBy::DocumentKey => document_key.map(str::as_bytes).or(output.key.as_deref()),
-        PartitionBy::Key => output.key.as_deref(),
+        PartitionBy::DocumentKey => document_key.map(str::as_bytes).or(output.key),
+        PartitionBy::Key => output.key,
         PartitionBy::Balanced => None,
     };
     // What the message id derives from: the change's position, or the
@@ -234,7 +233,7 @@ fn outgoing(
         (None, _) => route_hash(identity.as_bytes()),
     };
     let mut headers = Headers::with_capacity(output.headers.len() + 4);
-    for header in &output.headers {
+    for header in output.headers {
         headers.add(&header.name, header.value.as_str());
     }
     if let Origin::Mongodb(change) = &record.origin {
@@ -248,13 +247,13 @@ fn outgoing(
             headers.add("ferry-document-key", key);
         }
     }
-    if let Some(key) = &output.key {
+    if let Some(key) = output.key {
         headers.add(KEY_HEADER, String::from_utf8_lossy(key));
     }
     let digest = Sha256::new().chain_update(identity.as_bytes()).chain_update((n as u64).to_le_bytes()).finalize();
     let id = u128::from_be_bytes(digest[..16].try_into().expect("a SHA-256 digest has 32 bytes"));
     let message = headers
-        .message(Some(id), Bytes::from(output.payload.clone()))
+        .message(Some(id), Bytes::copy_from_slice(output.payload))
         .map_err(|error| format!("cannot build the message: {error}"))?;
     Ok(Outgoing { route, message })
 }
@@ -283,6 +282,7 @@ fn route_hash(route: &[u8]) -> u64 {
 mod tests {
     use super::*;
     use crate::record::{BatchSource, ClusterTime, Encoding, Header, MongodbChange, Namespace};
+    use crate::wasm::Emitted;
 
     fn change(token: &str, document_key: &str) -> (Batch, ChangePosition) {
         let position = ChangePosition::Stream { token: bson::doc! { "_data": token }, cluster_time: Some((9, 1)) };
@@ -323,7 +323,7 @@ mod tests {
     fn given_a_change_then_the_message_carries_its_position_and_where_it_came_from() {
         let (batch, position) = change("abc", r#"{"_id":7}"#);
         let output = emitted(&batch, br#"{"x":1}"#, Some(br#"{"_id":7}"#));
-        let outgoing = outgoing(&batch, &batch.records[0], 0, &output, PartitionBy::DocumentKey).unwrap();
+        let outgoing = outgoing(&batch, &batch.records[0], 0, (&output).into(), PartitionBy::DocumentKey).unwrap();
         assert_eq!(outgoing.position(), Some(position));
         assert_eq!(outgoing.route, route_hash(br#"{"_id":7}"#));
         assert_eq!(header(&outgoing, "ferry-operation").as_deref(), Some("update"));
@@ -339,7 +339,7 @@ mod tests {
     fn given_partitioning_choices_then_routes_follow_them() {
         let (batch, _) = change("abc", r#"{"_id":7}"#);
         let by_key = emitted(&batch, b"x", Some(b"tenant-1"));
-        let route = |by| outgoing(&batch, &batch.records[0], 0, &by_key, by).unwrap().route;
+        let route = |by| outgoing(&batch, &batch.records[0], 0, (&by_key).into(), by).unwrap().route;
         assert_eq!(
             route(PartitionBy::DocumentKey),
             route_hash(br#"{"_id":7}"#),
@@ -348,7 +348,7 @@ mod tests {
         assert_eq!(route(PartitionBy::Key), route_hash(b"tenant-1"));
         assert_ne!(route(PartitionBy::Balanced), route(PartitionBy::DocumentKey));
         let keyless = emitted(&batch, b"x", None);
-        let error = outgoing(&batch, &batch.records[0], 0, &keyless, PartitionBy::Key).err().unwrap();
+        let error = outgoing(&batch, &batch.records[0], 0, (&keyless).into(), PartitionBy::Key).err().unwrap();
         assert!(error.contains("gave this output no key"), "{error}");
     }
 
@@ -356,8 +356,13 @@ mod tests {
     fn given_replayed_outputs_then_ids_repeat_and_differ_per_output() {
         let (batch, _) = change("abc", r#"{"_id":7}"#);
         let output = emitted(&batch, b"x", None);
-        let id =
-            |n| outgoing(&batch, &batch.records[0], n, &output, PartitionBy::DocumentKey).unwrap().message.header.id;
+        let id = |n| {
+            outgoing(&batch, &batch.records[0], n, (&output).into(), PartitionBy::DocumentKey)
+                .unwrap()
+                .message
+                .header
+                .id
+        };
         assert_eq!(id(0), id(0));
         assert_ne!(id(0), id(1));
     }
@@ -370,6 +375,22 @@ mod tests {
             IggyPlanner { partition_by: PartitionBy::DocumentKey }.prepare(&batch, &[RecordResult::Emitted(outputs)]);
         assert!(plan.messages.is_empty(), "no output of a rejected input is sent");
         assert_eq!(plan.rejections, [Rejection { input: 0, reason: "an empty payload cannot be sent to Iggy".into() }]);
+    }
+
+    #[test]
+    fn given_an_unchanged_record_then_its_message_is_the_record_itself() {
+        let (batch, position) = change("abc", r#"{"_id":7}"#);
+        let planner = IggyPlanner { partition_by: PartitionBy::DocumentKey };
+        let unchanged = planner.prepare(&batch, &[RecordResult::Unchanged]);
+        let copied =
+            planner.prepare(&batch, &[RecordResult::Emitted(vec![emitted(&batch, b"{}", Some(br#"{"_id":7}"#))])]);
+        let (unchanged, copied) = (&unchanged.messages[0], &copied.messages[0]);
+        assert_eq!(unchanged.message.payload, &b"{}"[..]);
+        assert_eq!(unchanged.position(), Some(position));
+        assert_eq!(
+            (unchanged.route, unchanged.message.header.id, &unchanged.message.user_headers),
+            (copied.route, copied.message.header.id, &copied.message.user_headers)
+        );
     }
 
     #[test]

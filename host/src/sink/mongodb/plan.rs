@@ -14,7 +14,7 @@ use crate::config::{MongoSinkConfig, WriteMode, collection_name_problem};
 use crate::document::to_raw_document;
 use crate::record::{Batch, BatchSource, Encoding, Origin, Record, Write, position_id};
 use crate::sink::Rejection;
-use crate::wasm::{Emitted, RecordResult};
+use crate::wasm::{OutputRef, RecordResult};
 
 /// MongoDB's limit on one document.
 const MAX_DOCUMENT_BYTES: usize = 16 * 1024 * 1024;
@@ -53,10 +53,10 @@ pub fn plan(batch: &Batch, results: &[RecordResult], config: &MongoSinkConfig) -
     let mut writes: Vec<PlannedWrite> = Vec::with_capacity(results.len());
     let mut rejections = Vec::new();
     for (input, (record, result)) in batch.records.iter().zip(results).enumerate() {
-        let RecordResult::Emitted(outputs) = result else { continue };
         let first_of_input = writes.len();
-        for (n, output) in outputs.iter().enumerate() {
-            let id_suffix = (outputs.len() > 1).then_some(n);
+        let several = result.output_count() > 1;
+        for (n, output) in result.outputs(record).enumerate() {
+            let id_suffix = several.then_some(n);
             match plan_output(&batch.source, record, id_suffix, output, config) {
                 Ok((name, op)) => {
                     let collection = match writes.last() {
@@ -80,10 +80,10 @@ fn plan_output<'a>(
     source: &BatchSource,
     record: &Record,
     id_suffix: Option<usize>,
-    output: &'a Emitted,
+    output: OutputRef<'a>,
     config: &'a MongoSinkConfig,
 ) -> Result<(&'a str, Op), String> {
-    let collection = output.collection.as_deref().unwrap_or(&config.collection);
+    let collection = output.collection.unwrap_or(&config.collection);
     if let Some(problem) = collection_name_problem(collection) {
         return Err(problem);
     }
@@ -91,7 +91,7 @@ fn plan_output<'a>(
     if let Some(field) = &config.metadata_field {
         raw = with_fields_appended(&raw, &doc! { field: metadata(source, record) })?;
     }
-    let write = output.write.clone().unwrap_or_else(|| default_write(config));
+    let write = output.write.cloned().unwrap_or_else(|| default_write(config));
     if write == Write::Insert {
         // The hot path stays in BSON bytes from the payload to the driver.
         if raw.get("_id").ok().flatten().is_none() {
@@ -136,17 +136,17 @@ fn plan_output<'a>(
 
 /// An output's payload as a document: JSON and BSON become the document
 /// itself; text and bytes are stored in a `payload` field.
-fn document(output: &Emitted) -> Result<RawDocumentBuf, String> {
+fn document(output: OutputRef) -> Result<RawDocumentBuf, String> {
     match output.encoding {
         Encoding::Json | Encoding::Bson => {
-            to_raw_document(&output.payload, output.encoding).map_err(|error| crate::error_chain::error_chain(&error))
+            to_raw_document(output.payload, output.encoding).map_err(|error| crate::error_chain::error_chain(&error))
         }
-        Encoding::Text => match String::from_utf8(output.payload.clone()) {
+        Encoding::Text => match String::from_utf8(output.payload.to_vec()) {
             Ok(text) => checked_raw(&doc! { "payload": text }),
             Err(error) => Err(format!("a text payload is not UTF-8: {error}")),
         },
         Encoding::Binary => {
-            checked_raw(&doc! { "payload": Binary { subtype: BinarySubtype::Generic, bytes: output.payload.clone() } })
+            checked_raw(&doc! { "payload": Binary { subtype: BinarySubtype::Generic, bytes: output.payload.to_vec() } })
         }
     }
 }
@@ -268,7 +268,7 @@ fn checked_raw(document: &Document) -> Result<RawDocumentBuf, String> {
 mod tests {
     use super::*;
     use crate::record::{Header, IggyPosition, IggyTopic, MessageId};
-    use crate::wasm::Failure;
+    use crate::wasm::{Emitted, Failure};
 
     fn config() -> MongoSinkConfig {
         MongoSinkConfig {
@@ -338,6 +338,15 @@ mod tests {
         let expected = bson::rawdoc! { "_id": "sensors:readings:1:40", "a": 1 };
         assert_eq!(first.as_bytes(), expected.as_bytes(), "_id leads, as MongoDB stores it");
         assert!(writes.iter().all(|write| &*write.collection == "readings"));
+    }
+
+    #[test]
+    fn given_an_unchanged_record_then_the_record_itself_is_written() {
+        let mut batch = batch(1);
+        batch.records[0].payload = br#"{"a":1}"#.to_vec();
+        let (writes, rejections) = plan(&batch, &[RecordResult::Unchanged], &config());
+        assert!(rejections.is_empty());
+        assert_eq!(inserted(&writes[0].op), doc! { "_id": "sensors:readings:1:40", "a": 1 });
     }
 
     #[test]
