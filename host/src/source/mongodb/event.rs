@@ -1,5 +1,6 @@
 //! A change event (or a copied document) as a Ferry record.
 
+use std::borrow::Cow;
 use std::ops::Range;
 
 use bson::raw::RawBsonRef;
@@ -45,7 +46,7 @@ pub fn change_record(event: &RawDocument, format: EventFormat) -> Result<Record,
     };
     let document_key = fields
         .document_key
-        .map(|key| cut_or_write(json.as_deref(), fields.document_key_json.clone(), key))
+        .map(|key| cut_or_write(json.as_deref(), fields.document_key_json.clone(), key).map(Cow::into_owned))
         .transpose()?;
     let micros = match fields.wall_time {
         Some(wall) => wall.timestamp_millis().max(0) as u64 * 1000,
@@ -66,11 +67,17 @@ pub fn change_record(event: &RawDocument, format: EventFormat) -> Result<Record,
 }
 
 /// The JSON of `document`: cut from the event's JSON where it was written
-/// there, else written now.
-fn cut_or_write(json: Option<&[u8]>, span: Option<Range<usize>>, document: &RawDocument) -> Result<String, String> {
+/// there (borrowed), else written now.
+fn cut_or_write<'j>(
+    json: Option<&'j [u8]>,
+    span: Option<Range<usize>>,
+    document: &RawDocument,
+) -> Result<Cow<'j, str>, String> {
     match (json, span) {
-        (Some(json), Some(span)) => String::from_utf8(json[span].to_vec()).map_err(|error| error.to_string()),
-        _ => relaxed(document),
+        (Some(json), Some(span)) => {
+            std::str::from_utf8(&json[span]).map(Cow::Borrowed).map_err(|error| error.to_string())
+        }
+        _ => relaxed(document).map(Cow::Owned),
     }
 }
 
