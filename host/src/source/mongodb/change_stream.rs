@@ -5,11 +5,11 @@
 //! parses its resume token, which Ferry does not need: Ferry reads each
 //! event once, in place, and keeps the position of the last one it handed
 //! out. Opening the stream is the same `aggregate` with a `$changeStream`
-//! stage the driver sends; resuming after an error is the source's job
-//! (from the last position handed out), as it was before.
+//! stage the driver sends. After an error the source opens the stream again
+//! after the last position it handed out, as after any other failure.
 
 use bson::raw::RawBsonRef;
-use bson::{Document, RawArray, RawDocument, Timestamp, doc};
+use bson::{Document, RawDocument, Timestamp, doc};
 use futures::StreamExt;
 use mongodb::Client;
 use mongodb::error::{Error, ErrorKind};
@@ -72,26 +72,14 @@ impl ChangeStream {
         }
         let mut pipeline = vec![doc! { "$changeStream": stage }];
         pipeline.extend(config.stages().expect("validated: the pipeline parses"));
-        let cursor = match (&config.database, &config.collection) {
-            (Some(database), Some(collection)) => {
-                let collection = client.database(database).collection::<Document>(collection);
-                collection
-                    .aggregate(pipeline)
-                    .batch_size(config.batch_size)
-                    .max_await_time(config.max_await)
-                    .batch()
-                    .await?
-            }
-            (database, _) => {
-                let database = client.database(database.as_deref().unwrap_or("admin"));
-                database
-                    .aggregate(pipeline)
-                    .batch_size(config.batch_size)
-                    .max_await_time(config.max_await)
-                    .batch()
-                    .await?
-            }
+        // A deployment's changes are watched from the admin database.
+        let database = client.database(config.database.as_deref().unwrap_or("admin"));
+        let collection = config.collection.as_ref().map(|name| database.collection::<Document>(name));
+        let aggregate = match &collection {
+            Some(collection) => collection.aggregate(pipeline),
+            None => database.aggregate(pipeline),
         };
+        let cursor = aggregate.batch_size(config.batch_size).max_await_time(config.max_await).batch().await?;
         Ok(Self { cursor, reply: None, taken: 0 })
     }
 
@@ -100,7 +88,7 @@ impl ChangeStream {
     /// holds up to `max_await` for changes to arrive). Empty when none did.
     /// Each event the iterator yields counts as handed out.
     pub async fn next_events(&mut self) -> Result<Events<'_>, Error> {
-        if self.remaining()?.is_none() {
+        if !self.has_unread_events()? {
             let reply = match self.cursor.next().await {
                 Some(reply) => reply?,
                 // A stream that ended (after an `invalidate` event) has no
@@ -139,11 +127,12 @@ impl ChangeStream {
         Document::try_from(cursor.get_document("postBatchResumeToken").ok()?).ok()
     }
 
-    /// The events of the last reply not handed out yet, if any are left.
-    fn remaining(&self) -> Result<Option<&RawArray>, Error> {
-        let Some(reply) = &self.reply else { return Ok(None) };
-        let events = reply.doc_slices()?;
-        Ok(events.into_iter().nth(self.taken).is_some().then_some(events))
+    /// Whether the last reply has events not handed out yet.
+    fn has_unread_events(&self) -> Result<bool, Error> {
+        match &self.reply {
+            Some(reply) => Ok(reply.doc_slices()?.into_iter().nth(self.taken).is_some()),
+            None => Ok(false),
+        }
     }
 }
 
