@@ -200,6 +200,8 @@ impl MongoSource {
         let State::Streaming { stream: Some(stream), .. } = &mut self.state else { unreachable!("opened above") };
         let batch_size = self.config.batch_size as usize;
         let mut records = Vec::new();
+        // The position after the last event read: the batch's position.
+        let mut after_last_event = None;
         while records.len() < batch_size {
             let events = match stream.next_events().await {
                 Ok(events) => events,
@@ -215,15 +217,17 @@ impl MongoSource {
             if records.len() == before {
                 break;
             }
+            // Taken now, while the reply holding that event is still the
+            // stream's: the next getMore replaces it.
+            let last = stream.last_event().and_then(|event| change_position(event.ok_or("no event was read")?));
+            after_last_event = Some(last.map_err(|reason| ServiceError::fatal("reading a change event", reason))?);
         }
-        // With no events, the post-batch resume token still moves on past
-        // filtered-out changes; handing it out keeps the stored position fresh.
-        let last_event = stream.last_event().map_err(|reason| ServiceError::fatal("reading a change event", reason))?;
-        let after = match last_event {
-            Some(event) if !records.is_empty() => {
-                change_position(event).map_err(|reason| ServiceError::fatal("reading a change event", reason))?
-            }
-            _ => match stream.post_batch_token() {
+        let after = match after_last_event {
+            Some(position) => position,
+            // With no events, the post-batch resume token still moves on past
+            // filtered-out changes; handing it out keeps the stored position
+            // fresh.
+            None => match stream.post_batch_token() {
                 Some(token) if self.polled_token() != Some(&token) => {
                     ChangePosition::Stream { token, cluster_time: None }
                 }
