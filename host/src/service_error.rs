@@ -33,6 +33,12 @@ impl ServiceError {
         Self { what: what.into(), transient: true, cause: format!("no answer within {limit:?}").into() }
     }
 
+    /// A server that is not ready for this yet (say, a topic still being
+    /// created); asking again later can succeed.
+    pub fn not_yet(what: impl Into<String>, cause: impl Into<BoxError>) -> Self {
+        Self { what: what.into(), transient: true, cause: cause.into() }
+    }
+
     /// A failure that retrying cannot fix.
     pub fn fatal(what: impl Into<String>, cause: impl Into<BoxError>) -> Self {
         Self { what: what.into(), transient: false, cause: cause.into() }

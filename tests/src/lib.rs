@@ -3,16 +3,24 @@
 
 pub mod bench;
 pub mod guests;
+pub mod logs;
 pub mod pipelines;
 pub mod process_stats;
 pub mod records;
 pub mod servers;
 pub mod wait;
 
-/// Sends Ferry's logs to the test's captured output (shown when it fails);
-/// `FERRY_LOG` picks the level, `info` by default.
+/// Sends Ferry's logs to the test's captured output (shown when it fails),
+/// and keeps them for [`logs`]; `FERRY_LOG` picks the level, `info` by
+/// default.
 pub fn init_logging() {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let filter = tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(tracing_subscriber::fmt::layer().with_test_writer())
+        .with(logs::Capture)
+        .try_init();
 }

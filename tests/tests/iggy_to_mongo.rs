@@ -7,8 +7,9 @@ use ferry::pipeline::PipelineError;
 use ferry_tests::guests;
 use ferry_tests::pipelines::{RunningPipeline, header, parse, reading, unique};
 use ferry_tests::servers::{IggyServer, MongoServer};
-use ferry_tests::wait;
+use ferry_tests::{logs, wait};
 use futures::TryStreamExt;
+use iggy::prelude::{Identifier, PartitionClient};
 use mongodb::bson::{Bson, Document, doc};
 
 const PATIENCE: Duration = Duration::from_secs(90);
@@ -406,4 +407,24 @@ async fn a_missing_topic_is_an_error_unless_the_pipeline_asks_to_create_it() {
     ferry_tests::pipelines::produce(&iggy, &setup.stream, "not-there", (0..10).map(reading)).await;
     setup.wait_for_count(10).await;
     pipeline.stop().await.unwrap();
+}
+
+/// A topic that exists without partitions yet (its creation still under
+/// way) is waited for, then consumed, rather than polled as if empty.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_topic_without_partitions_yet_is_waited_for_then_consumed() {
+    let Some(setup) = Setup::new("a_topic_without_partitions_yet_is_waited_for_then_consumed", 0).await else {
+        return;
+    };
+    let pipeline = RunningPipeline::start(parse(&setup.pipeline("", "", false)));
+    logs::wait_for(&format!("the topic {}/{} has no partitions yet", setup.stream, setup.topic), PATIENCE).await;
+    assert!(!pipeline.task.is_finished(), "the pipeline waits for the partitions");
+
+    let client = setup.iggy.client().await;
+    let (stream, topic) = (Identifier::named(&setup.stream).unwrap(), Identifier::named(&setup.topic).unwrap());
+    client.create_partitions(&stream, &topic, 2).await.unwrap();
+    setup.produce((0..100).map(reading)).await;
+    setup.wait_for_count(100).await;
+    pipeline.stop().await.unwrap();
+    assert_eq!(seqs(&setup.documents("readings").await), (0..100).collect::<Vec<i64>>());
 }

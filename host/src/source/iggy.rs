@@ -20,7 +20,7 @@ use iggy::prelude::{
 use super::iggy_message::to_record;
 use super::{Polled, Source};
 use crate::config::{IggySourceConfig, StartPosition};
-use crate::iggy_link::{IggyLink, named, open_topic};
+use crate::iggy_link::{IggyLink, TopicOpener, named};
 use crate::record::{Batch, BatchSource, IggyTopic};
 use crate::service_error::ServiceError;
 
@@ -34,8 +34,10 @@ pub struct IggyCheckpoint {
 pub struct IggySource {
     config: IggySourceConfig,
     link: IggyLink,
+    topic: TopicOpener,
     ids: Ids,
-    /// The topic's partitions, read on each (re)connect.
+    /// The topic's partitions, read on each (re)connect; never empty once
+    /// joined.
     partitions: Vec<u32>,
     /// Which partition the next poll tries first.
     turn: usize,
@@ -58,17 +60,13 @@ impl IggySource {
         };
         Ok(Self {
             link: IggyLink::new(config.connection()),
+            topic: TopicOpener::new(&config.stream, &config.topic, config.create),
             config,
             ids,
             partitions: Vec::new(),
             turn: 0,
             cursors: HashMap::new(),
         })
-    }
-
-    /// `stream/topic`, for messages.
-    fn topic_name(&self) -> String {
-        format!("{}/{}", self.config.stream, self.config.topic)
     }
 
     /// The connected client; on a fresh connection, joins the group first.
@@ -84,9 +82,9 @@ impl IggySource {
     /// Reads the partitions, creates the group if missing (positioning it
     /// per `start`) and joins it.
     async fn join(&mut self) -> Result<(), ServiceError> {
-        let topic_name = self.topic_name();
+        let topic_name = self.topic.name();
         let (client, _) = self.link.client().await?;
-        let topic = open_topic(client, &self.config.stream, &self.config.topic, self.config.create).await?;
+        let topic = self.topic.open(client).await?;
         let group = &self.config.consumer_group;
         let what = format!("setting up consumer group {group:?} on {topic_name}");
         let exists = client
@@ -106,7 +104,7 @@ impl IggySource {
             .map_err(|error| ServiceError::iggy(what.clone(), error))?;
         if created && self.config.start == StartPosition::Latest {
             // A new group starting at "latest" begins after what is there now.
-            for partition in topic.partitions.iter().filter(|partition| partition.messages_count > 0) {
+            for partition in topic.details.partitions.iter().filter(|partition| partition.messages_count > 0) {
                 let stored = client
                     .store_consumer_offset(
                         &self.ids.group,
@@ -121,7 +119,7 @@ impl IggySource {
                 }
             }
         }
-        self.partitions = topic.partitions.iter().map(|partition| partition.id).collect();
+        self.partitions = topic.partitions;
         self.cursors.clear();
         tracing::info!(topic = %topic_name, group = %group, created, partitions = self.partitions.len(), "joined consumer group");
         Ok(())
@@ -139,7 +137,7 @@ impl Source for IggySource {
     type Checkpoint = IggyCheckpoint;
 
     async fn poll(&mut self) -> Result<Option<Polled<IggyCheckpoint>>, ServiceError> {
-        let topic_name = self.topic_name();
+        let topic_name = self.topic.name();
         let count = self.config.batch_size;
         let format = self.config.format;
         let batch_source =
@@ -184,7 +182,7 @@ impl Source for IggySource {
     }
 
     async fn commit(&mut self, checkpoint: IggyCheckpoint) -> Result<(), ServiceError> {
-        let topic_name = self.topic_name();
+        let topic_name = self.topic.name();
         self.ready().await?;
         let (client, _) = self.link.client().await?;
         let stored = client

@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 use super::{Prepare, Rejection, Sink};
 use crate::config::{IggySinkConfig, PartitionBy};
 use crate::iggy_headers::Headers;
-use crate::iggy_link::{IggyLink, named, open_topic};
+use crate::iggy_link::{IggyLink, TopicOpener, named};
 use crate::record::{Batch, Operation, Origin, Record, position_id};
 use crate::service_error::ServiceError;
 use crate::source::KEY_HEADER;
@@ -27,7 +27,8 @@ use crate::wasm::{OutputRef, RecordResult};
 pub struct IggySink {
     config: IggySinkConfig,
     link: IggyLink,
-    /// The topic's partitions, read when connecting.
+    topic: TopicOpener,
+    /// The topic's partitions, read when connecting; never empty once read.
     partitions: Vec<u32>,
     /// Per partition, the position of its last message while this run has
     /// not yet gone past it: outputs at or before it are already there.
@@ -40,6 +41,7 @@ impl IggySink {
     pub fn new(config: IggySinkConfig) -> Self {
         Self {
             link: IggyLink::new(config.connection()),
+            topic: TopicOpener::new(&config.stream, &config.topic, config.create),
             config,
             partitions: Vec::new(),
             holds: HashMap::new(),
@@ -47,16 +49,11 @@ impl IggySink {
         }
     }
 
-    fn topic_name(&self) -> String {
-        format!("{}/{}", self.config.stream, self.config.topic)
-    }
-
     /// Connects, creates the topic if asked, and reads what each partition
     /// already holds.
     async fn refresh(&mut self) -> Result<(), ServiceError> {
         let (client, _) = self.link.client().await?;
-        let topic = open_topic(client, &self.config.stream, &self.config.topic, self.config.create).await?;
-        self.partitions = topic.partitions.iter().map(|partition| partition.id).collect();
+        self.partitions = self.topic.open(client).await?.partitions;
         self.holds = partition_positions(client, &self.config.stream, &self.config.topic)
             .await?
             .into_iter()
@@ -70,9 +67,15 @@ impl IggySink {
         if self.stale {
             self.refresh().await?;
         }
+        let topic_name = self.topic.name();
         let mut by_partition: Vec<(u32, Vec<IggyMessage>)> = Vec::new();
         for outgoing in &plan.messages {
-            let partition = self.partitions[(outgoing.route % self.partitions.len() as u64) as usize];
+            let Some(partition) = partition_for(outgoing.route, &self.partitions) else {
+                return Err(ServiceError::not_yet(
+                    format!("producing to {topic_name}"),
+                    format!("the topic {topic_name} has no partitions yet"),
+                ));
+            };
             // Positions are parsed only where a partition still holds one:
             // after the first batch past a restart, nowhere.
             if let Some(held) = self.holds.get(&partition)
@@ -92,7 +95,6 @@ impl IggySink {
             }
         }
         let (stream, topic) = (named(&self.config.stream)?, named(&self.config.topic)?);
-        let topic_name = self.topic_name();
         let (client, _) = self.link.client().await?;
         for (partition, mut messages) in by_partition {
             client
@@ -272,6 +274,13 @@ fn operation_name(operation: &Operation) -> &str {
     }
 }
 
+/// The partition a message with `route` goes to; none while the topic has
+/// no partitions.
+fn partition_for(route: u64, partitions: &[u32]) -> Option<u32> {
+    let index = route.checked_rem(partitions.len() as u64)?;
+    Some(partitions[index as usize])
+}
+
 /// A hash that never changes between Ferry versions, so a document keeps
 /// its partition across upgrades (and per-document order holds).
 fn route_hash(route: &[u8]) -> u64 {
@@ -391,6 +400,13 @@ mod tests {
             (unchanged.route, unchanged.message.header.id, &unchanged.message.user_headers),
             (copied.route, copied.message.header.id, &copied.message.user_headers)
         );
+    }
+
+    #[test]
+    fn given_no_partitions_then_no_route_and_given_some_then_routes_spread_over_them() {
+        assert_eq!(partition_for(route_hash(b"doc-1"), &[]), None);
+        assert_eq!(partition_for(7, &[3]), Some(3));
+        assert_eq!(partition_for(7, &[0, 1, 2]), Some(1));
     }
 
     #[test]
