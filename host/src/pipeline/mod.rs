@@ -9,6 +9,7 @@
 //! idempotent writes turn the replay into exactly-once results.
 
 mod backoff;
+mod stage_panic;
 mod transform_stage;
 mod writer;
 
@@ -16,6 +17,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 pub use backoff::{Backoff, Interrupted};
+pub use stage_panic::StagePanic;
 pub use transform_stage::run_isolating;
 
 use crate::config::{DeliveryConfig, PipelineConfig, SinkConfig, SourceConfig};
@@ -46,6 +48,13 @@ pub enum PipelineError {
     Undeliverable { position: String, stage: String, reason: String },
     #[error("a pipeline stage stopped unexpectedly")]
     StageLost,
+    /// A bug in Ferry: a stage panicked. Nothing at or after the batch it
+    /// was working on was committed.
+    #[error(
+        "the {stage} stage {panic}. Nothing after the last committed batch was committed; this is a bug in Ferry, \
+         please report it"
+    )]
+    StagePanicked { stage: &'static str, panic: StagePanic },
     /// Shutdown arrived while a batch was still being retried.
     #[error("interrupted by shutdown")]
     Interrupted,
@@ -157,9 +166,10 @@ where
     // Stops the writer's retries on shutdown or when the driver gives up.
     let stop = shutdown.child_token();
     let preparer = writer.sink.preparer();
-    let transformer =
-        tokio::task::spawn_blocking(move || transform_stage::run(chain, preparer, transform_input, to_writer));
-    let writing = tokio::spawn(writer.run(writer_input, ack_sender, stop.clone()));
+    let transformer = tokio::task::spawn_blocking(move || {
+        stage_panic::catch(|| transform_stage::run(chain, preparer, transform_input, to_writer))
+    });
+    let writing = tokio::spawn(stage_panic::catch_async(writer.run(writer_input, ack_sender, stop.clone())));
 
     let mut driver = Driver {
         source: &mut source,
@@ -168,15 +178,24 @@ where
         counts: Counts::default(),
         in_flight: 0,
     };
-    let outcome = driver.run(&to_transform, &mut acks, window, &shutdown).await;
+    let outcome = stage_panic::catch_async(driver.run(&to_transform, &mut acks, window, &shutdown)).await;
     let (counts, in_flight) = (driver.counts, driver.in_flight);
 
     stop.cancel();
     drop(to_transform);
     drop(acks);
-    let _ = writing.await;
-    let _ = transformer.await;
+    // A stage that panicked is why the others stopped: its panic is the
+    // pipeline's error, whatever the driver made of the closed channels.
+    // (A join error is a cancelled task; it has nothing to report.)
+    let written = writing.await.unwrap_or(Ok(()));
+    let transformed = transformer.await.unwrap_or(Ok(()));
     source.close().await;
+    let outcome = match (outcome, written, transformed) {
+        (Err(panic), _, _) => Err(PipelineError::StagePanicked { stage: "poll and commit", panic }),
+        (_, Err(panic), _) => Err(PipelineError::StagePanicked { stage: "write", panic }),
+        (_, _, Err(panic)) => Err(PipelineError::StagePanicked { stage: "transform", panic }),
+        (Ok(outcome), Ok(()), Ok(())) => outcome,
+    };
     match outcome {
         Ok(()) => Ok(counts),
         // Shutdown cut a retry short: nothing is lost, only left uncommitted.

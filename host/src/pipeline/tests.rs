@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::writer::Writer;
-use super::{Counts, PipelineError, drive};
+use super::{Counts, PipelineError, StagePanic, drive};
 use crate::config::DeliveryConfig;
 use crate::dead_letter::{DeadLetter, DeadLetterSink};
 use crate::record::{Batch, BatchSource, Encoding, Origin, Record};
@@ -84,20 +84,44 @@ impl Source for ScriptedSource {
 
 /// Fails its first `transient_failures` writes, then writes, rejecting
 /// payloads that start with "bad"; `permanent` fails every write for good.
+/// A batch holding the payload `panic_writing` (or `panic_preparing`)
+/// panics the write (or the preparation on the transform thread).
 struct ScriptedSink {
     transient_failures: usize,
     permanent: bool,
+    panic_writing: Option<&'static str>,
+    panic_preparing: Option<&'static str>,
     journal: Journal,
+}
+
+impl ScriptedSink {
+    fn new(journal: &Journal) -> Self {
+        Self {
+            transient_failures: 0,
+            permanent: false,
+            panic_writing: None,
+            panic_preparing: None,
+            journal: journal.clone(),
+        }
+    }
+}
+
+fn holds(batch: &Batch, payload: Option<&str>) -> bool {
+    payload.is_some_and(|payload| batch.records.iter().any(|record| record.payload == payload.as_bytes()))
 }
 
 impl Sink for ScriptedSink {
     type Prepare = NothingToPrepare;
 
     fn preparer(&self) -> NothingToPrepare {
-        NothingToPrepare
+        NothingToPrepare { panic_on: self.panic_preparing }
     }
 
     async fn write(&mut self, batch: &Batch, results: &[RecordResult], _: &()) -> Result<Vec<Rejection>, ServiceError> {
+        if holds(batch, self.panic_writing) {
+            let partitions: Vec<u32> = Vec::new();
+            let _ = 7 % std::hint::black_box(partitions.len());
+        }
         if self.permanent {
             return Err(ServiceError::fatal("writing", "the collection is read-only"));
         }
@@ -119,12 +143,16 @@ impl Sink for ScriptedSink {
     }
 }
 
-struct NothingToPrepare;
+struct NothingToPrepare {
+    panic_on: Option<&'static str>,
+}
 
 impl Prepare for NothingToPrepare {
     type Prepared = ();
 
-    fn prepare(&self, _: &Batch, _: &[RecordResult]) {}
+    fn prepare(&self, batch: &Batch, _: &[RecordResult]) {
+        assert!(!holds(batch, self.panic_on), "cannot prepare {:?}", self.panic_on);
+    }
 }
 
 struct MemoryDeadLetters {
@@ -181,7 +209,7 @@ fn committed(events: &[String], checkpoint: u64) -> bool {
 async fn given_transient_write_failures_then_retries_and_commits_each_batch_after_its_write_in_order() {
     let journal = Journal::default();
     let source = ScriptedSource::new(&[&["a"], &["b", "c"], &["d"]], &journal);
-    let sink = ScriptedSink { transient_failures: 2, permanent: false, journal: journal.clone() };
+    let sink = ScriptedSink { transient_failures: 2, ..ScriptedSink::new(&journal) };
     let (outcome, events) = run(source, sink, None, |events| committed(events, 3)).await;
     let counts = outcome.unwrap();
     assert_eq!((counts.batches, counts.records, counts.outputs), (3, 4, 4));
@@ -198,7 +226,7 @@ async fn given_transient_write_failures_then_retries_and_commits_each_batch_afte
 async fn given_a_permanent_write_failure_then_stops_without_committing() {
     let journal = Journal::default();
     let source = ScriptedSource::new(&[&["a"]], &journal);
-    let sink = ScriptedSink { transient_failures: 0, permanent: true, journal: journal.clone() };
+    let sink = ScriptedSink { permanent: true, ..ScriptedSink::new(&journal) };
     let (outcome, events) = run(source, sink, None, |_| false).await;
     let error = outcome.unwrap_err();
     assert!(matches!(error, PipelineError::Service(ref e) if !e.transient), "{error:?}");
@@ -209,7 +237,7 @@ async fn given_a_permanent_write_failure_then_stops_without_committing() {
 async fn given_a_refused_record_and_no_dead_letters_then_stops_at_it_uncommitted() {
     let journal = Journal::default();
     let source = ScriptedSource::new(&[&["a"], &["b", "bad c"], &["d"]], &journal);
-    let sink = ScriptedSink { transient_failures: 0, permanent: false, journal: journal.clone() };
+    let sink = ScriptedSink::new(&journal);
     let (outcome, events) = run(source, sink, None, |_| false).await;
     let Err(PipelineError::Undeliverable { position, stage, reason }) = outcome else {
         panic!("expected an undeliverable record, got {outcome:?}");
@@ -223,7 +251,7 @@ async fn given_a_refused_record_and_no_dead_letters_then_stops_at_it_uncommitted
 async fn given_a_refused_record_and_dead_letters_then_it_is_kept_with_its_reason_and_the_rest_flows() {
     let journal = Journal::default();
     let source = ScriptedSource::new(&[&["a", "bad b"], &["c"]], &journal);
-    let sink = ScriptedSink { transient_failures: 0, permanent: false, journal: journal.clone() };
+    let sink = ScriptedSink::new(&journal);
     let dead_letters = MemoryDeadLetters { journal: journal.clone() };
     let (outcome, events) = run(source, sink, Some(dead_letters), |events| committed(events, 2)).await;
     assert_eq!(outcome.unwrap().dead_lettered, 1);
@@ -236,8 +264,43 @@ async fn given_a_refused_record_and_dead_letters_then_it_is_kept_with_its_reason
 async fn given_shutdown_while_the_sink_is_down_then_stops_cleanly_without_committing() {
     let journal = Journal::default();
     let source = ScriptedSource::new(&[&["a"]], &journal);
-    let sink = ScriptedSink { transient_failures: usize::MAX, permanent: false, journal: journal.clone() };
+    let sink = ScriptedSink { transient_failures: usize::MAX, ..ScriptedSink::new(&journal) };
     let (outcome, events) = run(source, sink, None, |events| events.len() >= 3).await;
     assert_eq!(outcome.unwrap().batches, 0, "shutdown is clean even mid-retry");
     assert!(events.iter().all(|event| event == "write failed"), "nothing committed: {events:?}");
+}
+
+/// The pipeline's error when a stage panicked, and what was committed.
+async fn run_to_panic(sink: ScriptedSink, journal: &Journal) -> (StagePanic, &'static str, Vec<String>) {
+    let source = ScriptedSource::new(&[&["a"], &["b"], &["c"]], journal);
+    let (outcome, events) = run(source, sink, None, |_| false).await;
+    match outcome {
+        Err(PipelineError::StagePanicked { stage, panic }) => (panic, stage, events),
+        other => panic!("expected a stage panic, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn given_a_write_that_panics_then_the_panic_is_the_error_and_nothing_past_it_is_committed() {
+    let journal = Journal::default();
+    let sink = ScriptedSink { panic_writing: Some("b"), ..ScriptedSink::new(&journal) };
+    let (panic, stage, events) = run_to_panic(sink, &journal).await;
+    assert_eq!(stage, "write");
+    assert!(panic.message.contains("remainder with a divisor of zero"), "{panic}");
+    assert!(panic.location.starts_with("host/src/pipeline/tests.rs:"), "{panic}");
+    assert!(committed(&events, 1), "{events:?}");
+    assert!(!committed(&events, 2) && !committed(&events, 3), "{events:?}");
+}
+
+#[tokio::test]
+async fn given_a_preparation_that_panics_then_the_transform_stage_is_named_and_nothing_past_it_is_committed() {
+    let journal = Journal::default();
+    let sink = ScriptedSink { panic_preparing: Some("b"), ..ScriptedSink::new(&journal) };
+    let (panic, stage, events) = run_to_panic(sink, &journal).await;
+    assert_eq!(stage, "transform");
+    assert_eq!(panic.message, "cannot prepare Some(\"b\")");
+    assert!(panic.location.starts_with("host/src/pipeline/tests.rs:"), "{panic}");
+    assert!(!events.contains(&"write b".to_owned()) && !committed(&events, 2), "{events:?}");
+    let error = PipelineError::StagePanicked { stage, panic }.to_string();
+    assert!(error.starts_with("the transform stage panicked at host/src/pipeline/tests.rs:"), "{error}");
 }
