@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use bytes::Bytes;
 use ferry::config::PipelineConfig;
 use ferry::pipeline::{Counts, PipelineError};
-use ferry::wasm::WasmRuntime;
+use ferry::wasm::{CompileCache, WasmRuntime};
 use iggy::prelude::{
     Consumer, ConsumerGroupClient, ConsumerGroupDetails, Identifier, IggyClient, IggyMessage, MessageClient,
     Partitioning, PollingStrategy, TopicClient,
@@ -36,8 +36,17 @@ pub struct RunningPipeline {
 
 impl RunningPipeline {
     pub fn start(config: PipelineConfig) -> Self {
+        Self::start_with(config, WasmRuntime::new(None).expect("the engine starts"))
+    }
+
+    /// Starts the pipeline with compiled transforms from (or into) `cache`,
+    /// as `ferry run` does.
+    pub fn start_cached(config: PipelineConfig, cache: &Path) -> Self {
+        Self::start_with(config, WasmRuntime::new(Some(CompileCache::new(cache))).expect("the engine starts"))
+    }
+
+    fn start_with(config: PipelineConfig, runtime: WasmRuntime) -> Self {
         let shutdown = CancellationToken::new();
-        let runtime = WasmRuntime::new(None).expect("the engine starts");
         let task = tokio::spawn(ferry::pipeline::run(config, runtime, shutdown.clone()));
         Self { shutdown, task }
     }

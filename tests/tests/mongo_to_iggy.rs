@@ -5,13 +5,14 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use ferry::config::{PipelineConfig, SinkConfig, SourceConfig};
 use ferry::error_chain::error_chain;
 use ferry_tests::guests;
 use ferry_tests::pipelines::{RunningPipeline, header, parse, read_topic, unique};
 use ferry_tests::servers::{IggyServer, MongoServer};
-use ferry_tests::wait;
+use ferry_tests::{logs, wait};
 use futures::TryStreamExt;
-use iggy::prelude::IggyMessage;
+use iggy::prelude::{Identifier, IggyMessage, PartitionClient};
 use mongodb::bson::{Bson, Document, doc};
 use serde_json::Value;
 
@@ -77,6 +78,18 @@ call_timeout = "5s"
     fn from_now() -> String {
         let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now() - Duration::from_secs(1));
         format!("start = \"timestamp:{now}\"")
+    }
+
+    /// One of the repository's pipeline files, its servers these.
+    fn pipeline_file(&self, file: &str) -> PipelineConfig {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../pipelines").join(file);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lookup = |name: &str| match name {
+            "IGGY_ADDRESS" => Some(self.iggy.address().to_owned()),
+            "MONGODB_URI" => Some(self.mongo.uri().to_owned()),
+            _ => None,
+        };
+        PipelineConfig::parse(&text, &path, &lookup).unwrap()
     }
 
     async fn collection(&self, name: &str) -> mongodb::Collection<Document> {
@@ -451,4 +464,101 @@ async fn a_deployment_watch_sees_every_database() {
     pipeline.stop().await.unwrap();
     let databases: Vec<&str> = changes.iter().filter_map(|change| change.event["ns"]["db"].as_str()).collect();
     assert!(databases.contains(&other.as_str()) && databases.contains(&setup.database.as_str()), "{databases:?}");
+}
+
+/// The README's round trip, both pipeline files started together on fresh
+/// names, many times over. Whichever creates the topic first, the other may
+/// see it before its partitions exist (Iggy makes a topic, then its
+/// partitions) and must wait for them; every run ends with the replica equal
+/// to the source.
+///
+/// Where the race falls depends on how long each pipeline takes to reach
+/// the topic, so the runs sweep the replica pipeline's start across the
+/// change pipeline's first write (with compiled transforms cached, as for
+/// `ferry run`): some runs land in the window.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_round_trip_pipelines_started_together_replicate_every_time() {
+    const RUNS: u32 = 24;
+    const SWEEP_STEP: Duration = Duration::from_millis(4);
+    let Some(setup) = Setup::new("the_round_trip_pipelines_started_together_replicate_every_time").await else {
+        return;
+    };
+    let cache = tempfile::tempdir().unwrap();
+    let warm = ferry::wasm::WasmRuntime::new(Some(ferry::wasm::CompileCache::new(cache.path()))).unwrap();
+    for transform in &setup.pipeline_file("changes-to-mongo.toml").transforms {
+        warm.load(transform).unwrap();
+    }
+    for run in 0..RUNS {
+        let (stream, database) = (unique("round-trip"), unique("iot"));
+        let (mut outbound, mut inbound) =
+            (setup.pipeline_file("readings-changes.toml"), setup.pipeline_file("changes-to-mongo.toml"));
+        let (SourceConfig::Mongodb(watched), SinkConfig::Iggy(produced)) = (&mut outbound.source, &mut outbound.sink)
+        else {
+            panic!("readings-changes reads MongoDB and produces to Iggy");
+        };
+        watched.database = Some(database.clone());
+        produced.stream = stream.clone();
+        outbound.dead_letter.as_mut().expect("readings-changes keeps dead letters").stream = stream.clone();
+        let (SourceConfig::Iggy(consumed), SinkConfig::Mongodb(replica)) = (&mut inbound.source, &mut inbound.sink)
+        else {
+            panic!("changes-to-mongo reads Iggy and writes MongoDB");
+        };
+        consumed.stream = stream.clone();
+        replica.database = database.clone();
+
+        let client = setup.mongo.client().await;
+        let readings = client.database(&database).collection::<Document>("readings");
+        readings.insert_many((0..50).map(|i| doc! { "_id": i, "v": 0 })).await.unwrap();
+        let out = RunningPipeline::start_cached(outbound, cache.path());
+        tokio::time::sleep(SWEEP_STEP * run).await;
+        let back = RunningPipeline::start_cached(inbound, cache.path());
+        for i in 0..30 {
+            match i % 3 {
+                0 => drop(readings.update_one(doc! { "_id": i }, doc! { "$set": { "v": 1 } }).await.unwrap()),
+                1 => drop(readings.delete_one(doc! { "_id": i }).await.unwrap()),
+                _ => drop(readings.insert_one(doc! { "_id": 100 + i, "v": 2 }).await.unwrap()),
+            }
+        }
+        let expected = snapshot(&readings).await;
+        let replica = client.database(&database).collection::<Document>("readings_replica");
+        let replicated =
+            wait::until_or_none(PATIENCE, || async { (snapshot(&replica).await == expected).then_some(()) });
+        if replicated.await.is_none() {
+            let (out, back) = (out.stop().await, back.stop().await);
+            panic!(
+                "run {run}: the replica never equalled the source; readings-changes: {out:?}, readings-replica: {back:?}"
+            );
+        }
+        out.stop().await.unwrap_or_else(|error| panic!("run {run}: readings-changes: {}", error_chain(&error)));
+        back.stop().await.unwrap_or_else(|error| panic!("run {run}: readings-replica: {}", error_chain(&error)));
+    }
+}
+
+/// Iggy creates a topic and then its partitions, so a process can see the
+/// topic with none (another pipeline's `create` raced this one's). Such a
+/// topic is waited for, then used: nothing panics, nothing is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_topic_without_partitions_yet_is_waited_for_then_used() {
+    let Some(setup) = Setup::new("a_topic_without_partitions_yet_is_waited_for_then_used").await else { return };
+    let iggy = setup.iggy.client().await;
+    ferry::iggy_link::ensure_topic(&iggy, &setup.stream, "changes", 0).await.unwrap();
+    let source = format!("collection = \"readings\"\n{}", Setup::from_now());
+    let pipeline = RunningPipeline::start(parse(&setup.pipeline(&source, "")));
+    let readings = setup.collection("readings").await;
+    readings.insert_many((0..20).map(|i| doc! { "_id": i })).await.unwrap();
+    logs::wait_for(&format!("the topic {}/changes has no partitions yet", setup.stream), PATIENCE).await;
+    assert!(!pipeline.task.is_finished(), "the pipeline waits for the partitions");
+
+    let (stream, topic) = (Identifier::named(&setup.stream).unwrap(), Identifier::named("changes").unwrap());
+    iggy.create_partitions(&stream, &topic, 3).await.unwrap();
+    let changes = wait::until("twenty changes", PATIENCE, || async {
+        let changes = setup.changes().await;
+        (changes.len() >= 20).then_some(changes)
+    })
+    .await;
+    pipeline.stop().await.unwrap();
+    let mut keys: Vec<String> = changes.iter().map(|change| change.key.clone()).collect();
+    keys.sort();
+    keys.dedup();
+    assert_eq!((changes.len(), keys.len()), (20, 20), "each change once");
 }
