@@ -34,7 +34,7 @@ async fn main() {
     let (iggy, mongo) = servers("pipeline bench").await;
     let (stream, database) = (unique("bench"), unique("bench"));
     let client = iggy.client().await;
-    ferry::iggy_link::ensure_topic(&client, &stream, "readings", 1).await.unwrap();
+    ferry::iggy_client::ensure_topic(&client, &stream, "readings", 1).await.unwrap();
     println!("producing {messages} sensor readings…");
     produce(&client, &stream, "readings", (0..messages).map(reading)).await;
 
@@ -159,7 +159,7 @@ async fn insert_many_ceiling(mongo: &MongoServer, database: &str, collection: &s
         .map(|i| {
             let Enriched::Reading(json) = enrich(&reading(i)) else { panic!("readings enrich") };
             let mut document = doc! { "_id": format!("bench-stream:readings:0:{i}") };
-            document.extend(ferry::document::to_document(&json, ferry::record::Encoding::Json).unwrap());
+            document.extend(ferry::encoding::document::to_document(&json, ferry::record::Encoding::Json).unwrap());
             document
         })
         .collect();

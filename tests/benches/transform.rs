@@ -9,8 +9,9 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use ferry::config::TransformConfig;
+use ferry::record::RecordResult;
 use ferry::record::{Batch, BatchSource, Encoding, IggyPosition, IggyTopic, MessageId, Origin, Record};
-use ferry::wasm::{RecordResult, TransformChain, WasmRuntime};
+use ferry::wasm::{TransformChain, WasmRuntime};
 use ferry_tests::guests;
 use sensor_enrich::{Enriched, enrich};
 
@@ -96,7 +97,7 @@ fn native_identity(batch: &Batch) -> Vec<RecordResult> {
         .records
         .iter()
         .map(|record| {
-            RecordResult::Emitted(vec![ferry::wasm::Emitted {
+            RecordResult::Emitted(vec![ferry::record::Emitted {
                 payload: record.payload.clone(),
                 encoding: record.encoding,
                 key: record.key.clone(),

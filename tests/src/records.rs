@@ -1,7 +1,7 @@
 //! Building batches and reading results, so tests say what they mean.
 
 use ferry::record::{Batch, BatchSource, Encoding, Header, Origin, Record};
-use ferry::wasm::{Emitted, RecordResult};
+use ferry::record::{Emitted, RecordResult};
 
 /// A batch of JSON (or any text) payloads, numbered like lines of a file.
 pub fn batch(payloads: &[&str]) -> Batch {

@@ -30,7 +30,7 @@ impl Setup {
         let mongo = MongoServer::start(test).await?;
         let (stream, topic, database) = (unique("sensors"), "readings".to_owned(), unique("iot"));
         let client = iggy.client().await;
-        ferry::iggy_link::ensure_topic(&client, &stream, &topic, partitions).await.expect("the topic is created");
+        ferry::iggy_client::ensure_topic(&client, &stream, &topic, partitions).await.expect("the topic is created");
         Some(Self { iggy, mongo, stream, topic, database })
     }
 
@@ -394,7 +394,7 @@ async fn a_missing_topic_is_an_error_unless_the_pipeline_asks_to_create_it() {
     };
     let missing = setup.pipeline("", "", false).replace("topic = \"readings\"", "topic = \"not-there\"");
     let outcome = RunningPipeline::start(parse(&missing)).task.await.unwrap();
-    let error = ferry::error_chain::error_chain(&outcome.unwrap_err());
+    let error = ferry::error::error_chain(&outcome.unwrap_err());
     assert!(error.contains("not-there does not exist; create it, or set `create = { partitions = N }`"), "{error}");
 
     let created = missing.replace("topic = \"not-there\"", "topic = \"not-there\"\ncreate = { partitions = 2 }");

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use ferry::config::{PipelineConfig, SinkConfig, SourceConfig};
-use ferry::error_chain::error_chain;
+use ferry::error::error_chain;
 use ferry_tests::guests;
 use ferry_tests::pipelines::{RunningPipeline, header, parse, read_topic, unique};
 use ferry_tests::servers::{IggyServer, MongoServer};
@@ -399,7 +399,7 @@ async fn lost_history_fails_clearly_and_restart_from_now_goes_on() {
     // rolled past it.
     let iggy = setup.iggy.client().await;
     let positions = ferry::source::mongodb::checkpoint_topic("changes");
-    ferry::iggy_link::ensure_topic(&iggy, &setup.stream, &positions, 1).await.unwrap();
+    ferry::iggy_client::ensure_topic(&iggy, &setup.stream, &positions, 1).await.unwrap();
     let lost = ferry::source::mongodb::ChangePosition::Stream {
         token: doc! { "_data": "826A0000000000000000" },
         cluster_time: Some((1, 1)),
@@ -541,7 +541,7 @@ async fn the_round_trip_pipelines_started_together_replicate_every_time() {
 async fn a_topic_without_partitions_yet_is_waited_for_then_used() {
     let Some(setup) = Setup::new("a_topic_without_partitions_yet_is_waited_for_then_used").await else { return };
     let iggy = setup.iggy.client().await;
-    ferry::iggy_link::ensure_topic(&iggy, &setup.stream, "changes", 0).await.unwrap();
+    ferry::iggy_client::ensure_topic(&iggy, &setup.stream, "changes", 0).await.unwrap();
     let source = format!("collection = \"readings\"\n{}", Setup::from_now());
     let pipeline = RunningPipeline::start(parse(&setup.pipeline(&source, "")));
     let readings = setup.collection("readings").await;

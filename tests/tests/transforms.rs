@@ -5,7 +5,8 @@ use std::time::{Duration, Instant};
 
 use bytesize::ByteSize;
 use ferry::config::{DirGrant, TransformConfig};
-use ferry::wasm::{Failure, RecordResult, TransformChain, TransformError, WasmRuntime};
+use ferry::record::{Failure, RecordResult};
+use ferry::wasm::{TransformChain, TransformError, WasmRuntime};
 use ferry_tests::guests;
 use ferry_tests::records::{batch, emitted, json, text};
 use serde_json::json;

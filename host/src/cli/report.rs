@@ -7,10 +7,10 @@ use std::io::Write;
 use bson::{Binary, Bson, spec::BinarySubtype};
 use serde::Serialize;
 
-use crate::document::{self, DocumentError};
-use crate::error_chain::error_chain;
+use crate::encoding::document::{self, DocumentError};
+use crate::error::error_chain;
 use crate::record::{Encoding, Record, Write as WriteKind};
-use crate::wasm::{OutputRef, RecordResult};
+use crate::record::{OutputRef, RecordResult};
 
 /// The report for one input line.
 #[derive(Debug, Serialize)]
@@ -204,7 +204,7 @@ impl Summary {
 mod tests {
     use super::*;
     use crate::record::Origin;
-    use crate::wasm::{Emitted, Failure};
+    use crate::record::{Emitted, Failure};
     use serde_json::json;
 
     /// The line a result is for: only an unchanged result reads it.

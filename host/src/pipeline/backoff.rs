@@ -6,8 +6,8 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::DeliveryConfig;
-use crate::error_chain::error_chain;
-use crate::service_error::ServiceError;
+use crate::error::ServiceError;
+use crate::error::error_chain;
 
 /// The wait was cut short by shutdown.
 #[derive(Debug, PartialEq, Eq)]

@@ -21,14 +21,15 @@ pub use stage_panic::StagePanic;
 pub use transform_stage::run_isolating;
 
 use crate::config::{DeliveryConfig, PipelineConfig, SinkConfig, SourceConfig};
-use crate::dead_letter::{DeadLetterSink, IggyDeadLetters};
-use crate::service_error::{ServiceError, with_timeout};
+use crate::error::{ServiceError, with_timeout};
+use crate::record::RecordResult;
 use crate::sink::Sink;
+use crate::sink::dead_letter::{DeadLetterSink, IggyDeadLetters};
 use crate::sink::iggy::IggySink;
 use crate::sink::mongodb::MongoSink;
 use crate::source::mongodb::PositionStore;
 use crate::source::{IggySource, MongoSource, Polled, Source};
-use crate::wasm::{EngineError, RecordResult, TransformChain, TransformError, WasmRuntime};
+use crate::wasm::{EngineError, TransformChain, TransformError, WasmRuntime};
 use transform_stage::Transformed;
 use writer::{Ack, PreparedFor, Writer};
 

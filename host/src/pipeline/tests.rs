@@ -11,12 +11,13 @@ use tokio_util::sync::CancellationToken;
 use super::writer::Writer;
 use super::{Counts, PipelineError, StagePanic, drive};
 use crate::config::DeliveryConfig;
-use crate::dead_letter::{DeadLetter, DeadLetterSink};
+use crate::error::ServiceError;
+use crate::record::RecordResult;
 use crate::record::{Batch, BatchSource, Encoding, Origin, Record};
-use crate::service_error::ServiceError;
+use crate::sink::dead_letter::{DeadLetter, DeadLetterSink};
 use crate::sink::{Prepare, Rejection, Sink};
 use crate::source::{Polled, Source};
-use crate::wasm::{RecordResult, TransformChain};
+use crate::wasm::TransformChain;
 
 /// What happened, in order, across all stand-ins.
 type Journal = Arc<Mutex<Vec<String>>>;

@@ -7,11 +7,12 @@
 
 use tokio::sync::mpsc;
 
-use crate::error_chain::error_chain;
+use crate::error::error_chain;
 use crate::record::Batch;
+use crate::record::{Failure, RecordResult};
 use crate::sink::Prepare;
 use crate::source::Polled;
-use crate::wasm::{Failure, RecordResult, TransformChain};
+use crate::wasm::TransformChain;
 
 /// A batch with one result per record, prepared for the sink.
 pub struct Transformed<C, P> {

@@ -10,14 +10,14 @@ use super::backoff::Backoff;
 use super::transform_stage::Transformed;
 use super::{Counts, PipelineError};
 use crate::config::DeliveryConfig;
-use crate::dead_letter::{DeadLetter, DeadLetterSink};
+use crate::error::{ServiceError, with_timeout};
 use crate::record::describe_position;
-use crate::service_error::{ServiceError, with_timeout};
+use crate::sink::dead_letter::{DeadLetter, DeadLetterSink};
 use crate::sink::{Prepare, Sink};
 
 /// What a sink's preparer makes of a batch.
 pub type PreparedFor<K> = <<K as Sink>::Prepare as Prepare>::Prepared;
-use crate::wasm::RecordResult;
+use crate::record::RecordResult;
 
 /// A batch written; its checkpoint may be committed.
 pub struct Ack<C> {

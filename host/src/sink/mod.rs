@@ -3,14 +3,15 @@
 //! error means nothing is known about the batch: it is retried whole, which
 //! idempotent writes make safe.
 
+pub mod dead_letter;
 pub mod iggy;
 pub mod mongodb;
 
 use std::future::Future;
 
+use crate::error::ServiceError;
 use crate::record::Batch;
-use crate::service_error::ServiceError;
-use crate::wasm::RecordResult;
+use crate::record::RecordResult;
 
 /// An input whose outputs cannot be written, whatever the retries.
 #[derive(Debug, Clone, PartialEq, Eq)]

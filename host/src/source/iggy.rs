@@ -20,9 +20,9 @@ use iggy::prelude::{
 use super::iggy_message::to_record;
 use super::{Polled, Source};
 use crate::config::{IggySourceConfig, StartPosition};
-use crate::iggy_link::{IggyLink, TopicOpener, named};
+use crate::error::ServiceError;
+use crate::iggy_client::{IggyLink, TopicOpener, named};
 use crate::record::{Batch, BatchSource, IggyTopic};
-use crate::service_error::ServiceError;
 
 /// The last offset of a written batch in one partition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -13,8 +13,8 @@ pub use iggy::{IggyCheckpoint, IggySource};
 pub use iggy_message::{KEY_HEADER, message_id_parts, to_record};
 pub use mongodb::MongoSource;
 
+use crate::error::ServiceError;
 use crate::record::Batch;
-use crate::service_error::ServiceError;
 
 /// A batch and the position to commit once it is written.
 pub struct Polled<C> {

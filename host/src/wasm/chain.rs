@@ -7,9 +7,9 @@
 //! written, so a record is never half-delivered.
 
 use super::error::TransformError;
-use super::result::{Emitted, Failure, RecordResult};
 use super::transform::Transform;
 use crate::record::{Batch, Header, Outcome, Output, Record, Write};
+use crate::record::{Emitted, Failure, RecordResult};
 
 /// Transforms in the order a pipeline file lists them.
 pub struct TransformChain {

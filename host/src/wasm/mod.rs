@@ -9,12 +9,10 @@ mod error;
 mod guest_output;
 mod host_state;
 mod limits;
-mod result;
 mod transform;
 
 pub use cache::{CacheOutcome, CompileCache};
 pub use chain::TransformChain;
 pub use engine::{EPOCH_TICK, EngineError, WasmRuntime};
 pub use error::{TransformError, WasmCause};
-pub use result::{Emitted, Failure, OutputRef, RecordResult};
 pub use transform::Transform;

@@ -85,7 +85,7 @@ impl IggyServer {
 
     /// A logged-in client.
     pub async fn client(&self) -> IggyClient {
-        ferry::iggy_link::connect(&self.connection()).await.expect("the test server accepts a client")
+        ferry::iggy_client::connect(&self.connection()).await.expect("the test server accepts a client")
     }
 
     /// Kills the server (keeping its data) and starts it again on the same
@@ -111,7 +111,7 @@ impl IggyServer {
     async fn wait_ready(&self) {
         let deadline = Instant::now() + START_DEADLINE;
         loop {
-            match ferry::iggy_link::connect(&self.connection()).await {
+            match ferry::iggy_client::connect(&self.connection()).await {
                 Ok(_) => return,
                 Err(error) if Instant::now() < deadline => {
                     let _ = error;

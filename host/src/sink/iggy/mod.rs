@@ -16,13 +16,13 @@ use sha2::{Digest, Sha256};
 
 use super::{Prepare, Rejection, Sink};
 use crate::config::{IggySinkConfig, PartitionBy};
-use crate::iggy_headers::Headers;
-use crate::iggy_link::{IggyLink, TopicOpener, named};
+use crate::error::ServiceError;
+use crate::iggy_client::Headers;
+use crate::iggy_client::{IggyLink, TopicOpener, named};
 use crate::record::{Batch, Operation, Origin, Record, position_id};
-use crate::service_error::ServiceError;
+use crate::record::{OutputRef, RecordResult};
 use crate::source::KEY_HEADER;
 use crate::source::mongodb::{ChangePosition, Relation, joined_pieces, partition_positions};
-use crate::wasm::{OutputRef, RecordResult};
 
 pub struct IggySink {
     config: IggySinkConfig,
@@ -290,8 +290,8 @@ fn route_hash(route: &[u8]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::record::Emitted;
     use crate::record::{BatchSource, ClusterTime, Encoding, Header, MongodbChange, Namespace};
-    use crate::wasm::Emitted;
 
     fn change(token: &str, document_key: &str) -> (Batch, ChangePosition) {
         let position = ChangePosition::Stream { token: bson::doc! { "_data": token }, cluster_time: Some((9, 1)) };

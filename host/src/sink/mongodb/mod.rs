@@ -13,9 +13,9 @@ pub use plan::{Op, PlannedWrite, plan};
 
 use super::{Prepare, Rejection, Sink};
 use crate::config::MongoSinkConfig;
+use crate::error::ServiceError;
 use crate::record::Batch;
-use crate::service_error::ServiceError;
-use crate::wasm::RecordResult;
+use crate::record::RecordResult;
 
 /// How long the driver looks for a usable server before an operation fails
 /// (and Ferry's retry loop logs and tries again), unless the URI says.

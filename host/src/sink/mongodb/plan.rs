@@ -9,12 +9,12 @@ use bson::raw::cstr;
 use bson::spec::BinarySubtype;
 use bson::{Binary, Bson, DateTime, Document, RawBson, RawDocumentBuf, doc};
 
-use crate::bson_frame::{close, elements, open};
 use crate::config::{MongoSinkConfig, WriteMode, collection_name_problem};
-use crate::document::to_raw_document;
+use crate::encoding::bson_frame::{close, elements, open};
+use crate::encoding::document::to_raw_document;
 use crate::record::{Batch, BatchSource, Encoding, Origin, Record, Write, position_id};
+use crate::record::{OutputRef, RecordResult};
 use crate::sink::Rejection;
-use crate::wasm::{OutputRef, RecordResult};
 
 /// MongoDB's limit on one document.
 const MAX_DOCUMENT_BYTES: usize = 16 * 1024 * 1024;
@@ -139,7 +139,7 @@ fn plan_output<'a>(
 fn document(output: OutputRef) -> Result<RawDocumentBuf, String> {
     match output.encoding {
         Encoding::Json | Encoding::Bson => {
-            to_raw_document(output.payload, output.encoding).map_err(|error| crate::error_chain::error_chain(&error))
+            to_raw_document(output.payload, output.encoding).map_err(|error| crate::error::error_chain(&error))
         }
         Encoding::Text => match String::from_utf8(output.payload.to_vec()) {
             Ok(text) => checked_raw(&doc! { "payload": text }),
@@ -267,8 +267,8 @@ fn checked_raw(document: &Document) -> Result<RawDocumentBuf, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::record::{Emitted, Failure};
     use crate::record::{Header, IggyPosition, IggyTopic, MessageId};
-    use crate::wasm::{Emitted, Failure};
 
     fn config() -> MongoSinkConfig {
         MongoSinkConfig {

@@ -14,8 +14,8 @@ use bson::{Document, RawDocumentBuf, doc, rawdoc};
 use mongodb::Database;
 
 use super::plan::{Op, PlannedWrite};
-use crate::bson_frame::{close, elements, open};
-use crate::service_error::{ServiceError, mongo_code_is_transient};
+use crate::encoding::bson_frame::{close, elements, open};
+use crate::error::{ServiceError, mongo_code_is_transient};
 use crate::sink::Rejection;
 
 /// MongoDB's duplicate-key error code.

@@ -16,7 +16,7 @@ use mongodb::error::{Error, ErrorKind};
 use mongodb::raw_batch_cursor::{RawBatch, RawBatchCursor};
 
 use crate::config::{FullDocument, FullDocumentBeforeChange, MongoSourceConfig};
-use crate::error_chain::error_chain;
+use crate::error::error_chain;
 
 /// The server's code for a cursor it no longer has (it timed out, or the
 /// server restarted): resumable, like network errors.

@@ -8,9 +8,9 @@ use bson::{Document, RawDocument, RawDocumentBuf, doc};
 
 use super::position::{ChangePosition, pieces};
 use crate::config::EventFormat;
-use crate::error_chain::error_chain;
+use crate::encoding::relaxed_json::{json_buffer, to_relaxed_json, to_relaxed_json_text, write_member};
+use crate::error::error_chain;
 use crate::record::{ClusterTime, Encoding, Header, MongodbChange, Namespace, Operation, Origin, Record};
-use crate::relaxed_json::{json_buffer, to_relaxed_json, to_relaxed_json_text, write_member};
 
 /// The record for one change event. The event stays in its BSON bytes: its
 /// fields are found in the same pass that writes the JSON payload, and the

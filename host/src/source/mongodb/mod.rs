@@ -24,8 +24,8 @@ pub use positions_store::{PositionStore, checkpoint_topic, partition_positions};
 
 use super::{Polled, Source};
 use crate::config::{HistoryLost, MongoSourceConfig, StreamStart};
+use crate::error::ServiceError;
 use crate::record::{Batch, BatchSource, Record};
-use crate::service_error::ServiceError;
 use change_stream::{ChangeStream, StreamFrom, is_resumable};
 
 /// Error codes meaning the stored resume point is gone: InvalidResumeToken,

@@ -10,7 +10,7 @@ use bson::{Bson, Document};
 use iggy::prelude::{HeaderKey, HeaderValue};
 use serde_json::{Value, json};
 
-use crate::relaxed_json::to_relaxed_json_text;
+use crate::encoding::relaxed_json::to_relaxed_json_text;
 
 /// Headers holding a position: `ferry-position-0`, `-1`, …
 pub const POSITION_HEADER: &str = "ferry-position";

@@ -16,9 +16,9 @@ use iggy::prelude::{Consumer, IggyClient, IggyMessage, MessageClient, Partitioni
 
 use super::position::ChangePosition;
 use crate::config::IggyConnection;
-use crate::iggy_headers::Headers;
-use crate::iggy_link::{IggyLink, ensure_topic, named};
-use crate::service_error::ServiceError;
+use crate::error::ServiceError;
+use crate::iggy_client::Headers;
+use crate::iggy_client::{IggyLink, ensure_topic, named};
 
 /// How often a checkpoint is written while batches keep committing.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(10);

@@ -14,7 +14,7 @@ use std::fmt;
 use bson::{Bson, RawDocumentBuf, doc};
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
-use crate::bson_frame::{close, open};
+use crate::encoding::bson_frame::{close, open};
 
 const DOUBLE: u8 = 0x01;
 const STRING: u8 = 0x02;

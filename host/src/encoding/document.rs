@@ -3,7 +3,7 @@
 
 use bson::{Bson, Document, RawDocument, RawDocumentBuf};
 
-use crate::json_to_bson::json_to_bson;
+use crate::encoding::json_to_bson::json_to_bson;
 
 use crate::record::Encoding;
 

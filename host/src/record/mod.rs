@@ -1,13 +1,17 @@
-//! The records Ferry moves, as the WIT contract defines them.
+//! The records Ferry moves, as the WIT contract defines them, and what the
+//! transform chain makes of each (`result`).
 //!
-//! Sources build these, transforms see them, sinks write what comes out. They
-//! are the generated contract types themselves, so a batch crosses into the
-//! WebAssembly guest without being copied into another shape first.
+//! Sources build records, transforms see them, sinks write what comes out.
+//! They are the generated contract types themselves, so a batch crosses into
+//! the WebAssembly guest without being copied into another shape first.
+
+mod result;
 
 pub use crate::wasm::bindings::types::{
     Batch, BatchSource, ClusterTime, Encoding, Header, IggyPosition, IggyTopic, MessageId, MongodbChange, Namespace,
     Operation, Origin, Outcome, Output, Record, Write,
 };
+pub use result::{Emitted, Failure, OutputRef, RecordResult};
 
 /// A record's position as Ferry writes it into ids: for Iggy
 /// `stream:topic:partition:offset`, for a change stream

@@ -1,6 +1,6 @@
 //! What the chain makes of each input record, and how sinks read it.
 
-use crate::record::{Encoding, Header, Record, Write};
+use super::{Encoding, Header, Record, Write};
 
 /// What became of one input record after the whole chain.
 #[derive(Debug, Clone, PartialEq)]
@@ -91,7 +91,7 @@ impl RecordResult {
 
     /// Adds an output of the last transform to a result that is not a
     /// failure.
-    pub(super) fn push(&mut self, emitted: Emitted) {
+    pub(crate) fn push(&mut self, emitted: Emitted) {
         match self {
             Self::Emitted(outputs) => outputs.push(emitted),
             Self::Dropped => *self = Self::Emitted(vec![emitted]),

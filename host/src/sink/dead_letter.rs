@@ -14,10 +14,10 @@ use iggy::prelude::{Identifier, IggyMessage, MessageClient, Partitioning};
 use sha2::{Digest, Sha256};
 
 use crate::config::IggyConnection;
-use crate::iggy_headers::Headers;
-use crate::iggy_link::{IggyLink, ensure_topic, named};
+use crate::error::ServiceError;
+use crate::iggy_client::Headers;
+use crate::iggy_client::{IggyLink, ensure_topic, named};
 use crate::record::{Batch, Record, describe_position, position_id};
-use crate::service_error::ServiceError;
 use crate::source::KEY_HEADER;
 
 /// Iggy refuses empty payloads; an empty record is sent as this, flagged.
@@ -130,7 +130,7 @@ mod tests {
     use iggy::prelude::HeaderKey;
 
     use super::*;
-    use crate::iggy_headers::MAX_HEADER_VALUE;
+    use crate::iggy_client::MAX_HEADER_VALUE;
     use crate::record::{BatchSource, Encoding, Header, IggyPosition, IggyTopic, MessageId, Origin};
 
     fn batch(payload: &[u8]) -> Batch {

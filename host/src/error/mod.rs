@@ -1,0 +1,8 @@
+//! Errors shared across the pipeline: failures talking to a server (and
+//! which of them are transient), and errors written as one line.
+
+mod chain;
+mod service;
+
+pub use chain::error_chain;
+pub use service::{BoxError, ServiceError, mongo_code_is_transient, with_timeout};

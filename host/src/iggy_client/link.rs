@@ -1,0 +1,131 @@
+//! One connection to an Iggy server, made lazily and remade after failures.
+//!
+//! After a server restart the SDK's socket may come back without a session
+//! (or a consumer-group membership), so rather than patch a broken client
+//! Ferry drops it and connects, logs in and re-joins afresh.
+
+use iggy::prelude::{
+    Client, CompressionAlgorithm, Identifier, IggyClient, IggyDuration, IggyError, IggyExpiry, MaxTopicSize,
+    StreamClient, TopicClient, UserClient,
+};
+
+use crate::config::IggyConnection;
+use crate::error::ServiceError;
+
+/// How often the SDK itself retries a dropped socket before reporting it;
+/// Ferry's own retry loop (with backoff and logging) takes over after that.
+const SDK_RECONNECT_RETRIES: u32 = 2;
+
+/// A lazily connected, logged-in client.
+pub struct IggyLink {
+    connection: IggyConnection,
+    client: Option<IggyClient>,
+}
+
+impl IggyLink {
+    pub fn new(connection: IggyConnection) -> Self {
+        Self { connection, client: None }
+    }
+
+    pub fn address(&self) -> &str {
+        &self.connection.address
+    }
+
+    /// The client, connecting and logging in first if needed. The flag is
+    /// true when this call made a new connection.
+    pub async fn client(&mut self) -> Result<(&IggyClient, bool), ServiceError> {
+        let fresh = self.client.is_none();
+        if fresh {
+            let client = connect(&self.connection).await?;
+            self.client = Some(client);
+        }
+        Ok((self.client.as_ref().expect("connected above"), fresh))
+    }
+
+    /// Forgets the client after a failure; the next call reconnects.
+    pub async fn reset(&mut self) {
+        if let Some(client) = self.client.take() {
+            let _ = client.shutdown().await;
+        }
+    }
+}
+
+impl Drop for IggyLink {
+    /// Closes the connection even when the owner is dropped mid-flight (a
+    /// cancelled task): the SDK keeps background tasks that would otherwise
+    /// hold the socket, and with it a consumer-group membership, open.
+    fn drop(&mut self) {
+        if let (Some(client), Ok(runtime)) = (self.client.take(), tokio::runtime::Handle::try_current()) {
+            runtime.spawn(async move {
+                let _ = client.shutdown().await;
+            });
+        }
+    }
+}
+
+/// Connects over TCP and logs in.
+pub async fn connect(connection: &IggyConnection) -> Result<IggyClient, ServiceError> {
+    let what = || format!("connecting to Iggy at {}", connection.address);
+    let mut builder = IggyClient::builder()
+        .with_tcp()
+        .with_server_address(connection.address.clone())
+        .with_reconnection_max_retries(Some(SDK_RECONNECT_RETRIES))
+        .with_reconnection_interval(IggyDuration::from(std::time::Duration::from_millis(500)))
+        .with_no_delay();
+    if let Some(tls) = &connection.tls {
+        builder = builder.with_tls_enabled(true);
+        if let Some(domain) = &tls.domain {
+            builder = builder.with_tls_domain(domain.clone());
+        }
+        if let Some(ca_file) = &tls.ca_file {
+            builder = builder.with_tls_ca_file(ca_file.clone());
+        }
+    }
+    let client = builder.build().map_err(|error| ServiceError::iggy(what(), error))?;
+    client.connect().await.map_err(|error| ServiceError::iggy(what(), error))?;
+    client
+        .login_user(&connection.username, &connection.password)
+        .await
+        .map_err(|error| ServiceError::iggy(format!("logging in to Iggy as {}", connection.username), error))?;
+    Ok(client)
+}
+
+/// An Iggy identifier from a stream, topic or group name.
+pub fn named(name: &str) -> Result<Identifier, ServiceError> {
+    Identifier::named(name).map_err(|error| ServiceError::iggy(format!("{name:?} is not a valid Iggy name"), error))
+}
+
+/// Creates `stream` and `topic` (with `partitions`) unless they exist.
+pub async fn ensure_topic(client: &IggyClient, stream: &str, topic: &str, partitions: u32) -> Result<(), ServiceError> {
+    let stream_id = named(stream)?;
+    let what = |action: &str| format!("{action} Iggy stream {stream:?}");
+    let existing = client.get_stream(&stream_id).await.map_err(|error| ServiceError::iggy(what("reading"), error))?;
+    if existing.is_none() {
+        match client.create_stream(stream).await {
+            Ok(_) | Err(IggyError::StreamNameAlreadyExists(_)) => {}
+            Err(error) => return Err(ServiceError::iggy(what("creating"), error)),
+        }
+    }
+    let topic_id = named(topic)?;
+    let what = |action: &str| format!("{action} Iggy topic {stream}/{topic}");
+    let existing =
+        client.get_topic(&stream_id, &topic_id).await.map_err(|error| ServiceError::iggy(what("reading"), error))?;
+    if existing.is_none() {
+        let created = client
+            .create_topic(
+                &stream_id,
+                topic,
+                partitions,
+                CompressionAlgorithm::None,
+                None,
+                IggyExpiry::NeverExpire,
+                MaxTopicSize::ServerDefault,
+            )
+            .await;
+        match created {
+            Ok(_) | Err(IggyError::TopicNameAlreadyExists(..)) => {}
+            Err(error) => return Err(ServiceError::iggy(what("creating"), error)),
+        }
+    }
+    Ok(())
+}

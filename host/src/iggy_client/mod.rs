@@ -1,0 +1,12 @@
+//! Ferry's link to Iggy, shared by the Iggy source, the Iggy sink, the
+//! dead-letter topic and the change-stream positions: a connection made
+//! lazily and remade after failures, topics opened (or created) with
+//! their partitions, and message headers in Iggy's wire form.
+
+mod headers;
+mod link;
+mod topic;
+
+pub use headers::{Headers, MAX_HEADER_VALUE};
+pub use link::{IggyLink, connect, ensure_topic, named};
+pub use topic::{OpenTopic, TopicOpener};
