@@ -10,6 +10,7 @@
 //! [`error`] decides which failures are transient, and [`cli`] holds the
 //! commands of the `ferry` binary.
 
+pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod encoding;
@@ -17,6 +18,8 @@ pub mod error;
 pub mod iggy_client;
 pub mod pipeline;
 pub mod record;
+pub mod runner;
 pub mod sink;
 pub mod source;
+pub mod telemetry;
 pub mod wasm;

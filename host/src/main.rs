@@ -6,7 +6,6 @@ use std::process::ExitCode;
 use clap::Parser;
 use ferry::cli::{Cli, Context, Verdict};
 use tokio_util::sync::CancellationToken;
-use tracing_subscriber::EnvFilter;
 
 // Ferry allocates and frees small buffers for every record; mimalloc does
 // that with a fraction of glibc malloc's CPU (measured with the pipeline bench).
@@ -15,10 +14,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_env("FERRY_LOG").unwrap_or_else(|_| EnvFilter::new("info")))
-        .with_writer(std::io::stderr)
-        .init();
+    cli.global.init_logging();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -32,6 +28,8 @@ fn main() -> ExitCode {
     let result = cli.execute(&mut std::io::stdout().lock(), &context);
     match result {
         Ok(Verdict::Success) => ExitCode::SUCCESS,
+        // A record failed (`ferry test`), or a pipeline stopped on an error
+        // (`ferry run`, which says which).
         Ok(Verdict::Failure) => ExitCode::from(1),
         Err(error) => {
             eprintln!("error: {:#}", anyhow::Error::from(error));

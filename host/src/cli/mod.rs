@@ -2,6 +2,7 @@
 //! them. `main.rs` only adds logging, signals and exit codes.
 
 mod golden;
+mod logging;
 mod report;
 mod run_command;
 mod test_command;
@@ -12,12 +13,15 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-pub use run_command::RunArgs;
+pub use logging::LogFormat;
+pub use run_command::{AdminAddress, DEFAULT_ADMIN, RunArgs};
 pub use test_command::TestArgs;
 pub use validate_command::ValidateArgs;
 
+use crate::admin::AdminError;
 use crate::config::ConfigError;
 use crate::pipeline::PipelineError;
+use crate::runner::FilesError;
 use crate::wasm::{CompileCache, EngineError, TransformError, WasmRuntime};
 
 /// Moves data between Apache Iggy and MongoDB through WebAssembly transforms.
@@ -39,15 +43,18 @@ pub struct GlobalArgs {
     /// Compile transforms every time instead of using the cache.
     #[arg(long, global = true)]
     pub no_cache: bool,
+    /// How log lines are written to stderr (`FERRY_LOG` sets the level).
+    #[arg(long, global = true, env = "FERRY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run a pipeline until SIGINT or SIGTERM.
+    /// Run pipelines until SIGINT or SIGTERM.
     Run(RunArgs),
     /// Run transforms over a JSON-lines file, without any server.
     Test(TestArgs),
-    /// Check a pipeline file, load its transforms and run their config checks.
+    /// Check pipeline files, load their transforms and run their config checks.
     Validate(ValidateArgs),
 }
 
@@ -71,6 +78,10 @@ pub enum CliError {
     Transform(#[from] TransformError),
     #[error(transparent)]
     Pipeline(#[from] PipelineError),
+    #[error(transparent)]
+    Files(#[from] FilesError),
+    #[error(transparent)]
+    Admin(#[from] AdminError),
     #[error("{0}")]
     Usage(String),
     #[error("cannot read {}", path.display())]
@@ -110,6 +121,11 @@ impl Cli {
 }
 
 impl GlobalArgs {
+    /// Installs the logger these options ask for.
+    pub fn init_logging(&self) {
+        logging::init(self.log_format);
+    }
+
     /// The WebAssembly runtime these options ask for.
     pub fn runtime(&self) -> Result<WasmRuntime, EngineError> {
         let cache = match self.no_cache {

@@ -1,25 +1,30 @@
-//! `ferry validate`: everything short of connecting to a server.
+//! `ferry validate`: everything short of connecting to a server, for the
+//! same files and folders `ferry run` takes.
 
 use std::io::Write;
 use std::path::PathBuf;
 
 use super::{CliError, GlobalArgs, Verdict};
-use crate::config::PipelineConfig;
+use crate::runner;
 use crate::wasm::TransformChain;
 
 #[derive(Debug, clap::Args)]
 pub struct ValidateArgs {
-    /// The pipeline file.
-    pub pipeline: PathBuf,
+    /// Pipeline files, or folders of them (every *.toml inside).
+    #[arg(required = true, value_name = "FILE|DIR")]
+    pub pipelines: Vec<PathBuf>,
 }
 
 pub(super) fn run(args: &ValidateArgs, global: &GlobalArgs, out: &mut dyn Write) -> Result<Verdict, CliError> {
-    let config = PipelineConfig::load(&args.pipeline)?;
+    let files = runner::load_all(&args.pipelines)?;
     let runtime = global.runtime()?;
-    let transforms = config.transforms.iter().map(|transform| runtime.load(transform)).collect::<Result<_, _>>()?;
-    TransformChain::new(transforms).start()?;
-    let count = config.transforms.len();
-    let plural = if count == 1 { "" } else { "s" };
-    writeln!(out, "{}: pipeline {:?} is valid ({count} transform{plural})", args.pipeline.display(), config.name)?;
+    for file in &files {
+        let config = &file.config;
+        let transforms = config.transforms.iter().map(|transform| runtime.load(transform)).collect::<Result<_, _>>()?;
+        TransformChain::new(transforms).start()?;
+        let count = config.transforms.len();
+        let plural = if count == 1 { "" } else { "s" };
+        writeln!(out, "{}: pipeline {:?} is valid ({count} transform{plural})", file.path.display(), config.name)?;
+    }
     Ok(Verdict::Success)
 }

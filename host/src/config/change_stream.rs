@@ -9,7 +9,7 @@ use super::problems::Problems;
 use super::sink::collection_name_problem;
 
 /// Read a change stream of a collection, a database or the deployment.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MongoSourceConfig {
     /// A MongoDB connection string (change streams need a replica set).

@@ -8,7 +8,7 @@ use super::problems::Problems;
 
 /// Where failed records go. Connection fields default to the pipeline's own
 /// Iggy connection.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeadLetterConfig {
     pub stream: String,

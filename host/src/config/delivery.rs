@@ -7,7 +7,7 @@ use serde::Deserialize;
 use super::defaults;
 use super::problems::Problems;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeliveryConfig {
     /// Batches between the source and the sink at once.

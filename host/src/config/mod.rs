@@ -29,7 +29,7 @@ pub use source::{IggySourceConfig, PayloadFormat, SourceConfig, StartPosition};
 pub use transform::{DirGrant, Grants, TransformConfig};
 
 /// A whole pipeline file.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PipelineConfig {
     /// Names the pipeline in logs and dead-letter records.

@@ -8,7 +8,7 @@ use super::problems::Problems;
 
 /// The one sink of a pipeline, named by its table: `[sink.mongodb]` or
 /// `[sink.iggy]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SinkConfig {
     Mongodb(MongoSinkConfig),
@@ -16,7 +16,7 @@ pub enum SinkConfig {
 }
 
 /// Produce messages to an Iggy topic.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IggySinkConfig {
     #[serde(default = "defaults::iggy_address")]
@@ -73,7 +73,7 @@ impl IggySinkConfig {
 }
 
 /// Write documents to MongoDB.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MongoSinkConfig {
     /// A MongoDB connection string.

@@ -10,7 +10,7 @@ use super::problems::Problems;
 
 /// The one source of a pipeline, named by its table: `[source.iggy]` or
 /// `[source.mongodb]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SourceConfig {
     Iggy(IggySourceConfig),
@@ -18,7 +18,7 @@ pub enum SourceConfig {
 }
 
 /// Consume an Iggy topic as a member of a consumer group.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IggySourceConfig {
     #[serde(default = "defaults::iggy_address")]

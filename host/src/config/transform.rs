@@ -17,7 +17,7 @@ const MIN_MEMORY_LIMIT: ByteSize = ByteSize::mib(1);
 const MAX_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// One transform, as written in a pipeline file.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TransformConfig {
     /// Names the transform in logs, errors and dead-letter records.
@@ -39,7 +39,7 @@ pub struct TransformConfig {
 }
 
 /// Capabilities a pipeline grants a transform. All are off by default.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Grants {
     /// Send the guest's stdout and stderr to Ferry's log (panic messages
@@ -58,7 +58,7 @@ pub struct Grants {
 }
 
 /// A host directory made visible inside the guest.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DirGrant {
     /// The directory on the host; a relative path is relative to the

@@ -1,6 +1,9 @@
-//! Errors as one line for logs, dead letters and reports.
+//! Errors as one line for logs, dead letters, status and reports.
 
-/// An error and its causes: "a: b: c".
+use super::redact::redact;
+
+/// An error and its causes: "a: b: c", with any password a connection
+/// string in it carries taken out.
 pub fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
@@ -9,7 +12,10 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
         text.push_str(&cause.to_string());
         source = cause.source();
     }
-    text
+    match redact(&text) {
+        std::borrow::Cow::Borrowed(_) => text,
+        std::borrow::Cow::Owned(redacted) => redacted,
+    }
 }
 
 #[cfg(test)]
@@ -21,5 +27,12 @@ mod tests {
         let inner = std::io::Error::other("disk full");
         let outer = crate::config::ConfigError::Read { path: "p.toml".into(), source: inner };
         assert_eq!(error_chain(&outer), "cannot read pipeline file p.toml: disk full");
+    }
+
+    #[test]
+    fn given_a_cause_quoting_a_connection_string_then_its_password_is_gone() {
+        let inner = std::io::Error::other("refused by mongodb://ferry:s3cret@db:27017");
+        let outer = crate::config::ConfigError::Read { path: "p.toml".into(), source: inner };
+        assert_eq!(error_chain(&outer), "cannot read pipeline file p.toml: refused by mongodb://ferry:***@db:27017");
     }
 }

@@ -2,7 +2,9 @@
 //! which of them are transient), and errors written as one line.
 
 mod chain;
+mod redact;
 mod service;
 
 pub use chain::error_chain;
-pub use service::{BoxError, ServiceError, mongo_code_is_transient, with_timeout};
+pub use redact::redact;
+pub use service::{BoxError, FailureKind, ServiceError, mongo_code_is_transient, with_timeout};

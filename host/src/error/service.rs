@@ -15,33 +15,74 @@ pub struct ServiceError {
     pub what: String,
     /// Whether retrying later can succeed.
     pub transient: bool,
+    /// Which kind of failure it was, for metrics.
+    pub kind: FailureKind,
     #[source]
     pub cause: BoxError,
 }
 
+/// Which kind of failure a [`ServiceError`] is: the `cause` label of the
+/// retry counter, so a small fixed set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// Iggy refused the call, or could not be reached.
+    Iggy,
+    /// MongoDB refused the call, or could not be reached.
+    Mongodb,
+    /// No answer within the call's deadline.
+    Timeout,
+    /// The server is not ready for this yet.
+    NotReady,
+    Other,
+}
+
+impl FailureKind {
+    pub const ALL: [FailureKind; 5] =
+        [FailureKind::Iggy, FailureKind::Mongodb, FailureKind::Timeout, FailureKind::NotReady, FailureKind::Other];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::Iggy => "iggy",
+            FailureKind::Mongodb => "mongodb",
+            FailureKind::Timeout => "timeout",
+            FailureKind::NotReady => "not_ready",
+            FailureKind::Other => "other",
+        }
+    }
+}
+
 impl ServiceError {
     pub fn iggy(what: impl Into<String>, error: IggyError) -> Self {
-        Self { what: what.into(), transient: iggy_is_transient(&error), cause: Box::new(error) }
+        let transient = iggy_is_transient(&error);
+        Self { what: what.into(), transient, kind: FailureKind::Iggy, cause: Box::new(error) }
     }
 
     pub fn mongo(what: impl Into<String>, error: mongodb::error::Error) -> Self {
-        Self { what: what.into(), transient: mongo_is_transient(&error), cause: Box::new(error) }
+        let transient = mongo_is_transient(&error);
+        Self { what: what.into(), transient, kind: FailureKind::Mongodb, cause: Box::new(error) }
+    }
+
+    /// MongoDB answered, but with a failure that retrying can clear (a
+    /// write concern not yet satisfied, a transient write error).
+    pub fn mongo_transient(what: impl Into<String>, cause: impl Into<BoxError>) -> Self {
+        Self { what: what.into(), transient: true, kind: FailureKind::Mongodb, cause: cause.into() }
     }
 
     /// A call that took longer than `limit`; retrying may well succeed.
     pub fn timed_out(what: impl Into<String>, limit: std::time::Duration) -> Self {
-        Self { what: what.into(), transient: true, cause: format!("no answer within {limit:?}").into() }
+        let cause = format!("no answer within {limit:?}").into();
+        Self { what: what.into(), transient: true, kind: FailureKind::Timeout, cause }
     }
 
     /// A server that is not ready for this yet (say, a topic still being
     /// created); asking again later can succeed.
     pub fn not_yet(what: impl Into<String>, cause: impl Into<BoxError>) -> Self {
-        Self { what: what.into(), transient: true, cause: cause.into() }
+        Self { what: what.into(), transient: true, kind: FailureKind::NotReady, cause: cause.into() }
     }
 
     /// A failure that retrying cannot fix.
     pub fn fatal(what: impl Into<String>, cause: impl Into<BoxError>) -> Self {
-        Self { what: what.into(), transient: false, cause: cause.into() }
+        Self { what: what.into(), transient: false, kind: FailureKind::Other, cause: cause.into() }
     }
 }
 

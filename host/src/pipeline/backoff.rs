@@ -1,5 +1,5 @@
-//! Capped exponential backoff for transient failures: Ferry waits, logs,
-//! and tries again for as long as it runs, holding its position.
+//! Capped exponential backoff for transient failures: Ferry waits, reports
+//! the retry, and tries again for as long as it runs, holding its position.
 
 use std::time::Duration;
 
@@ -7,7 +7,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::DeliveryConfig;
 use crate::error::ServiceError;
-use crate::error::error_chain;
+use crate::telemetry::events::RetryScheduled;
+use crate::telemetry::{PipelineTelemetry, Stage};
 
 /// The wait was cut short by shutdown.
 #[derive(Debug, PartialEq, Eq)]
@@ -18,11 +19,19 @@ pub struct Backoff {
     max: Duration,
     next: Duration,
     attempts: u32,
+    /// Where retries are reported.
+    telemetry: PipelineTelemetry,
 }
 
 impl Backoff {
-    pub fn new(delivery: &DeliveryConfig) -> Self {
-        Self { initial: delivery.retry_initial, max: delivery.retry_max, next: delivery.retry_initial, attempts: 0 }
+    pub fn new(delivery: &DeliveryConfig, telemetry: &PipelineTelemetry) -> Self {
+        Self {
+            initial: delivery.retry_initial,
+            max: delivery.retry_max,
+            next: delivery.retry_initial,
+            attempts: 0,
+            telemetry: telemetry.clone(),
+        }
     }
 
     /// The pause before the next attempt; each call doubles it, up to the cap.
@@ -39,10 +48,16 @@ impl Backoff {
         self.attempts = 0;
     }
 
-    /// Logs `error` and sleeps the next delay, unless shutdown comes first.
-    pub async fn wait(&mut self, error: &ServiceError, shutdown: &CancellationToken) -> Result<(), Interrupted> {
+    /// Reports `error` (which `stage` met) and sleeps the next delay,
+    /// unless shutdown comes first.
+    pub async fn wait(
+        &mut self,
+        stage: Stage,
+        error: &ServiceError,
+        shutdown: &CancellationToken,
+    ) -> Result<(), Interrupted> {
         let delay = self.next_delay();
-        tracing::warn!(attempt = self.attempts, retry_in = ?delay, "{}", error_chain(error));
+        RetryScheduled { stage, error, attempt: self.attempts, delay }.emit(&self.telemetry);
         tokio::select! {
             () = tokio::time::sleep(delay) => Ok(()),
             () = shutdown.cancelled() => Err(Interrupted),
@@ -61,7 +76,7 @@ mod tests {
             retry_max: Duration::from_millis(350),
             ..DeliveryConfig::default()
         };
-        let mut backoff = Backoff::new(&delivery);
+        let mut backoff = Backoff::new(&delivery, &PipelineTelemetry::detached("p"));
         let delays: Vec<u128> = (0..4).map(|_| backoff.next_delay().as_millis()).collect();
         assert_eq!(delays, [100, 200, 350, 350]);
         backoff.reset();
@@ -70,11 +85,14 @@ mod tests {
 
     #[tokio::test]
     async fn given_shutdown_then_the_wait_ends_early() {
-        let mut backoff =
-            Backoff::new(&DeliveryConfig { retry_initial: Duration::from_secs(60), ..DeliveryConfig::default() });
+        let delivery = DeliveryConfig { retry_initial: Duration::from_secs(60), ..DeliveryConfig::default() };
+        let telemetry = PipelineTelemetry::detached("p");
+        let mut backoff = Backoff::new(&delivery, &telemetry);
         let shutdown = CancellationToken::new();
         shutdown.cancel();
-        let error = ServiceError::fatal("test", "boom");
-        assert_eq!(backoff.wait(&error, &shutdown).await, Err(Interrupted));
+        let error = ServiceError::not_yet("writing", "no primary");
+        assert_eq!(backoff.wait(Stage::Write, &error, &shutdown).await, Err(Interrupted));
+        let status = telemetry.status();
+        assert_eq!(status.failing["write"].message, "writing: no primary", "the retry is in the status");
     }
 }

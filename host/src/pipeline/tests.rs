@@ -17,6 +17,7 @@ use crate::record::{Batch, BatchSource, Encoding, Origin, Record};
 use crate::sink::dead_letter::{DeadLetter, DeadLetterSink};
 use crate::sink::{Prepare, Rejection, Sink};
 use crate::source::{Polled, Source};
+use crate::telemetry::{PipelineTelemetry, State};
 use crate::wasm::TransformChain;
 
 /// What happened, in order, across all stand-ins.
@@ -64,6 +65,10 @@ impl ScriptedSource {
 impl Source for ScriptedSource {
     type Checkpoint = u64;
 
+    async fn connect(&mut self) -> Result<(), ServiceError> {
+        Ok(())
+    }
+
     async fn poll(&mut self) -> Result<Option<Polled<u64>>, ServiceError> {
         Ok(self.batches.pop_front().map(|batch| {
             self.polled += 1;
@@ -89,6 +94,8 @@ impl Source for ScriptedSource {
 /// panics the write (or the preparation on the transform thread).
 struct ScriptedSink {
     transient_failures: usize,
+    /// Connecting fails this many times first.
+    unreachable_for: usize,
     permanent: bool,
     panic_writing: Option<&'static str>,
     panic_preparing: Option<&'static str>,
@@ -99,6 +106,7 @@ impl ScriptedSink {
     fn new(journal: &Journal) -> Self {
         Self {
             transient_failures: 0,
+            unreachable_for: 0,
             permanent: false,
             panic_writing: None,
             panic_preparing: None,
@@ -118,6 +126,16 @@ impl Sink for ScriptedSink {
         NothingToPrepare { panic_on: self.panic_preparing }
     }
 
+    async fn connect(&mut self) -> Result<(), ServiceError> {
+        if self.unreachable_for > 0 {
+            self.unreachable_for -= 1;
+            note(&self.journal, "connect failed");
+            return Err(ServiceError::mongo_transient("reaching the sink", "connection refused"));
+        }
+        note(&self.journal, "connected");
+        Ok(())
+    }
+
     async fn write(&mut self, batch: &Batch, results: &[RecordResult], _: &()) -> Result<Vec<Rejection>, ServiceError> {
         if holds(batch, self.panic_writing) {
             let partitions: Vec<u32> = Vec::new();
@@ -129,7 +147,7 @@ impl Sink for ScriptedSink {
         if self.transient_failures > 0 {
             self.transient_failures -= 1;
             note(&self.journal, "write failed");
-            return Err(ServiceError { what: "writing".into(), transient: true, cause: "no primary".into() });
+            return Err(ServiceError::mongo_transient("writing", "no primary"));
         }
         let mut rejections = Vec::new();
         for (input, (record, result)) in batch.records.iter().zip(results).enumerate() {
@@ -189,9 +207,22 @@ async fn run(
     dead_letters: Option<MemoryDeadLetters>,
     done: impl Fn(&[String]) -> bool,
 ) -> (Result<Counts, PipelineError>, Vec<String>) {
+    let (outcome, events, _) = run_observed(source, sink, dead_letters, done).await;
+    (outcome, events)
+}
+
+/// As `run`, also giving the pipeline's telemetry.
+async fn run_observed(
+    source: ScriptedSource,
+    sink: ScriptedSink,
+    dead_letters: Option<MemoryDeadLetters>,
+    done: impl Fn(&[String]) -> bool,
+) -> (Result<Counts, PipelineError>, Vec<String>, PipelineTelemetry) {
     let journal = source.journal.clone();
     let shutdown = CancellationToken::new();
-    let writer = Writer { pipeline: "p".into(), sink, dead_letters, delivery: delivery() };
+    let telemetry = PipelineTelemetry::detached("p");
+    let writer =
+        Writer { pipeline: "p".into(), sink, dead_letters, delivery: delivery(), telemetry: telemetry.clone() };
     let task = tokio::spawn(drive(source, TransformChain::new(Vec::new()), writer, delivery(), shutdown.clone()));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while !done(&events(&journal)) && !task.is_finished() {
@@ -199,7 +230,7 @@ async fn run(
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     shutdown.cancel();
-    (task.await.unwrap(), events(&journal))
+    (task.await.unwrap(), events(&journal), telemetry)
 }
 
 fn committed(events: &[String], checkpoint: u64) -> bool {
@@ -231,7 +262,7 @@ async fn given_a_permanent_write_failure_then_stops_without_committing() {
     let (outcome, events) = run(source, sink, None, |_| false).await;
     let error = outcome.unwrap_err();
     assert!(matches!(error, PipelineError::Service(ref e) if !e.transient), "{error:?}");
-    assert!(events.is_empty(), "nothing committed: {events:?}");
+    assert_eq!(events, ["connected"], "nothing written or committed");
 }
 
 #[tokio::test]
@@ -268,7 +299,7 @@ async fn given_shutdown_while_the_sink_is_down_then_stops_cleanly_without_commit
     let sink = ScriptedSink { transient_failures: usize::MAX, ..ScriptedSink::new(&journal) };
     let (outcome, events) = run(source, sink, None, |events| events.len() >= 3).await;
     assert_eq!(outcome.unwrap().batches, 0, "shutdown is clean even mid-retry");
-    assert!(events.iter().all(|event| event == "write failed"), "nothing committed: {events:?}");
+    assert!(events[1..].iter().all(|event| event == "write failed"), "nothing committed: {events:?}");
 }
 
 /// The pipeline's error when a stage panicked, and what was committed.
@@ -304,4 +335,27 @@ async fn given_a_preparation_that_panics_then_the_transform_stage_is_named_and_n
     assert!(!events.contains(&"write b".to_owned()) && !committed(&events, 2), "{events:?}");
     let error = PipelineError::StagePanicked { stage, panic }.to_string();
     assert!(error.starts_with("the transform stage panicked at host/src/pipeline/tests.rs:"), "{error}");
+}
+
+#[tokio::test]
+async fn given_a_sink_unreachable_at_first_then_the_pipeline_retries_and_runs_once_it_connects() {
+    let journal = Journal::default();
+    let source = ScriptedSource::new(&[&["a"], &["bad b", "c"]], &journal);
+    let sink = ScriptedSink { unreachable_for: 2, ..ScriptedSink::new(&journal) };
+    let dead_letters = MemoryDeadLetters { journal: journal.clone() };
+    let (outcome, events, telemetry) =
+        run_observed(source, sink, Some(dead_letters), |events| committed(events, 2)).await;
+    outcome.unwrap();
+    let at = |event: &str| events.iter().position(|e| e == event).unwrap_or_else(|| panic!("no {event}: {events:?}"));
+    assert!(at("connected") < at("write a"), "nothing moves before both ends answer: {events:?}");
+    assert_eq!(events.iter().filter(|event| *event == "connect failed").count(), 2);
+    let counts = telemetry.counts();
+    assert_eq!(
+        (counts.batches, counts.records_read, counts.records_dead_lettered, counts.outputs_written),
+        (2, 3, 1, 2),
+        "counted once per record, the refused one as dead-lettered, not written"
+    );
+    let status = telemetry.status();
+    assert_eq!(status.state, State::Running, "running once connected, until the pipeline's end is reported");
+    assert!(status.failing.is_empty(), "the connect failures are over: {:?}", status.failing);
 }

@@ -5,6 +5,8 @@
 //! rejected batch) is retried one record at a time, so one poison record
 //! goes to the dead-letter destination and its neighbours go on.
 
+use std::time::Instant;
+
 use tokio::sync::mpsc;
 
 use crate::error::error_chain;
@@ -12,6 +14,8 @@ use crate::record::Batch;
 use crate::record::{Failure, RecordResult};
 use crate::sink::Prepare;
 use crate::source::Polled;
+use crate::telemetry::PipelineTelemetry;
+use crate::telemetry::events::BatchTransformed;
 use crate::wasm::TransformChain;
 
 /// A batch with one result per record, prepared for the sink.
@@ -29,10 +33,13 @@ pub fn run<C, P: Prepare>(
     preparer: P,
     mut input: mpsc::Receiver<Polled<C>>,
     output: mpsc::Sender<Transformed<C, P::Prepared>>,
+    telemetry: &PipelineTelemetry,
 ) {
     while let Some(polled) = input.blocking_recv() {
+        let started = Instant::now();
         let results = run_isolating(&mut chain, &polled.batch);
         let prepared = preparer.prepare(&polled.batch, &results);
+        BatchTransformed { elapsed: started.elapsed() }.emit(telemetry);
         let transformed = Transformed { batch: polled.batch, results, prepared, checkpoint: polled.checkpoint };
         if output.blocking_send(transformed).is_err() {
             return;

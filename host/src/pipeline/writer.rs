@@ -3,6 +3,8 @@
 //! failures are retried here, holding the batch; nothing is acknowledged
 //! before it is durably written.
 
+use std::time::Instant;
+
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -11,13 +13,14 @@ use super::transform_stage::Transformed;
 use super::{Counts, PipelineError};
 use crate::config::DeliveryConfig;
 use crate::error::{ServiceError, with_timeout};
-use crate::record::describe_position;
+use crate::record::{RecordResult, describe_position};
 use crate::sink::dead_letter::{DeadLetter, DeadLetterSink};
 use crate::sink::{Prepare, Sink};
+use crate::telemetry::events::BatchWritten;
+use crate::telemetry::{PipelineTelemetry, Stage};
 
 /// What a sink's preparer makes of a batch.
 pub type PreparedFor<K> = <<K as Sink>::Prepare as Prepare>::Prepared;
-use crate::record::RecordResult;
 
 /// A batch written; its checkpoint may be committed.
 pub struct Ack<C> {
@@ -25,11 +28,13 @@ pub struct Ack<C> {
     pub counts: Counts,
 }
 
+/// The write stage of one pipeline.
 pub struct Writer<K, D> {
     pub pipeline: String,
     pub sink: K,
     pub dead_letters: Option<D>,
     pub delivery: DeliveryConfig,
+    pub telemetry: PipelineTelemetry,
 }
 
 impl<K: Sink, D: DeadLetterSink> Writer<K, D> {
@@ -57,12 +62,13 @@ impl<K: Sink, D: DeadLetterSink> Writer<K, D> {
         stop: &CancellationToken,
     ) -> Result<Counts, PipelineError> {
         let Transformed { batch, results, prepared, .. } = transformed;
-        let mut backoff = Backoff::new(&self.delivery);
+        let started = Instant::now();
+        let mut backoff = Backoff::new(&self.delivery, &self.telemetry);
         let rejections = loop {
             let limit = self.delivery.call_timeout;
             match with_timeout(limit, "writing to the sink", self.sink.write(batch, results, prepared)).await {
                 Ok(rejections) => break rejections,
-                Err(error) => retry_or_fail(error, &mut backoff, stop).await?,
+                Err(error) => retry_or_fail(Stage::Write, error, &mut backoff, stop).await?,
             }
         };
         let mut letters: Vec<DeadLetter> = results
@@ -85,6 +91,7 @@ impl<K: Sink, D: DeadLetterSink> Writer<K, D> {
         letters.sort_by_key(|letter| letter.input);
         let counts = Counts::of(results, letters.len());
         if letters.is_empty() {
+            BatchWritten { batch, results, letters: &letters, elapsed: started.elapsed() }.emit(&self.telemetry);
             return Ok(counts);
         }
         let Some(dead_letters) = &mut self.dead_letters else {
@@ -100,19 +107,17 @@ impl<K: Sink, D: DeadLetterSink> Writer<K, D> {
             let send = dead_letters.send(&self.pipeline, batch, &letters);
             match with_timeout(self.delivery.call_timeout, "sending dead letters", send).await {
                 Ok(()) => break,
-                Err(error) => retry_or_fail(error, &mut backoff, stop).await?,
+                Err(error) => retry_or_fail(Stage::DeadLetter, error, &mut backoff, stop).await?,
             }
         }
-        for letter in &letters {
-            let position = describe_position(&batch.source, &batch.records[letter.input].origin);
-            tracing::warn!(%position, stage = %letter.stage, reason = %letter.reason, "record sent to the dead-letter topic");
-        }
+        BatchWritten { batch, results, letters: &letters, elapsed: started.elapsed() }.emit(&self.telemetry);
         Ok(counts)
     }
 }
 
 /// Waits out a transient error; a permanent one (or shutdown) ends the write.
 async fn retry_or_fail(
+    stage: Stage,
     error: ServiceError,
     backoff: &mut Backoff,
     stop: &CancellationToken,
@@ -120,5 +125,5 @@ async fn retry_or_fail(
     if !error.transient {
         return Err(PipelineError::Service(error));
     }
-    backoff.wait(&error, stop).await.map_err(|_| PipelineError::Interrupted)
+    backoff.wait(stage, &error, stop).await.map_err(|_| PipelineError::Interrupted)
 }

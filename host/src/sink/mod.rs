@@ -36,6 +36,10 @@ pub trait Sink: Send {
     /// What encodes batches for this sink.
     fn preparer(&self) -> Self::Prepare;
 
+    /// Reaches the server, so the pipeline counts as running only once it
+    /// can write.
+    fn connect(&mut self) -> impl Future<Output = Result<(), ServiceError>> + Send;
+
     /// Writes a prepared batch (whose `results` have one entry per record of
     /// `batch`), returning the inputs that cannot be written.
     fn write(

@@ -3,14 +3,12 @@
 //! stored position. The pipeline knows nothing else about it.
 
 mod iggy;
-mod iggy_message;
 pub mod mongodb;
 
 use std::future::Future;
 use std::time::Duration;
 
-pub use iggy::{IggyCheckpoint, IggySource};
-pub use iggy_message::{KEY_HEADER, message_id_parts, to_record};
+pub use iggy::{IggyCheckpoint, IggySource, KEY_HEADER, message_id_parts, to_record, watch_lag};
 pub use mongodb::MongoSource;
 
 use crate::error::ServiceError;
@@ -26,6 +24,10 @@ pub struct Polled<C> {
 pub trait Source: Send {
     /// What `commit` takes: the position just after a batch.
     type Checkpoint: Clone + Send + Sync + std::fmt::Debug + 'static;
+
+    /// Reaches the server(s) the source reads from and keeps its position
+    /// in, so the pipeline counts as running only once it can.
+    fn connect(&mut self) -> impl Future<Output = Result<(), ServiceError>> + Send;
 
     /// The next batch, or `None` when nothing is waiting right now.
     fn poll(&mut self) -> impl Future<Output = Result<Option<Polled<Self::Checkpoint>>, ServiceError>> + Send;

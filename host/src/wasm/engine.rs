@@ -5,6 +5,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use sha2::Digest;
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Config, Engine};
 
@@ -70,7 +71,8 @@ impl WasmRuntime {
         let pre = self.linker.instantiate_pre(&component).and_then(bindings::TransformPre::new).map_err(|error| {
             TransformError::Contract { transform: name.clone(), source: error.into_boxed_dyn_error() }
         })?;
-        Ok(Transform::new(config.clone(), pre, self.clock.clone(), cache_outcome))
+        let sha256 = hex::encode(sha2::Sha256::digest(&wasm));
+        Ok(Transform::new(config.clone(), pre, self.clock.clone(), cache_outcome, sha256))
     }
 }
 

@@ -3,6 +3,7 @@
 //! again).
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use wasmtime::Store;
 
@@ -14,6 +15,7 @@ use super::host_state::HostState;
 use super::limits::{Stop, classify};
 use crate::config::TransformConfig;
 use crate::record::{Batch, Outcome};
+use crate::telemetry::TransformTelemetry;
 
 /// A transform ready to process batches.
 pub struct Transform {
@@ -24,8 +26,12 @@ pub struct Transform {
     clock: Arc<EpochClock>,
     deadline_ticks: u64,
     cache_outcome: CacheOutcome,
+    /// The SHA-256 of the component file, in hex.
+    sha256: String,
     live: Option<Live>,
     instantiations: u64,
+    /// Where calls, stops and restarts are counted, in a pipeline.
+    telemetry: Option<TransformTelemetry>,
 }
 
 /// An instance that has been configured and has not trapped.
@@ -40,6 +46,7 @@ impl Transform {
         pre: bindings::TransformPre<HostState>,
         clock: Arc<EpochClock>,
         cache_outcome: CacheOutcome,
+        sha256: String,
     ) -> Self {
         Self {
             name: Arc::from(config.name.as_str()),
@@ -48,9 +55,21 @@ impl Transform {
             pre,
             clock,
             cache_outcome,
+            sha256,
             live: None,
             instantiations: 0,
+            telemetry: None,
         }
+    }
+
+    /// Counts this transform's calls, stops and restarts into `telemetry`.
+    pub fn observe(&mut self, telemetry: TransformTelemetry) {
+        self.telemetry = Some(telemetry);
+    }
+
+    /// The SHA-256 of the component file, in hex: which version this is.
+    pub fn sha256(&self) -> &str {
+        &self.sha256
     }
 
     pub fn name(&self) -> &str {
@@ -80,8 +99,13 @@ impl Transform {
         let live = self.live_instance()?;
         live.store.set_epoch_deadline(deadline_ticks);
         live.store.data_mut().fence.reset();
+        let started = Instant::now();
         let result = live.bindings.ferry_transform_transformer().call_transform(&mut live.store, batch);
+        let elapsed = started.elapsed();
         live.store.data().flush_output();
+        if let Some(telemetry) = &self.telemetry {
+            telemetry.called(elapsed);
+        }
         match result {
             Ok(Ok(outcomes)) if outcomes.len() == batch.records.len() => Ok(outcomes),
             Ok(Ok(outcomes)) => Err(TransformError::OutcomeCount {
@@ -106,6 +130,9 @@ impl Transform {
         // Instantiating runs the guest's start code, then its configure.
         let _ticking = self.clock.running();
         self.instantiations += 1;
+        if let (Some(telemetry), true) = (&self.telemetry, self.instantiations > 1) {
+            telemetry.restarted();
+        }
         let state = HostState::new(&self.name, &self.config)?;
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|state| &mut state.fence);
@@ -129,7 +156,15 @@ impl Transform {
 
     fn stopped_in(&self, store: &Store<HostState>, error: wasmtime::Error) -> TransformError {
         let transform = self.name.to_string();
-        match classify(&error, store.data().fence.refused()) {
+        let stop = classify(&error, store.data().fence.refused());
+        if let Some(telemetry) = &self.telemetry {
+            telemetry.stopped(match stop {
+                Stop::Timeout => "timeout",
+                Stop::OutOfMemory => "out_of_memory",
+                Stop::Trap => "trap",
+            });
+        }
+        match stop {
             Stop::Timeout => TransformError::Timeout { transform, timeout: self.config.timeout },
             Stop::OutOfMemory => TransformError::OutOfMemory { transform, limit: store.data().fence.limit() },
             Stop::Trap => TransformError::Trap {

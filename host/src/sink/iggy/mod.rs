@@ -184,6 +184,17 @@ impl Sink for IggySink {
         IggyPlanner { partition_by: self.config.partition_by }
     }
 
+    async fn connect(&mut self) -> Result<(), ServiceError> {
+        if self.stale {
+            let refreshed = self.refresh().await;
+            if refreshed.as_ref().is_err_and(|error| error.transient) {
+                self.link.reset().await;
+            }
+            refreshed?;
+        }
+        Ok(())
+    }
+
     async fn write(&mut self, _: &Batch, _: &[RecordResult], plan: &IggyPlan) -> Result<Vec<Rejection>, ServiceError> {
         match self.send(plan).await {
             Ok(()) => Ok(plan.rejections.clone()),

@@ -16,6 +16,8 @@ use crate::config::MongoSinkConfig;
 use crate::error::ServiceError;
 use crate::record::Batch;
 use crate::record::RecordResult;
+use crate::telemetry::PipelineTelemetry;
+use crate::telemetry::events::MongoWrites;
 
 /// How long the driver looks for a usable server before an operation fails
 /// (and Ferry's retry loop logs and tries again), unless the URI says.
@@ -23,21 +25,23 @@ const SERVER_SELECTION_TIMEOUT: std::time::Duration = std::time::Duration::from_
 
 pub struct MongoSink {
     config: MongoSinkConfig,
+    client: Client,
     database: Database,
     /// The write concern as a command field: Ferry builds its write
     /// commands itself, and the driver adds it only to its own operations.
     write_concern: RawDocumentBuf,
+    telemetry: PipelineTelemetry,
 }
 
 impl MongoSink {
     /// Parses the URI and prepares a client; connections open on first use.
-    pub async fn connect(config: MongoSinkConfig) -> Result<Self, ServiceError> {
+    pub async fn new(config: MongoSinkConfig, telemetry: &PipelineTelemetry) -> Result<Self, ServiceError> {
         let client = client(&config.uri).await?;
         let concern = client.write_concern().cloned().unwrap_or_default();
         let write_concern = bson::serialize_to_raw_document_buf(&concern)
             .map_err(|error| ServiceError::fatal("encoding the write concern", error))?;
         let database = client.database(&config.database);
-        Ok(Self { config, database, write_concern })
+        Ok(Self { config, client, database, write_concern, telemetry: telemetry.clone() })
     }
 }
 
@@ -54,6 +58,16 @@ pub async fn client(uri: &str) -> Result<Client, ServiceError> {
         .write_concern
         .get_or_insert_with(|| WriteConcern::builder().w(Acknowledgment::Majority).journal(true).build());
     Client::with_options(options).map_err(|error| ServiceError::mongo(what, error))
+}
+
+/// Asks the server for a `ping`: whether it can be reached at all.
+pub async fn ping(client: &Client, what: &str) -> Result<(), ServiceError> {
+    client
+        .database("admin")
+        .run_command(bson::doc! { "ping": 1 })
+        .await
+        .map(|_| ())
+        .map_err(|error| ServiceError::mongo(what, error))
 }
 
 /// Plans a batch's writes: documents, ids, filters, size checks.
@@ -83,9 +97,17 @@ impl Sink for MongoSink {
         MongoPlanner { config: self.config.clone() }
     }
 
+    async fn connect(&mut self) -> Result<(), ServiceError> {
+        ping(&self.client, "reaching the MongoDB sink").await
+    }
+
     async fn write(&mut self, _: &Batch, _: &[RecordResult], plan: &MongoPlan) -> Result<Vec<Rejection>, ServiceError> {
         let mut rejections = plan.rejections.clone();
-        rejections.extend(write::execute(&self.database, &self.write_concern, &plan.writes).await?);
+        let mut tally = MongoWrites::default();
+        let written = write::execute(&self.database, &self.write_concern, &plan.writes, &mut tally).await;
+        // Commands that went through count even when a later one failed.
+        tally.emit(&self.telemetry);
+        rejections.extend(written?);
         rejections.sort_by_key(|rejection| rejection.input);
         Ok(rejections)
     }

@@ -37,6 +37,19 @@ pub enum Op {
     },
 }
 
+impl Op {
+    /// The op's place in [`WRITE_KINDS`](crate::telemetry::events::WRITE_KINDS):
+    /// insert, upsert, replace, delete.
+    pub fn kind_index(&self) -> usize {
+        match self {
+            Op::Insert(_) => 0,
+            Op::Upsert { .. } => 1,
+            Op::Replace { .. } => 2,
+            Op::Delete { .. } => 3,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlannedWrite {
     /// Index of the input record it came from.

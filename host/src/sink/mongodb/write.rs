@@ -17,6 +17,7 @@ use super::plan::{Op, PlannedWrite};
 use crate::encoding::bson_frame::{close, elements, open};
 use crate::error::{ServiceError, mongo_code_is_transient};
 use crate::sink::Rejection;
+use crate::telemetry::events::{MongoWrites, WRITE_KINDS};
 
 /// MongoDB's duplicate-key error code.
 const DUPLICATE_KEY: i32 = 11000;
@@ -28,20 +29,34 @@ const MAX_COMMAND_PAYLOAD: usize = 12 * 1024 * 1024;
 /// (`maxWriteBatchSize`).
 const MAX_COMMAND_STATEMENTS: usize = 100_000;
 
-/// Writes everything, returning the inputs MongoDB refused for good.
+/// Writes everything, returning the inputs MongoDB refused for good;
+/// `tally` gathers what the commands did.
 pub(super) async fn execute(
     database: &Database,
     write_concern: &RawDocumentBuf,
     writes: &[PlannedWrite],
+    tally: &mut MongoWrites,
 ) -> Result<Vec<Rejection>, ServiceError> {
     let mut rejections = Vec::new();
     for run in runs(writes) {
         let collection = &run[0].collection;
         let kind = Kind::of(&run[0].op);
         for chunk in chunks(run) {
+            let started = std::time::Instant::now();
+            let refused = rejections.len();
             match kind {
-                Kind::Insert => insert(database, write_concern, collection, chunk, &mut rejections).await?,
+                Kind::Insert => insert(database, write_concern, collection, chunk, &mut rejections, tally).await?,
                 kind => command(database, write_concern, collection, kind, chunk, &mut rejections).await?,
+            }
+            tally.commands.push(started.elapsed());
+            // Counted per chunk (one collection), not per document.
+            let refused = &rejections[refused..];
+            let mut written = [0u64; WRITE_KINDS.len()];
+            for write in chunk.iter().filter(|write| !refused.iter().any(|rejection| rejection.input == write.input)) {
+                written[write.op.kind_index()] += 1;
+            }
+            for (kind, count) in WRITE_KINDS.into_iter().zip(written).filter(|(_, count)| *count > 0) {
+                *tally.documents.entry((collection.to_string(), kind)).or_default() += count;
             }
         }
     }
@@ -105,12 +120,14 @@ async fn insert(
     collection: &str,
     chunk: &[PlannedWrite],
     rejections: &mut Vec<Rejection>,
+    tally: &mut MongoWrites,
 ) -> Result<(), ServiceError> {
     let what = || format!("inserting into {collection}");
     let command = insert_command(collection, chunk, write_concern.as_bytes().len());
     let reply = send(database, command, write_concern, what).await?;
     for WriteError { index, code, message } in write_errors(&reply) {
         if code == DUPLICATE_KEY && is_id_index(&message) {
+            *tally.replays.entry(collection.to_owned()).or_default() += 1;
             continue;
         }
         if mongo_code_is_transient(code) {
@@ -254,7 +271,7 @@ fn write_errors(reply: &Document) -> Vec<WriteError> {
 }
 
 fn transient(what: String, cause: String) -> ServiceError {
-    ServiceError { what, transient: true, cause: cause.into() }
+    ServiceError::mongo_transient(what, cause)
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@
 
 mod change_stream;
 mod event;
+mod oplog;
 mod position;
 mod positions_store;
 
@@ -19,6 +20,7 @@ use futures::TryStreamExt;
 use mongodb::{Client, Cursor};
 
 pub use event::{change_position, change_record, copy_record};
+pub use oplog::watch_oplog;
 pub use position::{ChangePosition, ClusterTime, POSITION_HEADER, Relation, joined_pieces};
 pub use positions_store::{PositionStore, checkpoint_topic, partition_positions};
 
@@ -26,6 +28,8 @@ use super::{Polled, Source};
 use crate::config::{HistoryLost, MongoSourceConfig, StreamStart};
 use crate::error::ServiceError;
 use crate::record::{Batch, BatchSource, Record};
+use crate::telemetry::PipelineTelemetry;
+use crate::telemetry::events::{ChangesCommitted, ChangesPolled};
 use change_stream::{ChangeStream, StreamFrom, is_resumable};
 
 /// Error codes meaning the stored resume point is gone: InvalidResumeToken,
@@ -44,6 +48,7 @@ pub struct MongoSource {
     polled: Option<ChangePosition>,
     /// The last position committed, saved once more on close.
     committed: Option<ChangePosition>,
+    telemetry: PipelineTelemetry,
 }
 
 enum State {
@@ -69,7 +74,12 @@ struct CopyRun {
 impl MongoSource {
     /// `store` is where the destination keeps positions (see
     /// `PositionStore`).
-    pub async fn new(config: MongoSourceConfig, pipeline: &str, store: PositionStore) -> Result<Self, ServiceError> {
+    pub async fn new(
+        config: MongoSourceConfig,
+        pipeline: &str,
+        store: PositionStore,
+        telemetry: &PipelineTelemetry,
+    ) -> Result<Self, ServiceError> {
         let client = crate::sink::mongodb::client(&config.uri).await?;
         Ok(Self {
             config,
@@ -79,7 +89,13 @@ impl MongoSource {
             state: State::Starting,
             polled: None,
             committed: None,
+            telemetry: telemetry.clone(),
         })
+    }
+
+    /// The MongoDB client the stream is read with (its pool is shared).
+    pub fn client(&self) -> Client {
+        self.client.clone()
     }
 
     fn scope(&self) -> String {
@@ -222,6 +238,7 @@ impl MongoSource {
             let last = stream.last_event().and_then(|event| change_position(event.ok_or("no event was read")?));
             after_last_event = Some(last.map_err(|reason| ServiceError::fatal("reading a change event", reason))?);
         }
+        ChangesPolled { events: records.len() }.emit(&self.telemetry);
         let after = match after_last_event {
             Some(position) => position,
             // With no events, the post-batch resume token still moves on past
@@ -312,9 +329,17 @@ impl Source for MongoSource {
         }
     }
 
+    async fn connect(&mut self) -> Result<(), ServiceError> {
+        crate::sink::mongodb::ping(&self.client, "reaching the MongoDB change stream source").await?;
+        self.store.connect().await
+    }
+
     async fn commit(&mut self, checkpoint: ChangePosition) -> Result<(), ServiceError> {
         self.committed = Some(checkpoint.clone());
-        self.store.save(&checkpoint, &self.pipeline, false).await
+        self.store.save(&checkpoint, &self.pipeline, false).await?;
+        ChangesCommitted { resume_time: checkpoint.cluster_seconds(), last_change: checkpoint.change_seconds() }
+            .emit(&self.telemetry);
+        Ok(())
     }
 
     fn idle_pause(&self) -> Duration {

@@ -72,6 +72,26 @@ impl ChangePosition {
         }
     }
 
+    /// The cluster time (seconds) a stream opened from here resumes at: the
+    /// change's, the copy's start, or the one a MongoDB resume token
+    /// carries (a post-batch token names no change).
+    pub fn cluster_seconds(&self) -> Option<u32> {
+        match self {
+            Self::Stream { cluster_time: Some((seconds, _)), .. } => Some(*seconds),
+            Self::Stream { token, cluster_time: None } => token_seconds(token),
+            Self::Copy { started, .. } => Some(started.0),
+        }
+    }
+
+    /// The cluster time (seconds) of the change this position comes right
+    /// after, if it comes after one.
+    pub fn change_seconds(&self) -> Option<u32> {
+        match self {
+            Self::Stream { cluster_time, .. } => cluster_time.map(|(seconds, _)| seconds),
+            Self::Copy { .. } => None,
+        }
+    }
+
     /// The position as compact JSON (Extended JSON inside).
     pub fn to_json(&self) -> String {
         match self {
@@ -147,6 +167,16 @@ impl ChangePosition {
     }
 }
 
+/// The seconds of the cluster time a MongoDB resume token begins with: its
+/// `_data` is hex, and starts with the timestamp's type byte (0x82) and the
+/// timestamp, big-endian. Tokens of another form (other servers' own) give
+/// nothing.
+fn token_seconds(token: &Document) -> Option<u32> {
+    let data = token.get_str("_data").ok()?;
+    let seconds = data.strip_prefix("82")?.get(..8)?;
+    u32::from_str_radix(seconds, 16).ok()
+}
+
 /// The position pieces among `headers`, joined in order: the position's
 /// JSON. `None` when there are none. A position in one piece (nearly all)
 /// is borrowed as it is.
@@ -197,6 +227,20 @@ fn piece_name(index: usize) -> String {
 mod tests {
     use super::*;
     use bson::doc;
+
+    #[test]
+    fn given_each_kind_of_position_then_its_cluster_time_is_known_where_it_can_be() {
+        let change = ChangePosition::Stream { token: doc! { "_data": "x" }, cluster_time: Some((1_700, 3)) };
+        assert_eq!((change.cluster_seconds(), change.change_seconds()), (Some(1_700), Some(1_700)));
+        // A MongoDB post-batch token: 0x82, then 0x6553F100 seconds.
+        let token = doc! { "_data": "826553F100000000012B042C0100296E5A1004" };
+        let post_batch = ChangePosition::Stream { token, cluster_time: None };
+        assert_eq!((post_batch.cluster_seconds(), post_batch.change_seconds()), (Some(0x6553_F100), None));
+        let other_server = ChangePosition::Stream { token: doc! { "_data": "3b00000010" }, cluster_time: None };
+        assert_eq!(other_server.cluster_seconds(), None);
+        let copy = ChangePosition::Copy { started: (1_600, 1), copied: 5, last_id: Bson::Int32(5) };
+        assert_eq!((copy.cluster_seconds(), copy.change_seconds()), (Some(1_600), None));
+    }
 
     fn stream(data: &str, time: Option<ClusterTime>) -> ChangePosition {
         ChangePosition::Stream { token: doc! { "_data": data }, cluster_time: time }

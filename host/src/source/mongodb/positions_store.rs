@@ -47,6 +47,11 @@ impl PositionStore {
         }
     }
 
+    /// Reaches the Iggy server the positions are kept on.
+    pub async fn connect(&mut self) -> Result<(), ServiceError> {
+        self.link.client().await.map(|_| ())
+    }
+
     /// Where to resume: the checkpoint if there is one (partitions ahead of
     /// it are recognised by the sink and not written twice), else the
     /// earliest last position among the partitions, else nothing stored.

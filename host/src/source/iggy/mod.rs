@@ -17,12 +17,19 @@ use iggy::prelude::{
     PollingStrategy,
 };
 
-use super::iggy_message::to_record;
+mod lag;
+mod message;
+
+pub use lag::watch_lag;
+pub use message::{KEY_HEADER, message_id_parts, to_record};
+
 use super::{Polled, Source};
 use crate::config::{IggySourceConfig, StartPosition};
 use crate::error::ServiceError;
 use crate::iggy_client::{IggyLink, TopicOpener, named};
 use crate::record::{Batch, BatchSource, IggyTopic};
+use crate::telemetry::PipelineTelemetry;
+use crate::telemetry::events::{OffsetCommitted, PartitionsAssigned};
 
 /// The last offset of a written batch in one partition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +50,7 @@ pub struct IggySource {
     turn: usize,
     /// The next offset to poll, per partition polled since connecting.
     cursors: HashMap<u32, u64>,
+    telemetry: PipelineTelemetry,
 }
 
 struct Ids {
@@ -52,7 +60,7 @@ struct Ids {
 }
 
 impl IggySource {
-    pub fn new(config: IggySourceConfig) -> Result<Self, ServiceError> {
+    pub fn new(config: IggySourceConfig, telemetry: &PipelineTelemetry) -> Result<Self, ServiceError> {
         let ids = Ids {
             stream: named(&config.stream)?,
             topic: named(&config.topic)?,
@@ -66,6 +74,7 @@ impl IggySource {
             partitions: Vec::new(),
             turn: 0,
             cursors: HashMap::new(),
+            telemetry: telemetry.clone(),
         })
     }
 
@@ -121,6 +130,7 @@ impl IggySource {
         }
         self.partitions = topic.partitions;
         self.cursors.clear();
+        PartitionsAssigned { partitions: &self.partitions }.emit(&self.telemetry);
         tracing::info!(topic = %topic_name, group = %group, created, partitions = self.partitions.len(), "joined consumer group");
         Ok(())
     }
@@ -135,6 +145,10 @@ impl IggySource {
 
 impl Source for IggySource {
     type Checkpoint = IggyCheckpoint;
+
+    async fn connect(&mut self) -> Result<(), ServiceError> {
+        self.ready().await.map(|_| ())
+    }
 
     async fn poll(&mut self) -> Result<Option<Polled<IggyCheckpoint>>, ServiceError> {
         let topic_name = self.topic.name();
@@ -195,7 +209,10 @@ impl Source for IggySource {
             )
             .await;
         match stored {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                OffsetCommitted { partition: checkpoint.partition, offset: checkpoint.offset }.emit(&self.telemetry);
+                Ok(())
+            }
             Err(IggyError::NotResolvedConsumer(_)) => {
                 // The group moved the partition to another member before this
                 // commit; it resumes from the last stored offset and rewrites

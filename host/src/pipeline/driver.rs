@@ -1,0 +1,234 @@
+//! The driver: polls while the window has room, hands batches to the
+//! transform stage, and commits what the writer acknowledged, in order.
+//! Before any of it, both ends are reached (and the pipeline counts as
+//! running only once they are).
+
+use std::time::Instant;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use super::backoff::Backoff;
+use super::transform_stage::{self, Transformed};
+use super::writer::{Ack, PreparedFor, Writer};
+use super::{Counts, PipelineError, stage_panic};
+use crate::config::DeliveryConfig;
+use crate::error::{ServiceError, with_timeout};
+use crate::sink::Sink;
+use crate::sink::dead_letter::DeadLetterSink;
+use crate::source::{Polled, Source};
+use crate::telemetry::events::{BatchCommitted, BatchPolled, EndsConnected};
+use crate::telemetry::{PipelineTelemetry, Stage};
+use crate::wasm::TransformChain;
+
+/// The pipeline's core, independent of which servers are at either end.
+pub async fn drive<S, K, D>(
+    mut source: S,
+    chain: TransformChain,
+    mut writer: Writer<K, D>,
+    delivery: DeliveryConfig,
+    shutdown: CancellationToken,
+) -> Result<Counts, PipelineError>
+where
+    S: Source,
+    K: Sink + 'static,
+    D: DeadLetterSink + 'static,
+{
+    let telemetry = writer.telemetry.clone();
+    if !connect(&mut source, &mut writer.sink, &delivery, &telemetry, &shutdown).await? {
+        source.close().await;
+        return Ok(Counts::default());
+    }
+    let window = delivery.max_in_flight;
+    let (to_transform, transform_input) = mpsc::channel::<Polled<S::Checkpoint>>(window);
+    let (to_writer, writer_input) = mpsc::channel::<Transformed<S::Checkpoint, PreparedFor<K>>>(window);
+    let (ack_sender, mut acks) = mpsc::channel(window + 1);
+    // Stops the writer's retries on shutdown or when the driver gives up.
+    let stop = shutdown.child_token();
+    let preparer = writer.sink.preparer();
+    let transform_telemetry = telemetry.clone();
+    // The stages log within the pipeline's span, wherever they run.
+    let span = tracing::Span::current();
+    let transformer = tokio::task::spawn_blocking(move || {
+        span.in_scope(|| {
+            stage_panic::catch(|| {
+                transform_stage::run(chain, preparer, transform_input, to_writer, &transform_telemetry)
+            })
+        })
+    });
+    let writing =
+        tokio::spawn(stage_panic::catch_async(writer.run(writer_input, ack_sender, stop.clone())).in_current_span());
+
+    let mut driver = Driver {
+        source: &mut source,
+        backoff: Backoff::new(&delivery, &telemetry),
+        delivery: delivery.clone(),
+        telemetry: telemetry.clone(),
+        counts: Counts::default(),
+        in_flight: 0,
+    };
+    let outcome = stage_panic::catch_async(driver.run(&to_transform, &mut acks, window, &shutdown)).await;
+    let (counts, in_flight) = (driver.counts, driver.in_flight);
+
+    stop.cancel();
+    drop(to_transform);
+    drop(acks);
+    // A stage that panicked is why the others stopped: its panic is the
+    // pipeline's error, whatever the driver made of the closed channels.
+    // (A join error is a cancelled task; it has nothing to report.)
+    let written = writing.await.unwrap_or(Ok(()));
+    let transformed = transformer.await.unwrap_or(Ok(()));
+    source.close().await;
+    let outcome = match (outcome, written, transformed) {
+        (Err(panic), _, _) => Err(PipelineError::StagePanicked { stage: "poll and commit", panic }),
+        (_, Err(panic), _) => Err(PipelineError::StagePanicked { stage: "write", panic }),
+        (_, _, Err(panic)) => Err(PipelineError::StagePanicked { stage: "transform", panic }),
+        (Ok(outcome), Ok(()), Ok(())) => outcome,
+    };
+    match outcome {
+        Ok(()) => Ok(counts),
+        // Shutdown cut a retry short: nothing is lost, only left uncommitted.
+        Err(PipelineError::Interrupted) if shutdown.is_cancelled() => {
+            tracing::warn!(
+                batches = in_flight,
+                "stopped with batches not yet written; they are replayed on the next start"
+            );
+            Ok(counts)
+        }
+        Err(error) => Err(error),
+    }
+}
+
+/// Reaches both ends, retrying transient failures, so the pipeline counts
+/// as running only once it can move data. False when shutdown came first.
+async fn connect<S: Source, K: Sink>(
+    source: &mut S,
+    sink: &mut K,
+    delivery: &DeliveryConfig,
+    telemetry: &PipelineTelemetry,
+    shutdown: &CancellationToken,
+) -> Result<bool, PipelineError> {
+    let mut backoff = Backoff::new(delivery, telemetry);
+    loop {
+        let limit = delivery.call_timeout;
+        let connected = async {
+            with_timeout(limit, "connecting to the source", source.connect()).await?;
+            with_timeout(limit, "connecting to the sink", sink.connect()).await
+        };
+        let error: ServiceError = tokio::select! {
+            connected = connected => match connected {
+                Ok(()) => break,
+                Err(error) => error,
+            },
+            () = shutdown.cancelled() => return Ok(false),
+        };
+        if !error.transient {
+            return Err(error.into());
+        }
+        if backoff.wait(Stage::Connect, &error, shutdown).await.is_err() {
+            return Ok(false);
+        }
+    }
+    EndsConnected.emit(telemetry);
+    Ok(true)
+}
+
+/// Polls while the window has room, and commits acknowledged batches.
+struct Driver<'s, S: Source> {
+    source: &'s mut S,
+    backoff: Backoff,
+    delivery: DeliveryConfig,
+    telemetry: PipelineTelemetry,
+    counts: Counts,
+    in_flight: usize,
+}
+
+impl<S: Source> Driver<'_, S> {
+    async fn run(
+        &mut self,
+        to_transform: &mpsc::Sender<Polled<S::Checkpoint>>,
+        acks: &mut mpsc::Receiver<Result<Ack<S::Checkpoint>, PipelineError>>,
+        window: usize,
+        shutdown: &CancellationToken,
+    ) -> Result<(), PipelineError> {
+        loop {
+            let stopping = shutdown.is_cancelled();
+            if stopping && self.in_flight == 0 {
+                return Ok(());
+            }
+            if !stopping && self.in_flight < window {
+                let started = Instant::now();
+                match with_timeout(self.delivery.call_timeout, "polling the source", self.source.poll()).await {
+                    Ok(Some(polled)) => {
+                        self.backoff.reset();
+                        let records = polled.batch.records.len();
+                        let bytes = polled.batch.records.iter().map(|record| record.payload.len() as u64).sum();
+                        let elapsed = started.elapsed();
+                        to_transform.send(polled).await.map_err(|_| PipelineError::StageLost)?;
+                        self.in_flight += 1;
+                        BatchPolled { records, bytes, elapsed, in_flight: self.in_flight }.emit(&self.telemetry);
+                        continue;
+                    }
+                    Ok(None) => {
+                        let pause = self.source.idle_pause();
+                        tokio::select! {
+                            ack = acks.recv() => self.acknowledged(ack, shutdown).await?,
+                            () = tokio::time::sleep(pause) => {}
+                            () = shutdown.cancelled() => {}
+                        }
+                        continue;
+                    }
+                    Err(error) if error.transient => {
+                        // Acknowledged batches wait in their channel meanwhile;
+                        // an interrupted wait ends the loop at the next turn.
+                        let _ = self.backoff.wait(Stage::Poll, &error, shutdown).await;
+                        continue;
+                    }
+                    Err(error) => return Err(error.into()),
+                }
+            }
+            tokio::select! {
+                ack = acks.recv() => self.acknowledged(ack, shutdown).await?,
+                () = shutdown.cancelled(), if !stopping => {}
+            }
+        }
+    }
+
+    /// Commits an acknowledged batch (retrying transient failures).
+    async fn acknowledged(
+        &mut self,
+        ack: Option<Result<Ack<S::Checkpoint>, PipelineError>>,
+        shutdown: &CancellationToken,
+    ) -> Result<(), PipelineError> {
+        let ack = match ack {
+            Some(Ok(ack)) => ack,
+            Some(Err(error)) => return Err(error),
+            // The writer stopped: on shutdown that is a retry cut short.
+            None if shutdown.is_cancelled() => return Err(PipelineError::Interrupted),
+            None => return Err(PipelineError::StageLost),
+        };
+        let mut backoff = Backoff::new(&self.delivery, &self.telemetry);
+        let started = Instant::now();
+        loop {
+            let commit = self.source.commit(ack.checkpoint.clone());
+            match with_timeout(self.delivery.call_timeout, "committing to the source", commit).await {
+                Ok(()) => break,
+                Err(error) if error.transient => {
+                    if backoff.wait(Stage::Commit, &error, shutdown).await.is_err() {
+                        // Shutting down with the source unreachable: the
+                        // batch stays uncommitted and is replayed next start.
+                        return Err(PipelineError::Interrupted);
+                    }
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+        let checkpoint = &ack.checkpoint;
+        tracing::debug!(?checkpoint, "committed");
+        self.in_flight -= 1;
+        self.counts.add(ack.counts);
+        BatchCommitted { elapsed: started.elapsed(), in_flight: self.in_flight }.emit(&self.telemetry);
+        Ok(())
+    }
+}

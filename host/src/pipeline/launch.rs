@@ -1,0 +1,159 @@
+//! Starting a pipeline: its transforms loaded and configured first (so a
+//! reload can check a new version while the old one still runs), then its
+//! ends built, its probes started and its stages driven.
+
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use super::driver::drive;
+use super::writer::Writer;
+use super::{Counts, PipelineError};
+use crate::config::{PipelineConfig, SinkConfig, SourceConfig};
+use crate::error::error_chain;
+use crate::sink::dead_letter::IggyDeadLetters;
+use crate::sink::iggy::IggySink;
+use crate::sink::mongodb::MongoSink;
+use crate::source::mongodb::{PositionStore, watch_oplog};
+use crate::source::{IggySource, MongoSource, watch_lag};
+use crate::telemetry::events::{PipelineStarting, PipelineStopped};
+use crate::telemetry::{PipelineTelemetry, TransformInfo};
+use crate::wasm::{TransformChain, TransformError, WasmRuntime};
+
+/// A pipeline whose transforms are loaded and configured: ready to run.
+pub struct Prepared {
+    config: PipelineConfig,
+    chain: TransformChain,
+    transforms: Vec<TransformInfo>,
+}
+
+impl Prepared {
+    /// Loads the pipeline's transforms, configures them (a rejected
+    /// configuration is an error here, before anything connects), and
+    /// hands each its telemetry.
+    pub async fn new(
+        config: PipelineConfig,
+        runtime: Arc<WasmRuntime>,
+        telemetry: &PipelineTelemetry,
+    ) -> Result<Self, PipelineError> {
+        let transforms = config.transforms.clone();
+        let telemetry = telemetry.clone();
+        let span = pipeline_span(&config.name);
+        // Configuring a transform runs guest code, which must not block an
+        // async worker thread.
+        let chain = tokio::task::spawn_blocking(move || -> Result<TransformChain, TransformError> {
+            let _span = span.enter();
+            let mut loaded = Vec::with_capacity(transforms.len());
+            for transform in &transforms {
+                let mut transform = runtime.load(transform)?;
+                transform.observe(telemetry.transform(transform.name()));
+                loaded.push(transform);
+            }
+            let mut chain = TransformChain::new(loaded);
+            chain.start()?;
+            Ok(chain)
+        })
+        .await
+        .map_err(|_| PipelineError::StageLost)??;
+        let transforms = chain
+            .transforms()
+            .iter()
+            .map(|transform| TransformInfo { name: transform.name().to_owned(), sha256: transform.sha256().to_owned() })
+            .collect();
+        Ok(Self { config, chain, transforms })
+    }
+
+    /// The transforms loaded, with their content hashes.
+    pub fn transforms(&self) -> &[TransformInfo] {
+        &self.transforms
+    }
+
+    /// Runs the pipeline until `shutdown` fires (then it finishes the batches
+    /// in flight, commits them and returns) or a failure that waiting cannot
+    /// fix; either way the telemetry says how it ended.
+    pub async fn run(self, telemetry: PipelineTelemetry, shutdown: CancellationToken) -> Result<Counts, PipelineError> {
+        let span = pipeline_span(&self.config.name);
+        async move {
+            PipelineStarting { transforms: &self.transforms }.emit(&telemetry);
+            let outcome = self.drive(&telemetry, shutdown).await;
+            let error = outcome.as_ref().err().map(|error| error_chain(error));
+            PipelineStopped { error: error.as_deref() }.emit(&telemetry);
+            outcome
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn drive(self, telemetry: &PipelineTelemetry, shutdown: CancellationToken) -> Result<Counts, PipelineError> {
+        let Self { config, chain, .. } = self;
+        let fallback = config.iggy_connection();
+        let dead_letters = match &config.dead_letter {
+            Some(dead_letter) => {
+                let connection =
+                    dead_letter.connection(fallback.as_ref()).expect("validated: a dead-letter address exists");
+                Some(IggyDeadLetters::new(connection, &dead_letter.stream, &dead_letter.topic)?)
+            }
+            None => None,
+        };
+        let (name, delivery) = (config.name.clone(), config.delivery.clone());
+        // Probes read how far behind the pipeline is, beside the data path;
+        // they stop with it.
+        let probes = shutdown.child_token();
+        let _stop_probes = probes.clone().drop_guard();
+        match (config.source, config.sink) {
+            (SourceConfig::Iggy(source), SinkConfig::Mongodb(sink)) => {
+                tokio::spawn(watch_lag(source.clone(), telemetry.clone(), probes).in_current_span());
+                let source = IggySource::new(source, telemetry)?;
+                let sink = MongoSink::new(sink, telemetry).await?;
+                let writer = Writer {
+                    pipeline: name,
+                    sink,
+                    dead_letters,
+                    delivery: delivery.clone(),
+                    telemetry: telemetry.clone(),
+                };
+                drive(source, chain, writer, delivery, shutdown).await
+            }
+            (SourceConfig::Mongodb(source), SinkConfig::Iggy(sink)) => {
+                let store = PositionStore::new(sink.connection(), &sink.stream, &sink.topic);
+                let source = MongoSource::new(source, &name, store, telemetry).await?;
+                tokio::spawn(watch_oplog(source.client(), telemetry.clone(), probes).in_current_span());
+                let sink = IggySink::new(sink);
+                let writer = Writer {
+                    pipeline: name,
+                    sink,
+                    dead_letters,
+                    delivery: delivery.clone(),
+                    telemetry: telemetry.clone(),
+                };
+                drive(source, chain, writer, delivery, shutdown).await
+            }
+            _ => unreachable!("validated: Iggy to MongoDB or MongoDB to Iggy"),
+        }
+    }
+}
+
+/// Loads, configures and runs the pipeline `config` describes (see
+/// [`Prepared::run`]).
+pub async fn run(
+    config: PipelineConfig,
+    runtime: Arc<WasmRuntime>,
+    telemetry: PipelineTelemetry,
+    shutdown: CancellationToken,
+) -> Result<Counts, PipelineError> {
+    let span = pipeline_span(&config.name);
+    match Prepared::new(config, runtime, &telemetry).await {
+        Ok(prepared) => prepared.run(telemetry, shutdown).await,
+        Err(error) => {
+            span.in_scope(|| PipelineStopped { error: Some(&error_chain(&error)) }.emit(&telemetry));
+            Err(error)
+        }
+    }
+}
+
+/// The span every log line of a pipeline is written in: it names the
+/// pipeline, in text and JSON logs alike.
+fn pipeline_span(name: &str) -> tracing::Span {
+    tracing::info_span!("pipeline", pipeline = %name)
+}
