@@ -10,9 +10,11 @@
 //! and `secantusd-py` (or Docker), started on free ports for this run.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use ferry::config::PipelineConfig;
+use ferry::telemetry::PipelineTelemetry;
 use ferry::wasm::{CompileCache, WasmRuntime};
 use ferry_tests::pipelines::{header, produce, read_topic};
 use ferry_tests::servers::{IggyServer, MongoServer};
@@ -48,7 +50,8 @@ async fn main() {
     });
     let runtime = WasmRuntime::new(CompileCache::default_dir().map(CompileCache::new)).expect("the engine starts");
     let shutdown = CancellationToken::new();
-    let pipeline = tokio::spawn(ferry::pipeline::run(config, runtime, shutdown.clone()));
+    let telemetry = PipelineTelemetry::detached(&config.name);
+    let pipeline = tokio::spawn(ferry::pipeline::run(config, Arc::new(runtime), telemetry, shutdown.clone()));
 
     // Every reading is accounted for once each is a document or a dead letter
     // (two of the samples are dropped by design: they carry no temperature).

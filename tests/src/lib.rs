@@ -2,6 +2,7 @@
 //! `build.rs` built, batch builders, real-server fixtures and waiting.
 
 pub mod bench;
+pub mod ferry;
 pub mod guests;
 pub mod logs;
 pub mod pipelines;

@@ -2,11 +2,13 @@
 //! producing and reading what they move.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use bytes::Bytes;
 use ferry::config::PipelineConfig;
 use ferry::pipeline::{Counts, PipelineError};
+use ferry::telemetry::PipelineTelemetry;
 use ferry::wasm::{CompileCache, WasmRuntime};
 use iggy::prelude::{
     Consumer, ConsumerGroupClient, ConsumerGroupDetails, Identifier, IggyClient, IggyMessage, MessageClient,
@@ -32,6 +34,8 @@ pub fn parse(toml: &str) -> PipelineConfig {
 pub struct RunningPipeline {
     pub shutdown: CancellationToken,
     pub task: JoinHandle<Result<Counts, PipelineError>>,
+    /// Its metrics and status.
+    pub telemetry: PipelineTelemetry,
 }
 
 impl RunningPipeline {
@@ -47,8 +51,9 @@ impl RunningPipeline {
 
     fn start_with(config: PipelineConfig, runtime: WasmRuntime) -> Self {
         let shutdown = CancellationToken::new();
-        let task = tokio::spawn(ferry::pipeline::run(config, runtime, shutdown.clone()));
-        Self { shutdown, task }
+        let telemetry = PipelineTelemetry::detached(&config.name);
+        let task = tokio::spawn(ferry::pipeline::run(config, Arc::new(runtime), telemetry.clone(), shutdown.clone()));
+        Self { shutdown, task, telemetry }
     }
 
     /// Asks for a graceful stop and waits for the outcome.

@@ -60,6 +60,23 @@ impl MongoServer {
         None
     }
 
+    /// A SecantusDB not started yet (`start_again` starts it), its URI known
+    /// now: for what Ferry does while MongoDB is not up. Needs secantusd-py;
+    /// without it, says so and gives `None`.
+    pub async fn not_started(test: &str) -> Option<Self> {
+        let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/secantusd-py");
+        let Some(binary) = find_binary("SECANTUSD_BIN", "secantusd-py", &[venv]) else {
+            missing(test, "no secantusd-py (`pip install secantusdb`), which this test starts once Ferry is waiting");
+            return None;
+        };
+        let port = free_port();
+        let storage = tempfile::tempdir().expect("a temporary directory");
+        Some(Self {
+            uri: format!("mongodb://127.0.0.1:{port}/?directConnection=true"),
+            running: Running::SecantusDb { process: None, port, storage, binary },
+        })
+    }
+
     pub fn uri(&self) -> &str {
         &self.uri
     }
