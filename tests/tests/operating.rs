@@ -368,3 +368,40 @@ create = {{ partitions = 2 }}
     assert!(ferry.metric(r#"ferry_change_stream_since_last_event_seconds{pipeline="changes"}"#).await.is_some());
     assert!(ferry.stop().await.all_stopped_cleanly());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inserts_mongodb_already_holds_count_as_replays_not_as_writes() {
+    let Some(setup) = Setup::new("inserts_mongodb_already_holds_count_as_replays_not_as_writes").await else {
+        return;
+    };
+    setup.produce("readings", (0..200).map(reading)).await;
+    let once = setup.sensors_file("once", "readings", &enrich(), "");
+    let ferry = RunningFerry::start(std::slice::from_ref(&once), false).await;
+    wait::until("the readings", PATIENCE, || async { (setup.count("once").await == 200).then_some(()) }).await;
+    let written = r#"ferry_mongodb_documents_total{pipeline="once",write="insert",collection="readings"}"#;
+    assert_eq!(ferry.metric(written).await, Some(200.0));
+    assert_eq!(ferry.metric(r#"ferry_mongodb_replays_total{pipeline="once"}"#).await, Some(0.0));
+    ferry.stop().await;
+
+    // The same readings again, through a new consumer group: every insert
+    // finds its document (the same _id, from the same source position).
+    let text = std::fs::read_to_string(&once).unwrap().replace("\"once\"", "\"again\"");
+    let text = text.replace(
+        &format!("database = \"{}\"", setup.database("again")),
+        &format!("database = \"{}\"", setup.database("once")),
+    );
+    let again = setup.files.path().join("again.toml");
+    std::fs::write(&again, text).unwrap();
+    let ferry = RunningFerry::start(&[again], false).await;
+    let replays = wait::until("the replays", PATIENCE, || async {
+        ferry
+            .metric(r#"ferry_mongodb_replays_total{pipeline="again",collection="readings"}"#)
+            .await
+            .filter(|n| *n >= 200.0)
+    })
+    .await;
+    assert_eq!(replays, 200.0);
+    assert_eq!(ferry.metric(r#"ferry_mongodb_documents_total{pipeline="again",write="insert"}"#).await, Some(0.0));
+    assert_eq!(setup.count("once").await, 200, "nothing written twice");
+    ferry.stop().await;
+}

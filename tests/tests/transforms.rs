@@ -324,3 +324,30 @@ fn cdc_replicate_turns_changes_into_replaces_and_deletes_by_id() {
     );
     assert_eq!(results[5], RecordResult::Dropped);
 }
+
+#[test]
+fn every_stop_and_restart_of_an_instance_is_counted_by_reason() {
+    let telemetry = ferry::telemetry::Telemetry::new();
+    let pipeline = telemetry.pipeline("p");
+    let mut config = probe();
+    config.timeout = Duration::from_millis(100);
+    config.memory_limit = ByteSize::mib(16);
+    let mut transform = runtime().load(&config).unwrap();
+    transform.observe(pipeline.transform("probe"));
+    let mut chain = TransformChain::new(vec![transform]);
+    for command in ["trap", "loop", "hog", "count", "trap"] {
+        let _ = chain.run(&batch(&[command]));
+    }
+    let text = telemetry.encode_metrics();
+    let series = |labels: &str| ferry_tests::ferry::sample(&text, labels);
+    let stops = |reason: &str| {
+        series(&format!(r#"ferry_transform_stops_total{{pipeline="p",transform="probe",reason="{reason}"}}"#))
+    };
+    assert_eq!((stops("trap"), stops("timeout"), stops("out_of_memory")), (Some(2.0), Some(1.0), Some(1.0)));
+    assert_eq!(
+        series(r#"ferry_transform_restarts_total{pipeline="p",transform="probe"}"#),
+        Some(3.0),
+        "one per stop a batch came after"
+    );
+    assert_eq!(series(r#"ferry_transform_call_duration_seconds_count{pipeline="p",transform="probe"}"#), Some(5.0));
+}

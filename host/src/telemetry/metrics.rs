@@ -238,10 +238,14 @@ impl Metrics {
             Unit::Seconds,
             m.mongodb_write_duration,
         );
-        ferry.register("mongodb_documents", "Documents written to MongoDB, by write kind", m.mongodb_documents);
+        ferry.register(
+            "mongodb_documents",
+            "Documents written to MongoDB, by collection and write kind (replays not included)",
+            m.mongodb_documents,
+        );
         ferry.register(
             "mongodb_replays",
-            "Inserts MongoDB already held (a replay after a crash or retry), counted as written",
+            "Inserts of documents MongoDB already held (a replay after a crash or retry): written before, not again",
             m.mongodb_replays,
         );
         metrics

@@ -44,16 +44,21 @@ pub(super) async fn execute(
         for chunk in chunks(run) {
             let started = std::time::Instant::now();
             let refused = rejections.len();
-            match kind {
-                Kind::Insert => insert(database, write_concern, collection, chunk, &mut rejections, tally).await?,
-                kind => command(database, write_concern, collection, kind, chunk, &mut rejections).await?,
-            }
+            let replays = match kind {
+                Kind::Insert => insert(database, write_concern, collection, chunk, &mut rejections).await?,
+                kind => command(database, write_concern, collection, kind, chunk, &mut rejections).await.map(|()| 0)?,
+            };
             tally.commands.push(started.elapsed());
             // Counted per chunk (one collection), not per document.
             let refused = &rejections[refused..];
             let mut written = [0u64; WRITE_KINDS.len()];
             for write in chunk.iter().filter(|write| !refused.iter().any(|rejection| rejection.input == write.input)) {
                 written[write.op.kind_index()] += 1;
+            }
+            if replays > 0 {
+                // Documents MongoDB already held were not written again.
+                written[0] -= replays;
+                *tally.replays.entry(collection.to_string()).or_default() += replays;
             }
             for (kind, count) in WRITE_KINDS.into_iter().zip(written).filter(|(_, count)| *count > 0) {
                 *tally.documents.entry((collection.to_string(), kind)).or_default() += count;
@@ -113,21 +118,22 @@ fn op_size(op: &Op) -> usize {
 }
 
 /// An unordered `insert`: a duplicate `_id` means an earlier attempt (or
-/// run) already wrote the document; any other refusal rejects its input.
+/// run) already wrote the document (a replay, counted in the answer); any
+/// other refusal rejects its input.
 async fn insert(
     database: &Database,
     write_concern: &RawDocumentBuf,
     collection: &str,
     chunk: &[PlannedWrite],
     rejections: &mut Vec<Rejection>,
-    tally: &mut MongoWrites,
-) -> Result<(), ServiceError> {
+) -> Result<u64, ServiceError> {
     let what = || format!("inserting into {collection}");
     let command = insert_command(collection, chunk, write_concern.as_bytes().len());
     let reply = send(database, command, write_concern, what).await?;
+    let mut replays = 0;
     for WriteError { index, code, message } in write_errors(&reply) {
         if code == DUPLICATE_KEY && is_id_index(&message) {
-            *tally.replays.entry(collection.to_owned()).or_default() += 1;
+            replays += 1;
             continue;
         }
         if mongo_code_is_transient(code) {
@@ -141,7 +147,7 @@ async fn insert(
             reason: format!("MongoDB refused the document (code {code}): {message}"),
         });
     }
-    Ok(())
+    Ok(replays)
 }
 
 /// The `insert` command for `chunk`, with `room` bytes spare for the write
