@@ -160,3 +160,45 @@ fn the_same_pipeline_name_in_two_files_is_refused_before_anything_starts() {
     let validate = Command::new(FERRY).args(["validate", dir.path().to_str().unwrap()]).output().unwrap();
     assert_eq!(validate.status.code(), Some(2), "validate takes the same arguments");
 }
+
+#[test]
+fn sighup_reloads_a_changed_file_and_refuses_a_broken_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = unreachable_pipeline(dir.path(), "hup", "");
+    let ferry = Running::start(&["run", file.to_str().unwrap(), "--admin", "off"], &[]);
+    ferry.wait_for_line("the pipeline to start", |line| line.contains("pipeline starting"));
+    let hangup = || {
+        let status = Command::new("kill").arg("-HUP").arg(ferry.child.id().to_string()).status().unwrap();
+        assert!(status.success());
+    };
+
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, text.replace("retry_max = \"200ms\"", "retry_max = \"300ms\"")).unwrap();
+    hangup();
+    ferry.wait_for_line("the swap", |line| line.contains("reloaded: the new version resumes"));
+
+    std::fs::write(&file, "name = \"hup\"\nthis is not TOML").unwrap();
+    hangup();
+    let refused = ferry.wait_for_line("the refusal", |line| line.contains("reload refused"));
+    assert!(refused.contains("hup.toml is not valid TOML"), "says why: {refused}");
+    let (code, lines) = ferry.terminate();
+    assert_eq!(code, 0, "the old version ran on and stopped on the signal: {lines:#?}");
+}
+
+#[test]
+fn a_folder_without_pipeline_files_is_refused_unless_watched() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().to_str().unwrap();
+    for args in [vec!["run", folder, "--admin", "off"], vec!["validate", folder]] {
+        let output = Command::new(FERRY).args(&args).output().unwrap();
+        let command = args[0];
+        assert_eq!(output.status.code(), Some(2), "{command}");
+        assert!(String::from_utf8_lossy(&output.stderr).contains("no pipeline files found"), "{command}");
+    }
+    // Watching, an empty folder waits for its first file.
+    let ferry = Running::start(&["run", dir.path().to_str().unwrap(), "--admin", "off", "--watch"], &[]);
+    ferry.wait_for_line("the watch", |line| line.contains("watching for changes"));
+    unreachable_pipeline(dir.path(), "arrived", "");
+    ferry.wait_for_line("the new file's pipeline", |line| line.contains("new pipeline file: starting it"));
+    assert_eq!(ferry.terminate().0, 0);
+}

@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 
 use super::{CliError, Context, GlobalArgs, Verdict};
 use crate::admin::AdminServer;
-use crate::runner::{self, ReloadCause, RunOptions};
+use crate::runner::{self, FilesError, ReloadCause, RunOptions};
 use crate::telemetry::Telemetry;
 
 /// Where the admin endpoint listens unless told otherwise: loopback only,
@@ -69,6 +69,10 @@ pub(super) fn run(
 ) -> Result<Verdict, CliError> {
     // Every file is valid and every name unique before anything starts.
     let files = runner::load_all(&args.pipelines)?;
+    if files.is_empty() && !args.watch {
+        // (Watching, an empty folder waits for its first file.)
+        return Err(FilesError::Empty.into());
+    }
     let runtime = Arc::new(global.runtime()?);
     let telemetry = Telemetry::new();
     let options = RunOptions {

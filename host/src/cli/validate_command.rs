@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use super::{CliError, GlobalArgs, Verdict};
-use crate::runner;
+use crate::runner::{self, FilesError};
 use crate::wasm::TransformChain;
 
 #[derive(Debug, clap::Args)]
@@ -17,6 +17,9 @@ pub struct ValidateArgs {
 
 pub(super) fn run(args: &ValidateArgs, global: &GlobalArgs, out: &mut dyn Write) -> Result<Verdict, CliError> {
     let files = runner::load_all(&args.pipelines)?;
+    if files.is_empty() {
+        return Err(FilesError::Empty.into());
+    }
     let runtime = global.runtime()?;
     for file in &files {
         let config = &file.config;

@@ -19,7 +19,7 @@ pub enum FilesError {
     },
     #[error("{} does not exist", path.display())]
     Missing { path: PathBuf },
-    #[error("no pipeline files were given (name files, or a folder of *.toml files)")]
+    #[error("no pipeline files found (name files, or folders holding *.toml files)")]
     Empty,
     #[error(transparent)]
     Config(#[from] ConfigError),

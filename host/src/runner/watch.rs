@@ -44,6 +44,10 @@ impl FileWatcher {
 
     /// Watches exactly `folders` from now on.
     pub fn watch(&mut self, folders: BTreeMap<PathBuf, Vec<PathBuf>>) {
+        if folders.keys().ne(self.folders.keys()) {
+            let names: Vec<String> = folders.keys().map(|folder| folder.display().to_string()).collect();
+            tracing::info!(folders = ?names, "watching for changes");
+        }
         for old in self.folders.keys().filter(|folder| !folders.contains_key(*folder)) {
             let _ = self.watcher.unwatch(old);
         }
