@@ -5,21 +5,12 @@ use std::time::{Duration, Instant};
 
 /// Polls `check` until it returns `Some`, or panics naming `what` when
 /// `deadline` passes.
-pub async fn until<T, F, Fut>(what: &str, deadline: Duration, mut check: F) -> T
+pub async fn until<T, F, Fut>(what: &str, deadline: Duration, check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let give_up = Instant::now() + deadline;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        if Instant::now() > give_up {
-            panic!("timed out after {deadline:?} waiting for {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until_or_none(deadline, check).await.unwrap_or_else(|| panic!("timed out after {deadline:?} waiting for {what}"))
 }
 
 /// Polls `check` until it returns `Some`, or gives `None` once `deadline`

@@ -106,28 +106,14 @@ impl Prepared {
                 tokio::spawn(watch_lag(source.clone(), telemetry.clone(), probes).in_current_span());
                 let source = IggySource::new(source, telemetry)?;
                 let sink = MongoSink::new(sink, telemetry).await?;
-                let writer = Writer {
-                    pipeline: name,
-                    sink,
-                    dead_letters,
-                    delivery: delivery.clone(),
-                    telemetry: telemetry.clone(),
-                };
-                drive(source, chain, writer, delivery, shutdown).await
+                drive(source, chain, Writer::new(sink, dead_letters, &delivery, telemetry), delivery, shutdown).await
             }
             (SourceConfig::Mongodb(source), SinkConfig::Iggy(sink)) => {
                 let store = PositionStore::new(sink.connection(), &sink.stream, &sink.topic);
                 let source = MongoSource::new(source, &name, store, telemetry).await?;
                 tokio::spawn(watch_oplog(source.client(), telemetry.clone(), probes).in_current_span());
                 let sink = IggySink::new(sink);
-                let writer = Writer {
-                    pipeline: name,
-                    sink,
-                    dead_letters,
-                    delivery: delivery.clone(),
-                    telemetry: telemetry.clone(),
-                };
-                drive(source, chain, writer, delivery, shutdown).await
+                drive(source, chain, Writer::new(sink, dead_letters, &delivery, telemetry), delivery, shutdown).await
             }
             _ => unreachable!("validated: Iggy to MongoDB or MongoDB to Iggy"),
         }

@@ -221,8 +221,7 @@ async fn run_observed(
     let journal = source.journal.clone();
     let shutdown = CancellationToken::new();
     let telemetry = PipelineTelemetry::detached("p");
-    let writer =
-        Writer { pipeline: "p".into(), sink, dead_letters, delivery: delivery(), telemetry: telemetry.clone() };
+    let writer = Writer::new(sink, dead_letters, &delivery(), &telemetry);
     let task = tokio::spawn(drive(source, TransformChain::new(Vec::new()), writer, delivery(), shutdown.clone()));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while !done(&events(&journal)) && !task.is_finished() {

@@ -30,14 +30,18 @@ pub struct Ack<C> {
 
 /// The write stage of one pipeline.
 pub struct Writer<K, D> {
-    pub pipeline: String,
     pub sink: K,
     pub dead_letters: Option<D>,
     pub delivery: DeliveryConfig,
+    /// Where the stage reports; it names the pipeline, in dead letters too.
     pub telemetry: PipelineTelemetry,
 }
 
 impl<K: Sink, D: DeadLetterSink> Writer<K, D> {
+    pub fn new(sink: K, dead_letters: Option<D>, delivery: &DeliveryConfig, telemetry: &PipelineTelemetry) -> Self {
+        Self { sink, dead_letters, delivery: delivery.clone(), telemetry: telemetry.clone() }
+    }
+
     /// Writes batches in order until the input closes, a batch fails for
     /// good (reported through `acks`), or `stop` fires mid-retry.
     pub async fn run<C>(
@@ -104,7 +108,7 @@ impl<K: Sink, D: DeadLetterSink> Writer<K, D> {
         };
         backoff.reset();
         loop {
-            let send = dead_letters.send(&self.pipeline, batch, &letters);
+            let send = dead_letters.send(self.telemetry.name(), batch, &letters);
             match with_timeout(self.delivery.call_timeout, "sending dead letters", send).await {
                 Ok(()) => break,
                 Err(error) => retry_or_fail(Stage::DeadLetter, error, &mut backoff, stop).await?,
