@@ -113,17 +113,26 @@ pub async fn run(
     };
     runner.update_watches(watcher.as_mut());
     let mut progress = progress::Progress::new(runner.options.progress_every);
+    let mut quiet = watch::Quiet::default();
     loop {
         if !runner.options.watch && runner.pipelines.values().all(|entry| entry.ended.is_some()) {
             break;
         }
+        // Every branch can be cut short by another without losing anything:
+        // a file change only moves the reload's due time.
         tokio::select! {
             () = shutdown.cancelled() => break,
             Some(cause) = reloads.recv() => {
                 runner.reload(cause).await;
                 runner.update_watches(watcher.as_mut());
             }
-            Some(()) = watch::next_change(&mut file_changes, watcher.as_ref()) => {
+            Some(event) = file_changes.recv() => {
+                if watcher.as_ref().is_some_and(|watcher| watcher.matters(&event)) {
+                    quiet.changed();
+                }
+            }
+            () = quiet.due() => {
+                quiet.take();
                 runner.reload(ReloadCause::FileChanged).await;
                 runner.update_watches(watcher.as_mut());
             }

@@ -5,7 +5,7 @@
 //! a file by renaming a new one over it, which a watch on the old file
 //! would miss. Changes come in bursts (a build writes a component in
 //! several steps), so a reload waits until the files have been quiet for a
-//! moment.
+//! moment ([`Quiet`]).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -60,7 +60,7 @@ impl FileWatcher {
     }
 
     /// Whether `event` touches a file that matters.
-    fn matters(&self, event: &notify::Event) -> bool {
+    pub fn matters(&self, event: &notify::Event) -> bool {
         if event.kind.is_access() {
             return false;
         }
@@ -82,20 +82,30 @@ fn same_folder(watched: &std::path::Path, reported: &std::path::Path) -> bool {
     watched == reported || std::fs::canonicalize(watched).is_ok_and(|watched| watched == reported)
 }
 
-/// Waits for a change that matters and for the quiet after it. Never
-/// resolves without a watcher.
-pub async fn next_change(
-    events: &mut mpsc::UnboundedReceiver<notify::Event>,
-    watcher: Option<&FileWatcher>,
-) -> Option<()> {
-    let Some(watcher) = watcher else { return std::future::pending().await };
-    loop {
-        let event = events.recv().await?;
-        if watcher.matters(&event) {
-            break;
+/// A reload waiting for the files to go quiet: each change that matters
+/// moves it [`QUIET`] later.
+#[derive(Debug, Default)]
+pub struct Quiet {
+    due: Option<tokio::time::Instant>,
+}
+
+impl Quiet {
+    /// A change came: the reload is due once none has come for a moment.
+    pub fn changed(&mut self) {
+        self.due = Some(tokio::time::Instant::now() + QUIET);
+    }
+
+    /// Resolves when the reload is due (never, with none waiting). Safe to
+    /// drop and call again: the due time stays until `take`.
+    pub async fn due(&self) {
+        match self.due {
+            Some(due) => tokio::time::sleep_until(due).await,
+            None => std::future::pending().await,
         }
     }
-    // Quiet: no further event for a moment.
-    while let Ok(Some(_)) = tokio::time::timeout(QUIET, events.recv()).await {}
-    Some(())
+
+    /// The reload is being made.
+    pub fn take(&mut self) {
+        self.due = None;
+    }
 }
