@@ -18,7 +18,7 @@ use crate::error::{ServiceError, with_timeout};
 use crate::sink::Sink;
 use crate::sink::dead_letter::DeadLetterSink;
 use crate::source::{Polled, Source};
-use crate::telemetry::events::{BatchCommitted, BatchPolled, EndsConnected};
+use crate::telemetry::events::{BatchCommitted, BatchPolled, EndsConnected, PolledNothing};
 use crate::telemetry::{PipelineTelemetry, Stage};
 use crate::wasm::TransformChain;
 
@@ -171,6 +171,8 @@ impl<S: Source> Driver<'_, S> {
                         continue;
                     }
                     Ok(None) => {
+                        // An answer with nothing in it still ends a poll failure.
+                        PolledNothing.emit(&self.telemetry);
                         let pause = self.source.idle_pause();
                         tokio::select! {
                             ack = acks.recv() => self.acknowledged(ack, shutdown).await?,

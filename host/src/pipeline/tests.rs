@@ -35,6 +35,8 @@ fn events(journal: &Journal) -> Vec<String> {
 struct ScriptedSource {
     batches: VecDeque<Batch>,
     polled: u64,
+    /// Polling fails this many times first.
+    poll_failures: usize,
     journal: Journal,
 }
 
@@ -58,7 +60,7 @@ impl ScriptedSource {
                     .collect(),
             })
             .collect();
-        Self { batches, polled: 0, journal: journal.clone() }
+        Self { batches, polled: 0, poll_failures: 0, journal: journal.clone() }
     }
 }
 
@@ -70,6 +72,11 @@ impl Source for ScriptedSource {
     }
 
     async fn poll(&mut self) -> Result<Option<Polled<u64>>, ServiceError> {
+        if self.poll_failures > 0 {
+            self.poll_failures -= 1;
+            note(&self.journal, "poll failed");
+            return Err(ServiceError::not_yet("polling", "the server restarts"));
+        }
         Ok(self.batches.pop_front().map(|batch| {
             self.polled += 1;
             Polled { batch, checkpoint: self.polled }
@@ -218,13 +225,24 @@ async fn run_observed(
     dead_letters: Option<MemoryDeadLetters>,
     done: impl Fn(&[String]) -> bool,
 ) -> (Result<Counts, PipelineError>, Vec<String>, PipelineTelemetry) {
+    run_until(source, sink, dead_letters, |events, _| done(events)).await
+}
+
+/// Runs the pipeline until `done` holds for the journal and the telemetry
+/// (or it stops).
+async fn run_until(
+    source: ScriptedSource,
+    sink: ScriptedSink,
+    dead_letters: Option<MemoryDeadLetters>,
+    done: impl Fn(&[String], &PipelineTelemetry) -> bool,
+) -> (Result<Counts, PipelineError>, Vec<String>, PipelineTelemetry) {
     let journal = source.journal.clone();
     let shutdown = CancellationToken::new();
     let telemetry = PipelineTelemetry::detached("p");
     let writer = Writer::new(sink, dead_letters, &delivery(), &telemetry);
     let task = tokio::spawn(drive(source, TransformChain::new(Vec::new()), writer, delivery(), shutdown.clone()));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !done(&events(&journal)) && !task.is_finished() {
+    while !done(&events(&journal), &telemetry) && !task.is_finished() {
         assert!(tokio::time::Instant::now() < deadline, "stuck: {:?}", events(&journal));
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
@@ -357,4 +375,17 @@ async fn given_a_sink_unreachable_at_first_then_the_pipeline_retries_and_runs_on
     let status = telemetry.status();
     assert_eq!(status.state, State::Running, "running once connected, until the pipeline's end is reported");
     assert!(status.failing.is_empty(), "the connect failures are over: {:?}", status.failing);
+}
+
+#[tokio::test]
+async fn given_a_poll_failure_and_then_nothing_to_read_then_the_pipeline_is_running_again() {
+    let journal = Journal::default();
+    let source = ScriptedSource { poll_failures: 1, ..ScriptedSource::new(&[], &journal) };
+    let (outcome, events, telemetry) = run_until(source, ScriptedSink::new(&journal), None, |events, telemetry| {
+        events.iter().any(|event| event == "poll failed") && telemetry.status().state == State::Running
+    })
+    .await;
+    outcome.unwrap();
+    assert!(events.contains(&"poll failed".to_owned()), "{events:?}");
+    assert!(telemetry.status().failing.is_empty(), "an empty answer ends the poll failure");
 }

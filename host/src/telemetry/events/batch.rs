@@ -27,6 +27,15 @@ impl BatchPolled {
     }
 }
 
+/// The source answered a poll with nothing waiting: polling works (again).
+pub struct PolledNothing;
+
+impl PolledNothing {
+    pub fn emit(self, telemetry: &PipelineTelemetry) {
+        recovered(telemetry, Stage::Poll);
+    }
+}
+
 /// A batch went through the transform chain and was prepared for the sink.
 pub struct BatchTransformed {
     pub elapsed: Duration,

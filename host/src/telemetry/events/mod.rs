@@ -16,7 +16,7 @@ mod reload;
 
 use std::time::{Duration, SystemTime};
 
-pub use batch::{BatchCommitted, BatchPolled, BatchTransformed, BatchWritten};
+pub use batch::{BatchCommitted, BatchPolled, BatchTransformed, BatchWritten, PolledNothing};
 pub use change_stream::{ChangesCommitted, ChangesPolled, OplogRead};
 pub use iggy::{OffsetCommitted, PartitionHead, PartitionHeads, PartitionsAssigned};
 pub use lifecycle::{EndsConnected, PipelineStarting, PipelineStopped, RetryScheduled};
