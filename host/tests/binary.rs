@@ -202,3 +202,16 @@ fn a_folder_without_pipeline_files_is_refused_unless_watched() {
     ferry.wait_for_line("the new file's pipeline", |line| line.contains("new pipeline file: starting it"));
     assert_eq!(ferry.terminate().0, 0);
 }
+
+#[test]
+fn an_admin_address_in_use_is_an_error_that_says_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = unreachable_pipeline(dir.path(), "second", "");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    let output = Command::new(FERRY).args(["run", file.to_str().unwrap(), "--admin", &address]).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let error = String::from_utf8_lossy(&output.stderr);
+    assert!(error.contains(&format!("cannot listen for the admin endpoint on {address}")), "{error}");
+    assert!(error.contains("--admin off"), "says what to do: {error}");
+}

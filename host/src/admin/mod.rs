@@ -23,7 +23,10 @@ use crate::telemetry::Telemetry;
 
 /// The admin listener could not be opened.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot listen for the admin endpoint on {address}")]
+#[error(
+    "cannot listen for the admin endpoint on {address} (another ferry run on this host? give it another address \
+     with --admin ADDR, or --admin off)"
+)]
 pub struct AdminError {
     pub address: SocketAddr,
     #[source]
