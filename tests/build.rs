@@ -12,6 +12,9 @@ fn main() {
     let tests_dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let root = tests_dir.parent().expect("tests/ lives in the repository root");
     println!("cargo:rerun-if-changed={}", root.join("wit").display());
+    // The example transforms are written on the SDK.
+    println!("cargo:rerun-if-changed={}", root.join("sdk/rust/Cargo.toml").display());
+    println!("cargo:rerun-if-changed={}", root.join("sdk/rust/src").display());
     for workspace in [root.join("guest-examples"), tests_dir.join("guests")] {
         watch(&workspace);
         build(&workspace);

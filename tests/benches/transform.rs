@@ -4,6 +4,8 @@
 //!
 //! Run with `cargo bench -p ferry-tests --bench transform`. Targets:
 //! identity ≤ 300 ns/record; sensor-enrich within 1.5× of native at 1000.
+//! `FERRY_BENCH_BASELINE_DIR=dir` also measures the same components of
+//! another build (by file name) side by side.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -74,6 +76,46 @@ fn main() {
     println!();
     verdict("identity call ns/record at batch 1000", identity_call_1000, 300.0);
     verdict("sensor-enrich chain/native at batch 1000", enrich_ratio_1000, 1.5);
+    if let Some(baseline) = std::env::var_os("FERRY_BENCH_BASELINE_DIR") {
+        against_baseline(&runtime, std::path::Path::new(&baseline), &filter);
+    }
+}
+
+/// The same transforms from another build (`FERRY_BENCH_BASELINE_DIR`, say
+/// the previous release's components, by file name), call ns/record side by
+/// side: one call of each in turn, so that the machine's drift (it is
+/// shared) falls on both alike, and the median call of each.
+fn against_baseline(runtime: &WasmRuntime, dir: &std::path::Path, filter: &[String]) {
+    println!();
+    println!("{:<14} {:>6} {:>16} {:>16} {:>10}", "transform", "batch", "this ns/rec", "baseline ns/rec", "change");
+    for (name, wasm) in [("identity", guests::IDENTITY), ("sensor-enrich", guests::SENSOR_ENRICH)] {
+        if !filter.is_empty() && !filter.iter().any(|wanted| name.contains(wanted.as_str())) {
+            continue;
+        }
+        let file = std::path::Path::new(wasm).file_name().expect("a component file");
+        let load = |path: &std::path::Path| runtime.load(&TransformConfig::new(name, path)).expect("the guest loads");
+        let (mut this, mut baseline) = (load(std::path::Path::new(wasm)), load(&dir.join(file)));
+        for size in [1, 1000] {
+            let batch = readings(size);
+            let (mut this_calls, mut baseline_calls) = (Vec::new(), Vec::new());
+            let started = Instant::now();
+            while started.elapsed() < MEASURE_FOR * 2 {
+                for (transform, calls) in [(&mut this, &mut this_calls), (&mut baseline, &mut baseline_calls)] {
+                    let call = Instant::now();
+                    black_box(transform.transform(&batch).expect("the batch runs"));
+                    calls.push(call.elapsed().as_nanos() as f64 / size as f64);
+                }
+            }
+            let (this_ns, baseline_ns) = (median(&mut this_calls), median(&mut baseline_calls));
+            let change = 100.0 * (this_ns - baseline_ns) / baseline_ns;
+            println!("{name:<14} {size:>6} {this_ns:>16.0} {baseline_ns:>16.0} {change:>+9.1}%");
+        }
+    }
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
 }
 
 /// Mean nanoseconds per record of `run`, which processes `size` records.

@@ -117,7 +117,7 @@ fn config_entries_reach_a_single_transform() {
     let (verdict, _) = ferry(&["test", "--transform", guests::PII_REDACT, "--input", input.to_str().unwrap()]);
     let error = verdict.unwrap_err();
     assert!(
-        error.to_string().contains("rejected its configuration: invalid config: missing field `fields`"),
+        error.to_string().contains("rejected its configuration: invalid configuration: missing field `fields`"),
         "{error}"
     );
 }

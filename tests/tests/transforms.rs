@@ -93,7 +93,7 @@ fn a_rejected_configuration_names_the_transform_and_reason() {
 
     config.config = toml::Table::new();
     let error = runtime().load(&config).unwrap().start().unwrap_err();
-    assert!(error.to_string().contains("invalid config: missing field `fields`"), "{error}");
+    assert!(error.to_string().contains("invalid configuration: missing field `fields`"), "{error}");
 }
 
 #[test]

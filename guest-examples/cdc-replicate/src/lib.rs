@@ -11,63 +11,40 @@
 //!
 //! Writes are keyed by `_id`, so replaying events is harmless.
 
-wit_bindgen::generate!({ path: "../../wit", world: "transform" });
-
-use exports::ferry::transform::transformer::Guest;
-use ferry::transform::types::{Batch, Encoding, Outcome, Output, Write};
+use ferry_transform::{Error, NoConfig, Outcome, PayloadError, Record, Transform};
 use serde_json::Value;
 
 struct CdcReplicate;
 
-impl Guest for CdcReplicate {
-    fn configure(_config: String) -> Result<(), String> {
-        Ok(())
+impl Transform for CdcReplicate {
+    type Config = NoConfig;
+
+    fn new(_config: NoConfig) -> Result<Self, String> {
+        Ok(Self)
     }
 
-    fn transform(batch: Batch) -> Result<Vec<Outcome>, String> {
-        Ok(batch.records.iter().map(|record| replicate(&record.payload, record.encoding)).collect())
-    }
-}
-
-fn replicate(payload: &[u8], encoding: Encoding) -> Outcome {
-    if encoding != Encoding::Json {
-        return Outcome::Fail(format!("expected a JSON change event, got {encoding:?}"));
-    }
-    let event: Value = match serde_json::from_slice(payload) {
-        Ok(event) => event,
-        Err(error) => return Outcome::Fail(format!("payload is not a JSON change event: {error}")),
-    };
-    match event.get("operationType").and_then(Value::as_str) {
-        Some("insert" | "replace" | "update") => match event.get("fullDocument") {
-            Some(document @ Value::Object(_)) => write(document, Write::Replace(id_key())),
-            Some(Value::Null) => Outcome::Drop,
-            _ if event["operationType"] == "update" => Outcome::Fail(
-                "the update event has no fullDocument; set full_document = \"update-lookup\" on the source".to_owned(),
-            ),
-            _ => Outcome::Fail("the event has no fullDocument".to_owned()),
-        },
-        Some("delete") => match event.get("documentKey") {
-            Some(key @ Value::Object(_)) => write(key, Write::Delete(id_key())),
-            _ => Outcome::Fail("the delete event has no documentKey".to_owned()),
-        },
-        Some(_) => Outcome::Drop,
-        None => Outcome::Fail("the payload has no operationType: is it a change event?".to_owned()),
+    fn record(&mut self, record: Record) -> Result<Outcome, Error> {
+        let event: Value = record.json().map_err(|error| match error {
+            PayloadError::Json(error) => format!("payload is not a JSON change event: {error}"),
+            other => other.to_string(),
+        })?;
+        Ok(match event.get("operationType").and_then(Value::as_str) {
+            Some("insert" | "replace" | "update") => match event.get("fullDocument") {
+                Some(document @ Value::Object(_)) => Outcome::emit_json(document).replace_by(["_id"]),
+                Some(Value::Null) => Outcome::drop(),
+                _ if event["operationType"] == "update" => Outcome::fail(
+                    "the update event has no fullDocument; set full_document = \"update-lookup\" on the source",
+                ),
+                _ => Outcome::fail("the event has no fullDocument"),
+            },
+            Some("delete") => match event.get("documentKey") {
+                Some(key @ Value::Object(_)) => Outcome::emit_json(key).delete_by(["_id"]),
+                _ => Outcome::fail("the delete event has no documentKey"),
+            },
+            Some(_) => Outcome::drop(),
+            None => Outcome::fail("the payload has no operationType: is it a change event?"),
+        })
     }
 }
 
-fn write(document: &Value, write: Write) -> Outcome {
-    Outcome::Emit(Output {
-        payload: document.to_string().into_bytes(),
-        encoding: Encoding::Json,
-        collection: None,
-        write: Some(write),
-        key: None,
-        headers: Vec::new(),
-    })
-}
-
-fn id_key() -> Vec<String> {
-    vec!["_id".to_owned()]
-}
-
-export!(CdcReplicate);
+ferry_transform::export!(CdcReplicate);

@@ -2,35 +2,20 @@
 //! the same payload, encoding and key, so the pipeline's defaults decide where
 //! it is written.
 
-wit_bindgen::generate!({ path: "../../wit", world: "transform" });
-
-use exports::ferry::transform::transformer::Guest;
-use ferry::transform::types::{Batch, Outcome, Output};
+use ferry_transform::{Error, NoConfig, Outcome, Record, Transform};
 
 struct Identity;
 
-impl Guest for Identity {
-    fn configure(_config: String) -> Result<(), String> {
-        Ok(())
+impl Transform for Identity {
+    type Config = NoConfig;
+
+    fn new(_config: NoConfig) -> Result<Self, String> {
+        Ok(Self)
     }
 
-    fn transform(batch: Batch) -> Result<Vec<Outcome>, String> {
-        let outcomes = batch
-            .records
-            .into_iter()
-            .map(|record| {
-                Outcome::Emit(Output {
-                    payload: record.payload,
-                    encoding: record.encoding,
-                    collection: None,
-                    write: None,
-                    key: record.key,
-                    headers: Vec::new(),
-                })
-            })
-            .collect();
-        Ok(outcomes)
+    fn record(&mut self, record: Record) -> Result<Outcome, Error> {
+        Ok(Outcome::emit_record(record))
     }
 }
 
-export!(Identity);
+ferry_transform::export!(Identity);

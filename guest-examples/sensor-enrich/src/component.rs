@@ -1,42 +1,28 @@
 //! The component face of [`crate::enrich`].
 
-wit_bindgen::generate!({ path: "../../wit", world: "transform" });
-
-use exports::ferry::transform::transformer::Guest;
-use ferry::transform::types::{Batch, Encoding, Outcome, Output};
+use ferry_transform::{Encoding, Error, NoConfig, Outcome, Record, Transform};
 
 use crate::{COLLECTION, Enriched, enrich};
 
 struct SensorEnrich;
 
-impl Guest for SensorEnrich {
-    fn configure(_config: String) -> Result<(), String> {
-        Ok(())
+impl Transform for SensorEnrich {
+    type Config = NoConfig;
+
+    fn new(_config: NoConfig) -> Result<Self, String> {
+        Ok(Self)
     }
 
-    fn transform(batch: Batch) -> Result<Vec<Outcome>, String> {
-        let outcomes = batch
-            .records
-            .iter()
-            .map(|record| match record.encoding {
-                Encoding::Json => enrich(&record.payload),
-                other => Enriched::Invalid(format!("expected a JSON payload, got {other:?}")),
-            })
-            .map(|enriched| match enriched {
-                Enriched::Reading(payload) => Outcome::Emit(Output {
-                    payload,
-                    encoding: Encoding::Json,
-                    collection: Some(COLLECTION.to_owned()),
-                    write: None,
-                    key: None,
-                    headers: Vec::new(),
-                }),
-                Enriched::Dropped => Outcome::Drop,
-                Enriched::Invalid(reason) => Outcome::Fail(reason),
-            })
-            .collect();
-        Ok(outcomes)
+    fn record(&mut self, record: Record) -> Result<Outcome, Error> {
+        if record.encoding() != Encoding::Json {
+            return Err(format!("expected a JSON payload, got {:?}", record.encoding()).into());
+        }
+        Ok(match enrich(record.payload()) {
+            Enriched::Reading(payload) => Outcome::emit_raw_json(payload).to_collection(COLLECTION),
+            Enriched::Dropped => Outcome::drop(),
+            Enriched::Invalid(reason) => Outcome::fail(reason),
+        })
     }
 }
 
-export!(SensorEnrich);
+ferry_transform::export!(SensorEnrich);
