@@ -174,3 +174,56 @@ fn the_round_trip_pipelines_can_start_in_either_order() {
     assert!(produced.create.is_some(), "readings-changes creates its topic");
     assert_eq!(consumed.create, produced.create, "changes-to-mongo creates the same topic");
 }
+
+#[test]
+fn change_events_reach_a_transform_as_the_change_stream_hands_them_over() {
+    let input = samples().join("changes.jsonl");
+    let golden = samples().join("changes.expected.jsonl");
+    let args = ["test", "--transform", guests::CDC_REPLICATE, "--origin", "change-events"];
+    let (verdict, out) =
+        ferry(&[&args[..], &["--input", input.to_str().unwrap(), "--expect", golden.to_str().unwrap()]].concat());
+    assert_eq!(verdict.unwrap(), Verdict::Success, "{out}");
+
+    // Each record carries the event's key and position, as from the source.
+    let (_, out) = ferry(&[&args[..], &["--input", input.to_str().unwrap()]].concat());
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        lines[0].starts_with(r#"line 1: emit → (default collection) ({"replace":["_id"]}) key={"_id":1}"#),
+        "{out}"
+    );
+    assert!(lines[3].contains(r#"({"delete":["_id"]})"#), "{out}");
+    assert_eq!(lines[4], "line 5: drop");
+
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("changes.jsonl");
+    std::fs::write(&broken, "{\"operationType\":\"insert\"}\nnot json\n").unwrap();
+    let (verdict, _) = ferry(&[&args[..], &["--input", broken.to_str().unwrap()]].concat());
+    let error = verdict.unwrap_err().to_string();
+    assert!(error.contains("changes.jsonl line 2 is not a change event: "), "{error}");
+}
+
+#[test]
+fn a_record_that_hangs_traps_or_hogs_memory_is_named_and_its_neighbours_go_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.jsonl");
+    std::fs::write(&input, "{\"n\":1}\nloop\ntrap\nhog\n{\"n\":2}\n").unwrap();
+    let args = ["test", "--transform", guests::PROBE, "--timeout", "200ms", "--memory-limit", "16MiB"];
+    let (verdict, out) = ferry(&[&args[..], &["--input", input.to_str().unwrap()]].concat());
+    assert_eq!(verdict.unwrap(), Verdict::Failure, "a failed record, not a failed run: {out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].starts_with("line 1: emit"), "{out}");
+    assert_eq!(lines[1], "line 2: FAIL in probe: transform `probe` timed out: a call ran longer than 200ms");
+    assert_eq!(
+        lines[2],
+        "line 3: FAIL in probe: transform `probe` trapped: wasm trap: wasm `unreachable` instruction executed"
+    );
+    assert_eq!(
+        lines[3],
+        "line 4: FAIL in probe: transform `probe` ran out of memory: it needed more than its limit of 16.0 MiB"
+    );
+    assert!(lines[4].starts_with("line 5: emit"), "{out}");
+
+    let (verdict, _) =
+        ferry(&["test", "--transform", guests::PROBE, "--timeout", "0s", "--input", input.to_str().unwrap()]);
+    assert!(verdict.unwrap_err().to_string().starts_with("--timeout: must be above 0"));
+}

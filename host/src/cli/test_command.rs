@@ -3,22 +3,25 @@
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use bytesize::ByteSize;
 use clap::ValueEnum;
 
 use super::report::{Entry, Summary};
 use super::{CliError, GlobalArgs, Verdict, golden};
-use crate::config::{PipelineConfig, TransformConfig};
+use crate::config::{EventFormat, PipelineConfig, Problems, TransformConfig};
+use crate::pipeline::run_isolating;
 use crate::record::{Batch, BatchSource, Encoding, Origin, Record};
+use crate::source::mongodb::change_record;
 use crate::wasm::TransformChain;
 
 /// Arguments of `ferry test`.
 #[derive(Debug, clap::Args)]
 #[command(
     group(clap::ArgGroup::new("chain").required(true).args(["pipeline", "transform"])),
-    after_help = "Exit codes: 0 all records processed (or matched --expect); 1 a record failed \
-                  (or the report differs from --expect); 2 the test could not run."
+    after_help = "Exit codes: 0 all records processed (or matched --expect); 1 a record failed, a trap or a \
+                  timeout included (or the report differs from --expect); 2 the test could not run."
 )]
 pub struct TestArgs {
     /// A pipeline file whose transform chain to run.
@@ -42,9 +45,40 @@ pub struct TestArgs {
     /// Records per transform call.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
     pub batch_size: u32,
+    /// How each input line becomes a record: its payload as-is (`payload`),
+    /// or a MongoDB change event as the change-stream source hands it over
+    /// (`change-events`: each line an event in Extended JSON).
+    #[arg(long, value_enum, default_value_t = InputOrigin::Payload)]
+    pub origin: InputOrigin,
+    /// With `--origin change-events`: events as relaxed Extended JSON (as
+    /// `format = "json"` gives them) or raw BSON.
+    #[arg(long, value_enum, default_value_t = EventPayload::Json)]
+    pub event_format: EventPayload,
+    /// How long one call of --transform may run (e.g. `5s`).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, conflicts_with = "pipeline")]
+    pub timeout: Option<Duration>,
+    /// How far the --transform instance's memory may grow (e.g. `128MiB`).
+    #[arg(long, value_name = "SIZE", conflicts_with = "pipeline")]
+    pub memory_limit: Option<ByteSize>,
     /// Show the transform's stdout and stderr (panic messages, too) in the log.
     #[arg(long)]
     pub stdio: bool,
+}
+
+/// Where `ferry test`'s records come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum InputOrigin {
+    /// Each line is one record's payload (JSON), as a topic's message is.
+    Payload,
+    /// Each line is a MongoDB change event, in Extended JSON.
+    ChangeEvents,
+}
+
+/// The payload a change event becomes (a change-stream source's `format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EventPayload {
+    Json,
+    Bson,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -67,13 +101,18 @@ pub(super) fn run(args: &TestArgs, global: &GlobalArgs, out: &mut dyn Write) -> 
     chain.start()?;
     let last_transform = transforms.last().map_or("", |transform| transform.name.as_str()).to_owned();
 
-    let timestamp = now_micros();
-    let mut entries = Vec::with_capacity(lines.len());
-    for (chunk_index, chunk) in lines.chunks(args.batch_size as usize).enumerate() {
+    let records = records(&lines, args, &args.input)?;
+    let source = match args.origin {
+        InputOrigin::Payload => BatchSource::File,
+        InputOrigin::ChangeEvents => BatchSource::Mongodb,
+    };
+    let mut entries = Vec::with_capacity(records.len());
+    for (chunk_index, chunk) in records.chunks(args.batch_size as usize).enumerate() {
         let first_line = (chunk_index * args.batch_size as usize) as u64 + 1;
-        let records = (first_line..).zip(chunk).map(|(line, payload)| file_record(line, payload, timestamp)).collect();
-        let batch = Batch { source: BatchSource::File, records };
-        let results = chain.run(&batch)?;
+        let batch = Batch { source: source.clone(), records: chunk.to_vec() };
+        // As in a pipeline: a batch that traps or times out is run again one
+        // record at a time, so the report names the line at fault.
+        let results = run_isolating(&mut chain, &batch);
         let lines = (first_line..).zip(results.iter().zip(&batch.records));
         entries.extend(lines.map(|(line, (result, input))| Entry::new(line, result, input, &last_transform)));
     }
@@ -93,6 +132,18 @@ fn chain_config(args: &TestArgs) -> Result<Vec<TransformConfig>, CliError> {
     let name = path.file_stem().map_or("transform".into(), |stem| stem.to_string_lossy().into_owned());
     let mut transform = TransformConfig::new(name, path);
     transform.config = parse_config_entries(&args.config)?;
+    transform.timeout = args.timeout.unwrap_or(transform.timeout);
+    transform.memory_limit = args.memory_limit.unwrap_or(transform.memory_limit);
+    let mut problems = Problems::default();
+    transform.validate("--transform", &mut problems);
+    if let Some(problem) = problems.iter().next() {
+        let option = match problem.path.as_str() {
+            "--transform.timeout" => "--timeout",
+            "--transform.memory_limit" => "--memory-limit",
+            _ => "--transform",
+        };
+        return Err(CliError::Usage(format!("{option}: {}", problem.message)));
+    }
     Ok(vec![transform])
 }
 
@@ -137,6 +188,39 @@ fn read_lines(path: &Path) -> Result<Vec<Vec<u8>>, CliError> {
         return Ok(Vec::new());
     }
     Ok(text.split(|&b| b == b'\n').map(|line| line.strip_suffix(b"\r").unwrap_or(line).to_vec()).collect())
+}
+
+/// Each line as the record a pipeline would hand the chain.
+fn records(lines: &[Vec<u8>], args: &TestArgs, path: &Path) -> Result<Vec<Record>, CliError> {
+    let timestamp = now_micros();
+    let format = match args.event_format {
+        EventPayload::Json => EventFormat::Json,
+        EventPayload::Bson => EventFormat::Bson,
+    };
+    (1..)
+        .zip(lines)
+        .map(|(line, text)| match args.origin {
+            InputOrigin::Payload => Ok(file_record(line, text, timestamp)),
+            InputOrigin::ChangeEvents => change_event_record(text, line, format).map_err(|reason| {
+                CliError::Usage(format!("{} line {line} is not a change event: {reason}", path.display()))
+            }),
+        })
+        .collect()
+}
+
+/// A change event in Extended JSON, as the change-stream source hands it
+/// over: payload, document key, namespace, operation and cluster time. An
+/// event without a resume token `_id` (one written by hand) gets one.
+fn change_event_record(text: &[u8], line: u64, format: EventFormat) -> Result<Record, String> {
+    let value: serde_json::Value = serde_json::from_slice(text).map_err(|error| error.to_string())?;
+    let bson::Bson::Document(mut event) = bson::Bson::try_from(value).map_err(|error| error.to_string())? else {
+        return Err("it is not a JSON object".to_owned());
+    };
+    if !event.contains_key("_id") {
+        event.insert("_id", bson::doc! { "_data": format!("ferry-test-line-{line}") });
+    }
+    let event = bson::RawDocumentBuf::try_from(&event).map_err(|error| error.to_string())?;
+    change_record(&event, format)
 }
 
 fn file_record(line: u64, payload: &[u8], timestamp: u64) -> Record {

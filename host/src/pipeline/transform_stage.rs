@@ -54,9 +54,12 @@ pub fn run_isolating(chain: &mut TransformChain, batch: &Batch) -> Vec<RecordRes
         Err(error) => error,
     };
     if batch.records.len() == 1 {
+        // The error's own line: a trap's cause chain holds a multi-line
+        // backtrace, which belongs in the log, not in a dead letter's reason.
+        tracing::debug!("{}", error_chain(&error));
         return vec![RecordResult::Failed(Failure {
             transform: error.transform().to_owned(),
-            reason: error_chain(&error),
+            reason: error.to_string(),
         })];
     }
     tracing::warn!(records = batch.records.len(), "{}; retrying record by record", error_chain(&error));
