@@ -149,7 +149,7 @@ fn validate_loads_transforms_and_runs_their_config_checks() {
     write("[transforms.config]\nfields = ['email']\n");
     let (verdict, out) = ferry(&["validate", pipeline.to_str().unwrap()]);
     assert_eq!(verdict.unwrap(), Verdict::Success);
-    assert!(out.contains("pipeline \"p\" is valid (1 transform)"), "{out}");
+    assert!(out.contains("pipeline \"p\" is valid (1 transform: redact@"), "names the version: {out}");
 
     write("[transforms.config]\nfields = []\n");
     let (verdict, _) = ferry(&["validate", pipeline.to_str().unwrap()]);

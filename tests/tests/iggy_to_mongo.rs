@@ -428,3 +428,21 @@ async fn a_topic_without_partitions_yet_is_waited_for_then_consumed() {
     pipeline.stop().await.unwrap();
     assert_eq!(seqs(&setup.documents("readings").await), (0..100).collect::<Vec<i64>>());
 }
+
+/// With a metadata field, each document says which transform version wrote
+/// it: the transform's name and the first 12 hex digits of its component's
+/// SHA-256.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn documents_say_which_transform_version_made_them() {
+    let Some(setup) = Setup::new("documents_say_which_transform_version_made_them", 1).await else { return };
+    setup.produce((0..5).map(reading)).await;
+    let pipeline = RunningPipeline::start(parse(&setup.pipeline("", "metadata_field = \"_source\"", false)));
+    setup.wait_for_count(5).await;
+    pipeline.stop().await.unwrap();
+    use sha2::Digest;
+    let sha = hex::encode(sha2::Sha256::digest(std::fs::read(guests::SENSOR_ENRICH).unwrap()));
+    for document in setup.documents("readings").await {
+        let transforms = document.get_document("_source").unwrap().get_str("transforms").unwrap().to_owned();
+        assert_eq!(transforms, format!("enrich@{}", &sha[..12]));
+    }
+}

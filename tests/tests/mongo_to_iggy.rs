@@ -562,3 +562,23 @@ async fn a_topic_without_partitions_yet_is_waited_for_then_used() {
     keys.dedup();
     assert_eq!((changes.len(), keys.len()), (20, 20), "each change once");
 }
+
+/// Each message says which transform versions made it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_say_which_transform_version_made_them() {
+    let Some(setup) = Setup::new("messages_say_which_transform_version_made_them").await else { return };
+    let source = format!("collection = \"readings\"\n{}", Setup::from_now());
+    let transforms = format!("[[transforms]]\nname = \"identity\"\nwasm = \"{}\"", guests::IDENTITY);
+    let pipeline = RunningPipeline::start(parse(&setup.pipeline(&source, &transforms)));
+    setup.collection("readings").await.insert_one(doc! { "_id": "marker" }).await.unwrap();
+    setup.wait_for_marker("readings").await;
+    pipeline.stop().await.unwrap();
+    use sha2::Digest;
+    let sha = hex::encode(sha2::Sha256::digest(std::fs::read(guests::IDENTITY).unwrap()));
+    let client = setup.iggy.client().await;
+    let messages = read_topic(&client, &setup.stream, "changes").await;
+    assert!(!messages.is_empty());
+    for message in &messages {
+        assert_eq!(header(message, "ferry-transform"), Some(format!("identity@{}", &sha[..12])));
+    }
+}

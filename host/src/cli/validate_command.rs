@@ -24,10 +24,17 @@ pub(super) fn run(args: &ValidateArgs, global: &GlobalArgs, out: &mut dyn Write)
     for file in &files {
         let config = &file.config;
         let transforms = config.transforms.iter().map(|transform| runtime.load(transform)).collect::<Result<_, _>>()?;
-        TransformChain::new(transforms).start()?;
+        let mut chain = TransformChain::new(transforms);
+        chain.start()?;
         let count = config.transforms.len();
         let plural = if count == 1 { "" } else { "s" };
-        writeln!(out, "{}: pipeline {:?} is valid ({count} transform{plural})", file.path.display(), config.name)?;
+        let versions = chain.lineage().map(|lineage| format!(": {}", lineage.replace(',', ", "))).unwrap_or_default();
+        writeln!(
+            out,
+            "{}: pipeline {:?} is valid ({count} transform{plural}{versions})",
+            file.path.display(),
+            config.name
+        )?;
     }
     Ok(Verdict::Success)
 }

@@ -87,6 +87,8 @@ impl Prepared {
 
     async fn drive(self, telemetry: &PipelineTelemetry, shutdown: CancellationToken) -> Result<Counts, PipelineError> {
         let Self { config, chain, .. } = self;
+        // Every output says which transform versions made it.
+        let lineage = chain.lineage();
         let fallback = config.iggy_connection();
         let dead_letters = match &config.dead_letter {
             Some(dead_letter) => {
@@ -105,14 +107,14 @@ impl Prepared {
             (SourceConfig::Iggy(source), SinkConfig::Mongodb(sink)) => {
                 tokio::spawn(watch_lag(source.clone(), telemetry.clone(), probes).in_current_span());
                 let source = IggySource::new(source, telemetry)?;
-                let sink = MongoSink::new(sink, telemetry).await?;
+                let sink = MongoSink::new(sink, telemetry, lineage).await?;
                 drive(source, chain, Writer::new(sink, dead_letters, &delivery, telemetry), delivery, shutdown).await
             }
             (SourceConfig::Mongodb(source), SinkConfig::Iggy(sink)) => {
                 let store = PositionStore::new(sink.connection(), &sink.stream, &sink.topic);
                 let source = MongoSource::new(source, &name, store, telemetry).await?;
                 tokio::spawn(watch_oplog(source.client(), telemetry.clone(), probes).in_current_span());
-                let sink = IggySink::new(sink);
+                let sink = IggySink::new(sink, lineage);
                 drive(source, chain, Writer::new(sink, dead_letters, &delivery, telemetry), delivery, shutdown).await
             }
             _ => unreachable!("validated: Iggy to MongoDB or MongoDB to Iggy"),

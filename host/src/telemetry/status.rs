@@ -52,6 +52,13 @@ pub struct TransformInfo {
     pub sha256: String,
 }
 
+impl TransformInfo {
+    /// `name@<first 12 hex digits>`, as outputs carry it.
+    pub fn version(&self) -> String {
+        format!("{}@{}", self.name, self.sha256.get(..12).unwrap_or(&self.sha256))
+    }
+}
+
 /// One partition of an Iggy source, as far as Ferry knows it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct PartitionProgress {

@@ -33,6 +33,14 @@ impl TransformChain {
         &self.transforms
     }
 
+    /// Which transform versions the chain runs, as outputs carry it:
+    /// `enrich@52d4eb6e660a,redact@0f1e2d3c4b5a` (each name, and the first 12
+    /// hex digits of its component's SHA-256); `None` without transforms.
+    pub fn lineage(&self) -> Option<String> {
+        let versions: Vec<String> = self.transforms.iter().map(Transform::version).collect();
+        (!versions.is_empty()).then(|| versions.join(","))
+    }
+
     /// Instantiates and configures every transform, so a bad configuration
     /// is reported before any data flows.
     pub fn start(&mut self) -> Result<(), TransformError> {

@@ -72,6 +72,12 @@ impl Transform {
         &self.sha256
     }
 
+    /// `name@<first 12 hex digits of the SHA-256>`: the version as logs and
+    /// outputs name it.
+    pub fn version(&self) -> String {
+        format!("{}@{}", self.name, &self.sha256[..12])
+    }
+
     pub fn name(&self) -> &str {
         &self.name
     }

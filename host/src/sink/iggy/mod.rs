@@ -9,6 +9,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use iggy::prelude::{IggyMessage, IggyMessageHeader, MAX_PAYLOAD_SIZE, MessageClient, Partitioning};
@@ -24,6 +25,9 @@ use crate::record::{OutputRef, RecordResult};
 use crate::source::KEY_HEADER;
 use crate::source::mongodb::{ChangePosition, Relation, joined_pieces, partition_positions};
 
+/// The header that says which transform versions made a message.
+pub const TRANSFORM_HEADER: &str = "ferry-transform";
+
 pub struct IggySink {
     config: IggySinkConfig,
     link: IggyLink,
@@ -35,11 +39,14 @@ pub struct IggySink {
     holds: HashMap<u32, ChangePosition>,
     /// Whether `partitions` and `holds` must be read (again) before writing.
     stale: bool,
+    /// Which transform versions make the outputs (see `TransformChain::lineage`).
+    lineage: Option<Arc<str>>,
 }
 
 impl IggySink {
-    pub fn new(config: IggySinkConfig) -> Self {
+    pub fn new(config: IggySinkConfig, lineage: Option<String>) -> Self {
         Self {
+            lineage: lineage.map(Arc::from),
             link: IggyLink::new(config.connection()),
             topic: TopicOpener::new(&config.stream, &config.topic, config.create),
             config,
@@ -111,6 +118,8 @@ impl IggySink {
 /// Builds a batch's messages on the transform thread.
 pub struct IggyPlanner {
     partition_by: PartitionBy,
+    /// The `ferry-transform` header's value, when transforms ran.
+    lineage: Option<Arc<str>>,
 }
 
 /// One message to send, kept so that it can be sent again on a retry
@@ -163,7 +172,7 @@ impl Prepare for IggyPlanner {
             // with one bad output sends none of them.
             let first = plan.messages.len();
             for (n, output) in result.outputs(record).enumerate() {
-                match outgoing(batch, record, n, output, self.partition_by) {
+                match outgoing(batch, record, n, output, self.partition_by, self.lineage.as_deref()) {
                     Ok(message) => plan.messages.push(message),
                     Err(reason) => {
                         plan.messages.truncate(first);
@@ -181,7 +190,7 @@ impl Sink for IggySink {
     type Prepare = IggyPlanner;
 
     fn preparer(&self) -> IggyPlanner {
-        IggyPlanner { partition_by: self.config.partition_by }
+        IggyPlanner { partition_by: self.config.partition_by, lineage: self.lineage.clone() }
     }
 
     async fn connect(&mut self) -> Result<(), ServiceError> {
@@ -218,6 +227,7 @@ fn outgoing(
     n: usize,
     output: OutputRef,
     partition_by: PartitionBy,
+    lineage: Option<&str>,
 ) -> Result<Outgoing, String> {
     if output.payload.is_empty() {
         return Err("an empty payload cannot be sent to Iggy".to_owned());
@@ -262,6 +272,9 @@ fn outgoing(
     }
     if let Some(key) = output.key {
         headers.add(KEY_HEADER, String::from_utf8_lossy(key));
+    }
+    if let Some(lineage) = lineage {
+        headers.add(TRANSFORM_HEADER, lineage);
     }
     let digest = Sha256::new().chain_update(identity.as_bytes()).chain_update((n as u64).to_le_bytes()).finalize();
     let id = u128::from_be_bytes(digest[..16].try_into().expect("a SHA-256 digest has 32 bytes"));
@@ -343,7 +356,8 @@ mod tests {
     fn given_a_change_then_the_message_carries_its_position_and_where_it_came_from() {
         let (batch, position) = change("abc", r#"{"_id":7}"#);
         let output = emitted(&batch, br#"{"x":1}"#, Some(br#"{"_id":7}"#));
-        let outgoing = outgoing(&batch, &batch.records[0], 0, (&output).into(), PartitionBy::DocumentKey).unwrap();
+        let outgoing =
+            outgoing(&batch, &batch.records[0], 0, (&output).into(), PartitionBy::DocumentKey, None).unwrap();
         assert_eq!(outgoing.position(), Some(position));
         assert_eq!(outgoing.route, route_hash(br#"{"_id":7}"#));
         assert_eq!(header(&outgoing, "ferry-operation").as_deref(), Some("update"));
@@ -356,10 +370,21 @@ mod tests {
     }
 
     #[test]
+    fn given_transforms_ran_then_the_message_says_which_versions_made_it() {
+        let (batch, _) = change("abc", r#"{"_id":7}"#);
+        let output = emitted(&batch, b"x", None);
+        let lineage = Some("enrich@52d4eb6e660a,redact@0f1e2d3c4b5a");
+        let made = outgoing(&batch, &batch.records[0], 0, (&output).into(), PartitionBy::DocumentKey, lineage).unwrap();
+        assert_eq!(header(&made, TRANSFORM_HEADER).as_deref(), lineage);
+        let plain = outgoing(&batch, &batch.records[0], 0, (&output).into(), PartitionBy::DocumentKey, None).unwrap();
+        assert_eq!(header(&plain, TRANSFORM_HEADER), None);
+    }
+
+    #[test]
     fn given_partitioning_choices_then_routes_follow_them() {
         let (batch, _) = change("abc", r#"{"_id":7}"#);
         let by_key = emitted(&batch, b"x", Some(b"tenant-1"));
-        let route = |by| outgoing(&batch, &batch.records[0], 0, (&by_key).into(), by).unwrap().route;
+        let route = |by| outgoing(&batch, &batch.records[0], 0, (&by_key).into(), by, None).unwrap().route;
         assert_eq!(
             route(PartitionBy::DocumentKey),
             route_hash(br#"{"_id":7}"#),
@@ -368,7 +393,7 @@ mod tests {
         assert_eq!(route(PartitionBy::Key), route_hash(b"tenant-1"));
         assert_ne!(route(PartitionBy::Balanced), route(PartitionBy::DocumentKey));
         let keyless = emitted(&batch, b"x", None);
-        let error = outgoing(&batch, &batch.records[0], 0, (&keyless).into(), PartitionBy::Key).err().unwrap();
+        let error = outgoing(&batch, &batch.records[0], 0, (&keyless).into(), PartitionBy::Key, None).err().unwrap();
         assert!(error.contains("gave this output no key"), "{error}");
     }
 
@@ -377,7 +402,7 @@ mod tests {
         let (batch, _) = change("abc", r#"{"_id":7}"#);
         let output = emitted(&batch, b"x", None);
         let id = |n| {
-            outgoing(&batch, &batch.records[0], n, (&output).into(), PartitionBy::DocumentKey)
+            outgoing(&batch, &batch.records[0], n, (&output).into(), PartitionBy::DocumentKey, None)
                 .unwrap()
                 .message
                 .header
@@ -391,8 +416,8 @@ mod tests {
     fn given_an_empty_payload_then_the_input_is_rejected_with_all_its_outputs() {
         let (batch, _) = change("abc", r#"{"_id":7}"#);
         let outputs = vec![emitted(&batch, b"fine", None), emitted(&batch, b"", None)];
-        let plan =
-            IggyPlanner { partition_by: PartitionBy::DocumentKey }.prepare(&batch, &[RecordResult::Emitted(outputs)]);
+        let plan = IggyPlanner { partition_by: PartitionBy::DocumentKey, lineage: None }
+            .prepare(&batch, &[RecordResult::Emitted(outputs)]);
         assert!(plan.messages.is_empty(), "no output of a rejected input is sent");
         assert_eq!(plan.rejections, [Rejection { input: 0, reason: "an empty payload cannot be sent to Iggy".into() }]);
     }
@@ -400,7 +425,7 @@ mod tests {
     #[test]
     fn given_an_unchanged_record_then_its_message_is_the_record_itself() {
         let (batch, position) = change("abc", r#"{"_id":7}"#);
-        let planner = IggyPlanner { partition_by: PartitionBy::DocumentKey };
+        let planner = IggyPlanner { partition_by: PartitionBy::DocumentKey, lineage: None };
         let unchanged = planner.prepare(&batch, &[RecordResult::Unchanged]);
         let copied =
             planner.prepare(&batch, &[RecordResult::Emitted(vec![emitted(&batch, b"{}", Some(br#"{"_id":7}"#))])]);

@@ -5,6 +5,8 @@
 mod plan;
 mod write;
 
+use std::sync::Arc;
+
 use bson::RawDocumentBuf;
 use mongodb::options::{Acknowledgment, ClientOptions, WriteConcern};
 use mongodb::{Client, Database};
@@ -31,17 +33,24 @@ pub struct MongoSink {
     /// commands itself, and the driver adds it only to its own operations.
     write_concern: RawDocumentBuf,
     telemetry: PipelineTelemetry,
+    /// Which transform versions make the outputs (see `TransformChain::lineage`).
+    lineage: Option<Arc<str>>,
 }
 
 impl MongoSink {
     /// Parses the URI and prepares a client; connections open on first use.
-    pub async fn new(config: MongoSinkConfig, telemetry: &PipelineTelemetry) -> Result<Self, ServiceError> {
+    pub async fn new(
+        config: MongoSinkConfig,
+        telemetry: &PipelineTelemetry,
+        lineage: Option<String>,
+    ) -> Result<Self, ServiceError> {
         let client = client(&config.uri).await?;
         let concern = client.write_concern().cloned().unwrap_or_default();
         let write_concern = bson::serialize_to_raw_document_buf(&concern)
             .map_err(|error| ServiceError::fatal("encoding the write concern", error))?;
         let database = client.database(&config.database);
-        Ok(Self { config, client, database, write_concern, telemetry: telemetry.clone() })
+        let lineage = lineage.map(Arc::from);
+        Ok(Self { config, client, database, write_concern, telemetry: telemetry.clone(), lineage })
     }
 }
 
@@ -73,6 +82,7 @@ pub async fn ping(client: &Client, what: &str) -> Result<(), ServiceError> {
 /// Plans a batch's writes: documents, ids, filters, size checks.
 pub struct MongoPlanner {
     config: MongoSinkConfig,
+    lineage: Option<Arc<str>>,
 }
 
 /// A batch's planned writes and the inputs that cannot be written at all.
@@ -85,7 +95,7 @@ impl Prepare for MongoPlanner {
     type Prepared = MongoPlan;
 
     fn prepare(&self, batch: &Batch, results: &[RecordResult]) -> MongoPlan {
-        let (writes, rejections) = plan(batch, results, &self.config);
+        let (writes, rejections) = plan(batch, results, &self.config, self.lineage.as_deref());
         MongoPlan { writes, rejections }
     }
 }
@@ -94,7 +104,7 @@ impl Sink for MongoSink {
     type Prepare = MongoPlanner;
 
     fn preparer(&self) -> MongoPlanner {
-        MongoPlanner { config: self.config.clone() }
+        MongoPlanner { config: self.config.clone(), lineage: self.lineage.clone() }
     }
 
     async fn connect(&mut self) -> Result<(), ServiceError> {

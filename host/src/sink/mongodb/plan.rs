@@ -62,7 +62,12 @@ pub struct PlannedWrite {
 
 /// The writes for every emitted output, in source order, and the inputs
 /// that cannot be written at all.
-pub fn plan(batch: &Batch, results: &[RecordResult], config: &MongoSinkConfig) -> (Vec<PlannedWrite>, Vec<Rejection>) {
+pub fn plan(
+    batch: &Batch,
+    results: &[RecordResult],
+    config: &MongoSinkConfig,
+    lineage: Option<&str>,
+) -> (Vec<PlannedWrite>, Vec<Rejection>) {
     let mut writes: Vec<PlannedWrite> = Vec::with_capacity(results.len());
     let mut rejections = Vec::new();
     for (input, (record, result)) in batch.records.iter().zip(results).enumerate() {
@@ -70,7 +75,7 @@ pub fn plan(batch: &Batch, results: &[RecordResult], config: &MongoSinkConfig) -
         let several = result.output_count() > 1;
         for (n, output) in result.outputs(record).enumerate() {
             let id_suffix = several.then_some(n);
-            match plan_output(&batch.source, record, id_suffix, output, config) {
+            match plan_output(&batch.source, record, id_suffix, output, config, lineage) {
                 Ok((name, op)) => {
                     let collection = match writes.last() {
                         Some(previous) if *previous.collection == *name => previous.collection.clone(),
@@ -95,6 +100,7 @@ fn plan_output<'a>(
     id_suffix: Option<usize>,
     output: OutputRef<'a>,
     config: &'a MongoSinkConfig,
+    lineage: Option<&str>,
 ) -> Result<(&'a str, Op), String> {
     let collection = output.collection.unwrap_or(&config.collection);
     if let Some(problem) = collection_name_problem(collection) {
@@ -102,7 +108,7 @@ fn plan_output<'a>(
     }
     let mut raw = document(output)?;
     if let Some(field) = &config.metadata_field {
-        raw = with_fields_appended(&raw, &doc! { field: metadata(source, record) })?;
+        raw = with_fields_appended(&raw, &doc! { field: metadata(source, record, lineage) })?;
     }
     let write = output.write.cloned().unwrap_or_else(|| default_write(config));
     if write == Write::Insert {
@@ -221,7 +227,7 @@ fn lookup<'a>(document: &'a Document, path: &str) -> Option<&'a Bson> {
     Some(value)
 }
 
-fn metadata(source: &BatchSource, record: &Record) -> Document {
+fn metadata(source: &BatchSource, record: &Record, lineage: Option<&str>) -> Document {
     let mut metadata = Document::new();
     if let BatchSource::Iggy(topic) = source {
         metadata.insert("stream", &topic.stream);
@@ -234,6 +240,9 @@ fn metadata(source: &BatchSource, record: &Record) -> Document {
         metadata.insert("message_id", id.to_string());
     }
     metadata.insert("timestamp", DateTime::from_millis((record.timestamp / 1000) as i64));
+    if let Some(lineage) = lineage {
+        metadata.insert("transforms", lineage);
+    }
     metadata
 }
 
@@ -339,7 +348,7 @@ mod tests {
             RecordResult::Emitted(vec![json(r#"{"a":2}"#), json(r#"{"a":3}"#)]),
             RecordResult::Dropped,
         ];
-        let (writes, rejections) = plan(&batch(3), &results, &config());
+        let (writes, rejections) = plan(&batch(3), &results, &config(), None);
         assert!(rejections.is_empty());
         let ids: Vec<Bson> = writes.iter().map(|write| inserted(&write.op).get("_id").unwrap().clone()).collect();
         assert_eq!(
@@ -357,45 +366,54 @@ mod tests {
     fn given_an_unchanged_record_then_the_record_itself_is_written() {
         let mut batch = batch(1);
         batch.records[0].payload = br#"{"a":1}"#.to_vec();
-        let (writes, rejections) = plan(&batch, &[RecordResult::Unchanged], &config());
+        let (writes, rejections) = plan(&batch, &[RecordResult::Unchanged], &config(), None);
         assert!(rejections.is_empty());
         assert_eq!(inserted(&writes[0].op), doc! { "_id": "sensors:readings:1:40", "a": 1 });
     }
 
     #[test]
     fn given_an_own_id_or_an_id_field_then_keeps_it() {
-        let (writes, _) = plan(&batch(1), &[RecordResult::Emitted(vec![json(r#"{"_id":7,"a":1}"#)])], &config());
+        let (writes, _) = plan(&batch(1), &[RecordResult::Emitted(vec![json(r#"{"_id":7,"a":1}"#)])], &config(), None);
         assert_eq!(inserted(&writes[0].op).get_i32("_id").unwrap(), 7);
 
         let config = MongoSinkConfig { id_field: Some("reading_id".into()), ..config() };
-        let (writes, _) = plan(&batch(1), &[RecordResult::Emitted(vec![json(r#"{"reading_id":"r9"}"#)])], &config);
+        let (writes, _) =
+            plan(&batch(1), &[RecordResult::Emitted(vec![json(r#"{"reading_id":"r9"}"#)])], &config, None);
         assert_eq!(inserted(&writes[0].op).get_str("_id").unwrap(), "r9");
         let output = json(r#"{"reading_id":12,"at":{"site":"s1","tags":["a"]}}"#);
-        let (writes, _) = plan(&batch(1), &[RecordResult::Emitted(vec![output])], &config);
+        let (writes, _) = plan(&batch(1), &[RecordResult::Emitted(vec![output])], &config, None);
         let Op::Insert(document) = &writes[0].op else { panic!("an insert") };
         let expected = bson::rawdoc! { "_id": 12, "reading_id": 12, "at": { "site": "s1", "tags": ["a"] } };
         assert_eq!(document.as_bytes(), expected.as_bytes(), "_id leads, the fields follow unchanged");
-        let (_, rejections) = plan(&batch(1), &[RecordResult::Emitted(vec![json(r#"{"other":1}"#)])], &config);
+        let (_, rejections) = plan(&batch(1), &[RecordResult::Emitted(vec![json(r#"{"other":1}"#)])], &config, None);
         assert_eq!(rejections[0].reason, "document has no `reading_id` field to take its _id from");
     }
 
     #[test]
-    fn given_a_metadata_field_then_the_document_carries_its_source() {
+    fn given_a_metadata_field_then_the_document_carries_its_source_and_the_transforms_that_made_it() {
         let config = MongoSinkConfig { metadata_field: Some("_iggy".into()), ..config() };
-        let (writes, _) = plan(&batch(1), &[RecordResult::Emitted(vec![json(r#"{"a":1}"#)])], &config);
+        let lineage = Some("enrich@52d4eb6e660a,redact@0f1e2d3c4b5a");
+        let (writes, _) = plan(&batch(1), &[RecordResult::Emitted(vec![json(r#"{"a":1}"#)])], &config, lineage);
         let metadata = inserted(&writes[0].op).get_document("_iggy").unwrap().clone();
         assert_eq!(metadata.get_str("stream").unwrap(), "sensors");
         assert_eq!(metadata.get_i64("partition").unwrap(), 1);
         assert_eq!(metadata.get_i64("offset").unwrap(), 40);
         assert_eq!(metadata.get_str("message_id").unwrap(), "5");
         assert_eq!(metadata.get_datetime("timestamp").unwrap().timestamp_millis(), 1_764_126_000_000);
+        assert_eq!(metadata.get_str("transforms").unwrap(), "enrich@52d4eb6e660a,redact@0f1e2d3c4b5a");
+        let (writes, _) = plan(&batch(1), &[RecordResult::Emitted(vec![json(r#"{"a":1}"#)])], &config, None);
+        assert!(!inserted(&writes[0].op).get_document("_iggy").unwrap().contains_key("transforms"), "none ran");
     }
 
     #[test]
     fn given_upserts_then_filter_by_key_and_set_the_rest() {
         let config = MongoSinkConfig { write: WriteMode::Upsert, key: vec!["sensor_id".into()], ..config() };
-        let (writes, _) =
-            plan(&batch(1), &[RecordResult::Emitted(vec![json(r#"{"_id":"x","sensor_id":"s1","t":2}"#)])], &config);
+        let (writes, _) = plan(
+            &batch(1),
+            &[RecordResult::Emitted(vec![json(r#"{"_id":"x","sensor_id":"s1","t":2}"#)])],
+            &config,
+            None,
+        );
         let Op::Upsert { filter, update } = &writes[0].op else { panic!("expected an upsert") };
         assert_eq!(filter, &doc! { "sensor_id": "s1" });
         assert_eq!(update, &doc! { "$set": { "sensor_id": "s1", "t": 2 }, "$setOnInsert": { "_id": "x" } });
@@ -406,7 +424,7 @@ mod tests {
         let mut output = json(r#"{"_id":3,"gone":true}"#);
         output.write = Some(Write::Delete(Vec::new()));
         output.collection = Some("archive".into());
-        let (writes, _) = plan(&batch(1), &[RecordResult::Emitted(vec![output])], &config());
+        let (writes, _) = plan(&batch(1), &[RecordResult::Emitted(vec![output])], &config(), None);
         assert_eq!(
             writes[0],
             PlannedWrite { input: 0, collection: "archive".into(), op: Op::Delete { filter: doc! { "_id": 3 } } }
@@ -422,7 +440,7 @@ mod tests {
             RecordResult::Emitted(vec![json(r#"{"ok":1}"#), output]),
             RecordResult::Emitted(vec![json("[1]")]),
         ];
-        let (writes, rejections) = plan(&batch(3), &results, &config());
+        let (writes, rejections) = plan(&batch(3), &results, &config(), None);
         let inputs: Vec<usize> = writes.iter().map(|write| write.input).collect();
         assert_eq!(inputs, [0], "no half-delivered input: {writes:?}");
         assert_eq!(rejections[0], Rejection { input: 1, reason: "document has no key field `missing`".into() });
@@ -443,7 +461,7 @@ mod tests {
             RecordResult::Emitted(vec![huge]),
             RecordResult::Failed(Failure { transform: "t".into(), reason: "r".into() }),
         ];
-        let (writes, rejections) = plan(&batch(4), &results, &config());
+        let (writes, rejections) = plan(&batch(4), &results, &config(), None);
         assert_eq!(inserted(&writes[0].op).get_str("payload").unwrap(), "hello");
         assert_eq!(inserted(&writes[1].op).get_binary_generic("payload").unwrap(), &vec![0u8, 1]);
         assert_eq!(rejections.len(), 1, "failed inputs are the transform stage's to report");

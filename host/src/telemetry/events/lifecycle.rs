@@ -24,7 +24,7 @@ impl PipelineStarting<'_> {
         status.since = std::time::SystemTime::now();
         telemetry.set_state_gauges(State::Starting);
         drop(status);
-        let transforms: Vec<&str> = self.transforms.iter().map(|transform| transform.name.as_str()).collect();
+        let transforms: Vec<String> = self.transforms.iter().map(TransformInfo::version).collect();
         tracing::info!(?transforms, "pipeline starting");
     }
 }
