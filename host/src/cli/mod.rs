@@ -3,6 +3,7 @@
 
 mod golden;
 mod logging;
+mod new_command;
 mod report;
 mod run_command;
 mod test_command;
@@ -14,6 +15,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 pub use logging::LogFormat;
+pub use new_command::{Lang, NewArgs};
 pub use run_command::{AdminAddress, DEFAULT_ADMIN, RunArgs};
 pub use test_command::TestArgs;
 pub use validate_command::ValidateArgs;
@@ -56,6 +58,8 @@ pub enum Command {
     Test(TestArgs),
     /// Check pipeline files, load their transforms and run their config checks.
     Validate(ValidateArgs),
+    /// Create a transform project (Rust, Python or JavaScript) that builds and passes `ferry test` as it is.
+    New(NewArgs),
 }
 
 /// How a command that ran to the end went; `main` turns it into the exit code.
@@ -97,6 +101,12 @@ pub enum CliError {
         #[source]
         source: serde_json::Error,
     },
+    #[error("cannot write {}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot write the report")]
     Output(#[from] std::io::Error),
 }
@@ -116,6 +126,7 @@ impl Cli {
             Command::Run(args) => run_command::run(&args, &self.global, out, context),
             Command::Test(args) => test_command::run(&args, &self.global, out),
             Command::Validate(args) => validate_command::run(&args, &self.global, out),
+            Command::New(args) => new_command::run(&args, out),
         }
     }
 }

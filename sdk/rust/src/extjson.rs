@@ -54,17 +54,18 @@ impl Date {
     /// cut off.
     pub fn parse_rfc3339(text: &str) -> Result<Self, DateError> {
         let fail = |why: &str| DateError(format!("{text:?} is not an RFC 3339 time: {why}"));
+        let malformed = "expected the form 2026-11-26T03:00:00Z (a fraction and an offset such as +01:00 may follow)";
         let bytes = text.as_bytes();
         let number = |range: std::ops::Range<usize>| -> Result<i64, DateError> {
-            let digits = bytes.get(range).ok_or_else(|| fail("it is too short"))?;
+            let digits = bytes.get(range).ok_or_else(|| fail(malformed))?;
             if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
-                return Err(fail("a digit is missing"));
+                return Err(fail(malformed));
             }
             Ok(digits.iter().fold(0, |value, digit| value * 10 + i64::from(digit - b'0')))
         };
         let expect = |at: usize, allowed: &[u8]| match bytes.get(at) {
             Some(byte) if allowed.contains(byte) => Ok(()),
-            _ => Err(fail("a separator is missing")),
+            _ => Err(fail(malformed)),
         };
         let (year, month, day) = (number(0..4)?, number(5..7)?, number(8..10)?);
         expect(4, b"-")?;
@@ -84,7 +85,7 @@ impl Date {
         if bytes.get(at) == Some(&b'.') {
             let digits = bytes[at + 1..].iter().take_while(|byte| byte.is_ascii_digit()).count();
             if digits == 0 {
-                return Err(fail("a fraction has no digits"));
+                return Err(fail(malformed));
             }
             let kept = &bytes[at + 1..at + 1 + digits.min(3)];
             millis = kept.iter().fold(0, |value, digit| value * 10 + i64::from(digit - b'0'))
@@ -98,7 +99,7 @@ impl Date {
                 let minutes = number(at + 1..at + 3)? * 60 + number(at + 4..at + 6)?;
                 if *sign == b'-' { -minutes } else { minutes }
             }
-            _ => return Err(fail("the time zone is missing or malformed")),
+            _ => return Err(fail("the offset (Z, or one such as +01:00) is missing or malformed")),
         };
         let days = days_from_civil(year, month, day);
         let seconds = days * 86_400 + hour * 3_600 + minute * 60 + second.min(59) - offset_minutes * 60;
@@ -339,6 +340,8 @@ mod tests {
         for bad in ["yesterday", "2026-11-26", "2026-13-01T00:00:00Z", "2025-02-29T00:00:00Z", "2026-11-26T03:00:00"] {
             assert!(Date::parse_rfc3339(bad).is_err(), "{bad}");
         }
+        let error = Date::parse_rfc3339("yesterday").unwrap_err().to_string();
+        assert!(error.starts_with("\"yesterday\" is not an RFC 3339 time: expected the form 2026-11-26T03:00:00Z"));
     }
 
     #[test]
