@@ -351,3 +351,50 @@ fn every_stop_and_restart_of_an_instance_is_counted_by_reason() {
     );
     assert_eq!(series(r#"ferry_transform_call_duration_seconds_count{pipeline="p",transform="probe"}"#), Some(5.0));
 }
+
+#[test]
+fn an_instance_whose_memory_passes_the_threshold_is_replaced_between_batches() {
+    let telemetry = ferry::telemetry::Telemetry::new();
+    let pipeline = telemetry.pipeline("p");
+    let mut config = probe();
+    // Every batch leaks 1 MiB: without recycling, the 8 MiB limit stops the
+    // instance within seven batches.
+    config.memory_limit = ByteSize::mib(8);
+    let mut transform = runtime().load(&config).unwrap();
+    transform.observe(pipeline.transform("probe"));
+    let mut chain = TransformChain::new(vec![transform]);
+
+    let mut batches_seen_by_instance = Vec::new();
+    for _ in 0..40 {
+        let results = chain.run(&batch(&["leak:1024"])).expect("no batch runs out of memory");
+        batches_seen_by_instance.push(text(&emitted(&results[0])[0]).parse::<u32>().unwrap());
+    }
+    let recycles = chain.transforms()[0].recycles();
+    assert!(recycles >= 5, "40 MiB leaked under a 6 MiB threshold, yet only {recycles} recycles");
+    // The next instance is made when a batch needs it, so after a recycle
+    // on the last batch there is one fewer.
+    let instantiations = chain.transforms()[0].instantiations();
+    assert!([recycles, recycles + 1].contains(&instantiations), "{instantiations} instances, {recycles} recycles");
+    // A fresh instance counts its batches from 1 again: replaced, not reused.
+    assert_eq!(batches_seen_by_instance.iter().filter(|&&seen| seen == 1).count() as u64, instantiations);
+    assert!(batches_seen_by_instance.iter().all(|&seen| seen <= 6), "{batches_seen_by_instance:?}");
+
+    let text = telemetry.encode_metrics();
+    let series =
+        |name: &str| ferry_tests::ferry::sample(&text, &format!(r#"{name}{{pipeline="p",transform="probe"}}"#));
+    assert_eq!(series("ferry_transform_recycles_total"), Some(recycles as f64));
+    assert_eq!(series("ferry_transform_restarts_total"), Some(0.0), "a recycle is not a restart after a stop");
+    let memory = series("ferry_transform_memory_bytes").expect("the memory gauge is set");
+    assert!(memory > 1e6 && memory <= 8.0 * 1048576.0, "memory gauge {memory}");
+}
+
+#[test]
+fn a_recycle_threshold_at_the_limit_keeps_one_instance_until_memory_runs_out() {
+    let mut config = probe();
+    config.memory_limit = ByteSize::mib(8);
+    config.recycle_memory_above = Some(ByteSize::mib(8));
+    let mut chain = chain(&[config]);
+    let error = (0..40).find_map(|_| chain.run(&batch(&["leak:1024"])).err()).expect("the leak exhausts the limit");
+    assert!(matches!(error, TransformError::OutOfMemory { .. }), "{error:?}");
+    assert_eq!(chain.transforms()[0].recycles(), 0);
+}

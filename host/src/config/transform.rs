@@ -30,6 +30,13 @@ pub struct TransformConfig {
     /// How far the instance's linear memory may grow.
     #[serde(default = "defaults::transform_memory_limit")]
     pub memory_limit: ByteSize,
+    /// Past this much linear memory after a batch, the instance is replaced
+    /// by a fresh one before the next batch; three quarters of
+    /// `memory_limit` unless set. Some guest runtimes never give memory back
+    /// (componentize-py 0.25 keeps every byte string a transform returns),
+    /// and this keeps them running for good. Between batches, nothing is lost.
+    #[serde(default)]
+    pub recycle_memory_above: Option<ByteSize>,
     /// Handed to the transform's `configure` as a JSON object.
     #[serde(default)]
     pub config: toml::Table,
@@ -79,9 +86,15 @@ impl TransformConfig {
             wasm: wasm.into(),
             timeout: defaults::transform_timeout(),
             memory_limit: defaults::transform_memory_limit(),
+            recycle_memory_above: None,
             config: toml::Table::new(),
             grants: Grants::default(),
         }
+    }
+
+    /// The linear memory past which an instance is replaced between batches.
+    pub fn recycle_threshold(&self) -> ByteSize {
+        self.recycle_memory_above.unwrap_or(ByteSize::b(self.memory_limit.as_u64() / 4 * 3))
     }
 
     /// Records every problem of this transform under `path`.
@@ -97,6 +110,14 @@ impl TransformConfig {
         }
         if self.memory_limit < MIN_MEMORY_LIMIT {
             problems.add(format!("{path}.memory_limit"), format!("must be at least {MIN_MEMORY_LIMIT}"));
+        }
+        if let Some(threshold) = self.recycle_memory_above
+            && (threshold.as_u64() == 0 || threshold > self.memory_limit)
+        {
+            problems.add(
+                format!("{path}.recycle_memory_above"),
+                format!("must be above 0 and at most memory_limit ({})", self.memory_limit),
+            );
         }
         for (index, name) in self.grants.env.iter().enumerate() {
             if name.is_empty() || name.contains('=') || name.contains('\0') {
@@ -154,6 +175,7 @@ mod tests {
         let mut transform = TransformConfig::new(" ", "");
         transform.timeout = Duration::ZERO;
         transform.memory_limit = ByteSize::kib(64);
+        transform.recycle_memory_above = Some(ByteSize::mib(2));
         transform.grants.env = vec!["A=B".into()];
         transform.grants.dirs = vec![DirGrant { host: "x".into(), guest: "data".into(), writable: false }];
         let problems = problems_of(&[transform]);
@@ -165,10 +187,20 @@ mod tests {
                 "transforms[0].wasm",
                 "transforms[0].timeout",
                 "transforms[0].memory_limit",
+                "transforms[0].recycle_memory_above",
                 "transforms[0].grants.env[0]",
                 "transforms[0].grants.dirs[0].guest",
             ]
         );
+    }
+
+    #[test]
+    fn given_no_recycle_threshold_then_three_quarters_of_the_limit() {
+        let mut transform = TransformConfig::new("a", "a.wasm");
+        transform.memory_limit = ByteSize::mib(64);
+        assert_eq!(transform.recycle_threshold(), ByteSize::mib(48));
+        transform.recycle_memory_above = Some(ByteSize::mib(60));
+        assert_eq!(transform.recycle_threshold(), ByteSize::mib(60));
     }
 
     #[test]

@@ -76,6 +76,8 @@ pub struct TransformTelemetry {
     /// By [`STOP_REASONS`].
     pub(super) stops: [Counter; 3],
     pub(super) restarts: Counter,
+    pub(super) recycles: Counter,
+    pub(super) memory: Gauge,
 }
 
 /// One Iggy partition's series.
@@ -166,6 +168,8 @@ impl PipelineTelemetry {
             calls: metrics.transform_call_duration.get_or_create_owned(&labels),
             stops: STOP_REASONS.map(stop),
             restarts: metrics.transform_restarts.get_or_create_owned(&labels),
+            recycles: metrics.transform_recycles.get_or_create_owned(&labels),
+            memory: metrics.transform_memory.get_or_create_owned(&labels),
         }
     }
 
@@ -270,6 +274,8 @@ impl PipelineTelemetry {
             let labels = TransformLabels { pipeline: name.clone(), transform: transform.clone() };
             metrics.transform_call_duration.remove(&labels);
             metrics.transform_restarts.remove(&labels);
+            metrics.transform_recycles.remove(&labels);
+            metrics.transform_memory.remove(&labels);
             for reason in STOP_REASONS {
                 let labels = TransformStopLabels { pipeline: name.clone(), transform: transform.clone(), reason };
                 metrics.transform_stops.remove(&labels);
@@ -306,6 +312,16 @@ impl TransformTelemetry {
     /// An instance was created again after a stop.
     pub fn restarted(&self) {
         self.restarts.inc();
+    }
+
+    /// The live instance holds `bytes` of linear memory after a call.
+    pub fn memory(&self, bytes: u64) {
+        self.memory.set(i64::try_from(bytes).unwrap_or(i64::MAX));
+    }
+
+    /// The instance was replaced between batches to give its memory back.
+    pub fn recycled(&self) {
+        self.recycles.inc();
     }
 }
 

@@ -107,6 +107,8 @@ pub struct Metrics {
     pub transform_call_duration: Histograms<TransformLabels>,
     pub transform_stops: Family<TransformStopLabels, Counter>,
     pub transform_restarts: Family<TransformLabels, Counter>,
+    pub transform_recycles: Family<TransformLabels, Counter>,
+    pub transform_memory: Family<TransformLabels, Gauge>,
     pub iggy_committed_offset: Family<PartitionLabels, Gauge>,
     pub iggy_lag: Family<PartitionLabels, Gauge>,
     pub change_stream_behind: Family<PipelineLabels, SecondsGauge>,
@@ -144,6 +146,8 @@ impl Metrics {
             transform_call_duration: Family::new_with_constructor(duration_histogram),
             transform_stops: Family::default(),
             transform_restarts: Family::default(),
+            transform_recycles: Family::default(),
+            transform_memory: Family::default(),
             iggy_committed_offset: Family::default(),
             iggy_lag: Family::default(),
             change_stream_behind: Family::default(),
@@ -203,6 +207,17 @@ impl Metrics {
             m.transform_stops,
         );
         ferry.register("transform_restarts", "Transform instances created again after a stop", m.transform_restarts);
+        ferry.register(
+            "transform_recycles",
+            "Transform instances replaced between batches because their memory passed recycle_memory_above",
+            m.transform_recycles,
+        );
+        ferry.register_with_unit(
+            "transform_memory",
+            "Linear memory of the transform's live instance after its last call",
+            Unit::Bytes,
+            m.transform_memory,
+        );
         ferry.register(
             "iggy_committed_offset",
             "The consumer group's committed offset, per partition",

@@ -15,11 +15,19 @@ const MAX_TABLE_ELEMENTS: usize = 1 << 20;
 pub(crate) struct MemoryFence {
     limit: ByteSize,
     refused: bool,
+    /// Bytes of linear memory the instance holds, all its memories together.
+    /// Wasm memories never shrink, so this is also the most it has held.
+    size: u64,
 }
 
 impl MemoryFence {
     pub(crate) fn new(limit: ByteSize) -> Self {
-        Self { limit, refused: false }
+        Self { limit, refused: false, size: 0 }
+    }
+
+    /// The instance's linear memory now, in bytes.
+    pub(crate) fn size(&self) -> u64 {
+        self.size
     }
 
     pub(crate) fn limit(&self) -> ByteSize {
@@ -37,9 +45,14 @@ impl MemoryFence {
 }
 
 impl ResourceLimiter for MemoryFence {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        // Wasmtime asks here for a memory's initial size too (from 0), so
+        // `size` counts every page the instance was ever granted.
         let allowed = desired as u64 <= self.limit.as_u64();
         self.refused |= !allowed;
+        if allowed {
+            self.size += desired.saturating_sub(current) as u64;
+        }
         Ok(allowed)
     }
 
@@ -81,8 +94,18 @@ mod tests {
         assert!(!fence.refused());
         assert!(!fence.memory_growing(1 << 20, (1 << 20) + 65536, None).unwrap());
         assert!(fence.refused());
+        assert_eq!(fence.size(), 1 << 20, "a refused growth adds nothing");
         fence.reset();
         assert!(!fence.refused());
+    }
+
+    #[test]
+    fn given_two_memories_then_size_counts_both() {
+        let mut fence = MemoryFence::new(ByteSize::mib(4));
+        assert!(fence.memory_growing(0, 65536, None).unwrap());
+        assert!(fence.memory_growing(0, 131072, None).unwrap());
+        assert!(fence.memory_growing(65536, 196608, None).unwrap());
+        assert_eq!(fence.size(), 196608 + 131072);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! One loaded transform: compiled once, instantiated lazily, reused across
-//! batches, and re-created after a trap (a trapped instance cannot be entered
-//! again).
+//! batches, re-created after a trap (a trapped instance cannot be entered
+//! again), and replaced between batches once its memory passes the recycle
+//! threshold (some guest runtimes never free what they allocate).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -30,6 +31,11 @@ pub struct Transform {
     sha256: String,
     live: Option<Live>,
     instantiations: u64,
+    /// Instances replaced between batches to give their memory back.
+    recycles: u64,
+    /// Whether the next instantiation replaces a recycled instance rather
+    /// than one that stopped.
+    recycling: bool,
     /// Where calls, stops and restarts are counted, in a pipeline.
     telemetry: Option<TransformTelemetry>,
 }
@@ -58,6 +64,8 @@ impl Transform {
             sha256,
             live: None,
             instantiations: 0,
+            recycles: 0,
+            recycling: false,
             telemetry: None,
         }
     }
@@ -87,10 +95,16 @@ impl Transform {
         self.cache_outcome
     }
 
-    /// How many instances have been created so far; more than one means the
-    /// transform was restarted after a trap.
+    /// How many instances have been created so far: one more for each
+    /// restart after a trap and each recycle.
     pub fn instantiations(&self) -> u64 {
         self.instantiations
+    }
+
+    /// How many instances were replaced between batches because their memory
+    /// passed `recycle_memory_above`.
+    pub fn recycles(&self) -> u64 {
+        self.recycles
     }
 
     /// Instantiates and configures the transform unless an instance is live.
@@ -109,11 +123,16 @@ impl Transform {
         let result = live.bindings.ferry_transform_transformer().call_transform(&mut live.store, batch);
         let elapsed = started.elapsed();
         live.store.data().flush_output();
+        let memory = live.store.data().fence.size();
         if let Some(telemetry) = &self.telemetry {
             telemetry.called(elapsed);
+            telemetry.memory(memory);
         }
         match result {
-            Ok(Ok(outcomes)) if outcomes.len() == batch.records.len() => Ok(outcomes),
+            Ok(Ok(outcomes)) if outcomes.len() == batch.records.len() => {
+                self.recycle_if_above_threshold(memory);
+                Ok(outcomes)
+            }
             Ok(Ok(outcomes)) => Err(TransformError::OutcomeCount {
                 transform: self.name.to_string(),
                 expected: batch.records.len(),
@@ -122,6 +141,29 @@ impl Transform {
             Ok(Err(message)) => Err(TransformError::BatchRejected { transform: self.name.to_string(), message }),
             Err(error) => Err(self.stopped(error)),
         }
+    }
+
+    /// Drops the instance when `memory` is past the threshold, so the next
+    /// batch starts on a fresh one. The batch's outcomes are already out of
+    /// the guest, so nothing is lost; a transform keeps no state across
+    /// batches that Ferry promises to preserve.
+    fn recycle_if_above_threshold(&mut self, memory: u64) {
+        let threshold = self.config.recycle_threshold();
+        if memory <= threshold.as_u64() {
+            return;
+        }
+        self.live = None;
+        self.recycles += 1;
+        self.recycling = true;
+        if let Some(telemetry) = &self.telemetry {
+            telemetry.recycled();
+        }
+        tracing::debug!(
+            transform = %self.name,
+            memory = %bytesize::ByteSize::b(memory),
+            %threshold,
+            "transform instance replaced: its memory passed recycle_memory_above"
+        );
     }
 
     fn live_instance(&mut self) -> Result<&mut Live, TransformError> {
@@ -136,7 +178,8 @@ impl Transform {
         // Instantiating runs the guest's start code, then its configure.
         let _ticking = self.clock.running();
         self.instantiations += 1;
-        if let (Some(telemetry), true) = (&self.telemetry, self.instantiations > 1) {
+        let restart = self.instantiations > 1 && !std::mem::take(&mut self.recycling);
+        if let (Some(telemetry), true) = (&self.telemetry, restart) {
             telemetry.restarted();
         }
         let state = HostState::new(&self.name, &self.config)?;

@@ -11,6 +11,7 @@
 //! | `fail:WHY`     | fails this record with reason `WHY`                       |
 //! | `drop`         | drops this record                                         |
 //! | `count`        | emits how many batches this instance has seen             |
+//! | `leak:KIB`     | leaks KIB kibibytes for good, then does as `count`        |
 //! | `split:N`      | emits N outputs `0`..`N-1` (as `emit-many`)               |
 //! | `env:NAME`     | emits the variable's value, or `<unset>`                  |
 //! | `read:PATH`    | emits the file's content, or fails with the error         |
@@ -58,6 +59,11 @@ impl Guest for Probe {
                 ("fail", why) => Outcome::Fail(why.to_owned()),
                 ("drop", _) => Outcome::Drop,
                 ("count", _) => emit(seen.to_string()),
+                ("leak", kib) => {
+                    // Like a guest runtime that never frees what it returns.
+                    black_box(Vec::<u8>::leak(vec![1; kib.parse::<usize>().unwrap_or(0) << 10]));
+                    emit(seen.to_string())
+                }
                 ("split", n) => {
                     Outcome::EmitMany((0..n.parse().unwrap_or(0)).map(|i: u32| output(i.to_string())).collect())
                 }
