@@ -2,6 +2,7 @@
 //! `build.rs` built, batch builders, real-server fixtures and waiting.
 
 pub mod bench;
+pub mod cli;
 pub mod ferry;
 pub mod guests;
 pub mod logs;
@@ -9,6 +10,7 @@ pub mod pipelines;
 pub mod process_stats;
 pub mod records;
 pub mod servers;
+pub mod toolchains;
 pub mod wait;
 
 /// Sends Ferry's logs to the test's captured output (shown when it fails),

@@ -4,9 +4,9 @@
 use std::path::{Path, PathBuf};
 
 use clap::Parser;
-use ferry::cli::{Cli, CliError, Context, Verdict};
+use ferry::cli::{Cli, Verdict};
+use ferry_tests::cli::ferry;
 use ferry_tests::guests;
-use tokio_util::sync::CancellationToken;
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
@@ -14,16 +14,6 @@ fn repo_root() -> PathBuf {
 
 fn samples() -> PathBuf {
     repo_root().join("pipelines/samples")
-}
-
-/// Runs `ferry ARGS...`, returning the verdict (or error) and what it printed.
-fn ferry(args: &[&str]) -> (Result<Verdict, CliError>, String) {
-    let cli = Cli::try_parse_from(["ferry", "--no-cache"].iter().chain(args)).expect("arguments parse");
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let context = Context { runtime: runtime.handle().clone(), shutdown: CancellationToken::new() };
-    let mut out = Vec::new();
-    let verdict = cli.execute(&mut out, &context);
-    (verdict, String::from_utf8(out).unwrap())
 }
 
 /// A source and sink for pipeline files whose tests only care about

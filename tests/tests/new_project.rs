@@ -12,12 +12,8 @@ use tokio_util::sync::CancellationToken;
 
 /// Runs `ferry ARGS...` in-process, as the binary would.
 fn ferry(args: &[&str]) -> (Verdict, String) {
-    let cli = Cli::try_parse_from(["ferry", "--no-cache"].iter().chain(args)).expect("arguments parse");
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let context = Context { runtime: runtime.handle().clone(), shutdown: CancellationToken::new() };
-    let mut out = Vec::new();
-    let verdict = cli.execute(&mut out, &context).unwrap_or_else(|error| panic!("ferry {args:?}: {error}"));
-    (verdict, String::from_utf8(out).unwrap())
+    let (verdict, out) = ferry_tests::cli::ferry(args);
+    (verdict.unwrap_or_else(|error| panic!("ferry {args:?}: {error}")), out)
 }
 
 /// Runs a build command in `dir` as the author would, without the

@@ -20,12 +20,13 @@ use std::io::Write;
 pub use iggy::IggyServer;
 pub use mongo::MongoServer;
 
-/// Reports a missing server: fails when servers are required, otherwise
+/// Reports a missing server or toolchain: fails when servers are required
+/// (`FERRY_REQUIRE_SERVERS`, as CI sets), otherwise
 /// prints one unmistakable line past the test harness's output capture.
 pub fn missing(test: &str, what: &str) {
     let line = format!("\n*** SKIPPED {test}: {what} ***\n");
     if std::env::var_os("FERRY_REQUIRE_SERVERS").is_some_and(|value| value != "0") {
-        panic!("{line}(FERRY_REQUIRE_SERVERS is set, so a missing server fails the test)");
+        panic!("{line}(FERRY_REQUIRE_SERVERS is set, so what is missing fails the test)");
     }
     // Written to the raw stderr handle, which the harness does not capture.
     let _ = std::io::stderr().write_all(line.as_bytes());

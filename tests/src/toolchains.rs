@@ -1,0 +1,149 @@
+//! The guest toolchains of the languages besides Rust, found where an author
+//! installs them, and the example transforms built with them.
+//!
+//! `build.rs` builds only the Rust guests: a missing Python or JavaScript
+//! toolchain must fail the tests that need it, loudly, and not the build of
+//! every test.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use crate::servers::missing;
+
+/// A language's component builder.
+#[derive(Debug, Clone, Copy)]
+pub enum Toolchain {
+    /// `componentize-py`, from PyPI.
+    Python,
+    /// `componentize-js`, from npm.
+    JavaScript,
+}
+
+impl Toolchain {
+    fn program(self) -> &'static str {
+        match self {
+            Toolchain::Python => "componentize-py",
+            Toolchain::JavaScript => "componentize-js",
+        }
+    }
+
+    fn install(self) -> &'static str {
+        match self {
+            Toolchain::Python => "pip install componentize-py==0.25.1",
+            Toolchain::JavaScript => "npm install -g @bytecodealliance/componentize-js@0.23.0",
+        }
+    }
+
+    /// The builder on `PATH`, or in the repository's `.venv` (where CI
+    /// installs the Python packages).
+    pub fn find(self) -> Option<PathBuf> {
+        let on_path = std::env::var_os("PATH")
+            .into_iter()
+            .flat_map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
+            .map(|dir| dir.join(self.program()));
+        let in_venv = repository().join(".venv/bin").join(self.program());
+        on_path.chain([in_venv]).find(|candidate| candidate.is_file())
+    }
+
+    /// The builder, or `None` after reporting it missing for `test`.
+    pub fn require(self, test: &str) -> Option<PathBuf> {
+        let found = self.find();
+        if found.is_none() {
+            missing(test, &format!("{} is not installed ({})", self.program(), self.install()));
+        }
+        found
+    }
+}
+
+/// The repository's root.
+pub fn repository() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ lives in the repository root").to_path_buf()
+}
+
+/// Builds the Python app module `module` in `dir` into `out`, with Ferry's
+/// Python SDK on the module path.
+pub fn build_python(componentize_py: &Path, dir: &Path, module: &str, out: &Path) {
+    let root = repository();
+    run(Command::new(componentize_py)
+        .arg("-d")
+        .arg(root.join("wit"))
+        .args(["-w", "transform", "componentize", module, "-p", "."])
+        .arg("-p")
+        .arg(root.join("sdk/python"))
+        .arg("-o")
+        .arg(out)
+        .current_dir(dir));
+}
+
+/// Builds the JavaScript module `source` (relative to the repository, which
+/// componentize-js lets it import from) into `out`.
+pub fn build_js(componentize_js: &Path, source: &str, out: &Path) {
+    run(Command::new(componentize_js)
+        .arg(source)
+        .args(["-w", "wit", "-n", "transform", "-d", "http", "fetch-event", "-o"])
+        .arg(out)
+        .current_dir(repository()));
+}
+
+/// A path beside `out` to build into, so `out` is replaced whole (another
+/// test process may be reading it).
+fn fresh(out: &Path) -> PathBuf {
+    std::fs::create_dir_all(out.parent().unwrap()).unwrap();
+    out.with_extension(format!("{}.wasm", std::process::id()))
+}
+
+fn run(command: &mut Command) {
+    let output = command.output().unwrap_or_else(|error| panic!("{command:?} runs: {error}"));
+    assert!(
+        output.status.success(),
+        "{command:?} failed:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// `guest-examples/python/sensor-enrich`, built once per test process.
+pub fn python_sensor_enrich(test: &str) -> Option<PathBuf> {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    let componentize_py = Toolchain::Python.require(test)?;
+    Some(
+        BUILT
+            .get_or_init(|| {
+                let out = scratch().join("python/sensor_enrich.wasm");
+                let building = fresh(&out);
+                build_python(
+                    &componentize_py,
+                    &repository().join("guest-examples/python/sensor-enrich"),
+                    "app",
+                    &building,
+                );
+                std::fs::rename(&building, &out).unwrap();
+                out
+            })
+            .clone(),
+    )
+}
+
+/// `guest-examples/js/sensor-enrich`, built once per test process.
+pub fn js_sensor_enrich(test: &str) -> Option<PathBuf> {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    let componentize_js = Toolchain::JavaScript.require(test)?;
+    Some(
+        BUILT
+            .get_or_init(|| {
+                let out = scratch().join("js/sensor_enrich.wasm");
+                let building = fresh(&out);
+                build_js(&componentize_js, "guest-examples/js/sensor-enrich/sensor-enrich.js", &building);
+                std::fs::rename(&building, &out).unwrap();
+                out
+            })
+            .clone(),
+    )
+}
+
+/// Where these builds go: under the repository's `target/`, rebuilt by each
+/// test process (a build takes seconds) so they never go stale.
+fn scratch() -> PathBuf {
+    repository().join("target/foreign-guests")
+}
