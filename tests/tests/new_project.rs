@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use clap::Parser;
 use ferry::cli::{Cli, Context, Verdict};
+use ferry_tests::toolchains::Toolchain;
 use tokio_util::sync::CancellationToken;
 
 /// Runs `ferry ARGS...` in-process, as the binary would.
@@ -77,4 +78,44 @@ fn a_project_is_not_written_over_and_a_bad_name_is_refused() {
     let cli = Cli::try_parse_from(["ferry", "new", "Bad_Name"]).unwrap();
     let error = cli.execute(&mut Vec::new(), &context).unwrap_err().to_string();
     assert!(error.contains("is not a transform name"), "{error}");
+}
+
+/// `ferry new --lang LANG`, its one build command, and its own `ferry test`.
+fn new_project_passes_its_own_test(lang: &str, build_program: &Path, build_args: &[&str], test_args: &[&str]) {
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("sensor-demo");
+    let started = Instant::now();
+    let (verdict, out) = ferry(&["new", "sensor-demo", "--lang", lang, "--path", project.to_str().unwrap()]);
+    assert_eq!(verdict, Verdict::Success);
+    let command =
+        [build_program.file_name().unwrap().to_str().unwrap()].iter().chain(build_args).copied().collect::<Vec<_>>();
+    let says = if lang == "js" { "npm run build".to_owned() } else { command.join(" ") };
+    assert!(out.contains(&says), "says how to build ({says}): {out}");
+    build(&project, build_program.to_str().unwrap(), build_args);
+    let wasm = project.join("sensor_demo.wasm");
+    let (input, expected) = (project.join("samples/input.jsonl"), project.join("samples/expected.jsonl"));
+    let args = ["test", "--transform", wasm.to_str().unwrap(), "--input", input.to_str().unwrap()];
+    let (verdict, out) = ferry(&[&args[..], &["--expect", expected.to_str().unwrap()], test_args].concat());
+    assert_eq!(verdict, Verdict::Success, "{out}");
+    println!("{lang}: ferry new to a passing ferry test in {:.1}s", started.elapsed().as_secs_f64());
+    let readme = std::fs::read_to_string(project.join("README.md")).unwrap();
+    assert!(readme.contains(&format!("wasm = \"{}\"", wasm.display())), "{readme}");
+}
+
+#[test]
+fn a_new_python_transform_builds_and_passes_its_own_test() {
+    let test = "a_new_python_transform_builds_and_passes_its_own_test";
+    let Some(componentize_py) = Toolchain::Python.require(test) else { return };
+    let args = ["-d", "wit", "-w", "transform", "componentize", "app", "-o", "sensor_demo.wasm"];
+    new_project_passes_its_own_test("python", &componentize_py, &args, &[]);
+}
+
+#[test]
+fn a_new_javascript_transform_builds_and_passes_its_own_test() {
+    let test = "a_new_javascript_transform_builds_and_passes_its_own_test";
+    // `npm run build` runs componentize-js; without it there is nothing to run.
+    if Toolchain::JavaScript.require(test).is_none() {
+        return;
+    }
+    new_project_passes_its_own_test("js", Path::new("npm"), &["run", "build"], &["--memory-limit", "256MiB"]);
 }

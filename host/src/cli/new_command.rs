@@ -3,7 +3,8 @@
 //!
 //! The templates live in `host/templates/<language>/` and are built into
 //! the binary, so `ferry new` works wherever `ferry` does. A Python or
-//! JavaScript project gets a copy of the WIT contract; a Rust project
+//! JavaScript project gets a copy of the WIT contract and of its SDK (one
+//! file, which its toolchain must find beside the app); a Rust project
 //! depends on the SDK in the Ferry checkout this binary was built from
 //! (or the one `--sdk` names).
 
@@ -16,6 +17,9 @@ use super::{CliError, Verdict};
 
 /// The contract, as Python and JavaScript toolchains read it.
 const WIT: &str = include_str!("../../../wit/transform.wit");
+/// The SDKs, copied into projects whole.
+const PYTHON_SDK: &str = include_str!("../../../sdk/python/ferry_transform.py");
+const JS_SDK: &str = include_str!("../../../sdk/js/ferry-transform.js");
 
 #[derive(Debug, clap::Args)]
 pub struct NewArgs {
@@ -63,11 +67,39 @@ const RUST: &[File] = template!("rust":
     ".gitignore" => "gitignore",
 );
 
+const PYTHON: &[File] = template!("python":
+    "app.py" => "app.py",
+    "samples/input.jsonl" => "input.jsonl",
+    "samples/expected.jsonl" => "expected.jsonl",
+    "README.md" => "README.md",
+    ".gitignore" => "gitignore",
+);
+
+const JS: &[File] = template!("js":
+    "package.json" => "package.json",
+    "src/transform.js" => "transform.js",
+    "samples/input.jsonl" => "input.jsonl",
+    "samples/expected.jsonl" => "expected.jsonl",
+    "README.md" => "README.md",
+    ".gitignore" => "gitignore",
+);
+
 impl Lang {
     fn files(self) -> &'static [File] {
         match self {
             Lang::Rust => RUST,
-            Lang::Python | Lang::Js => &[],
+            Lang::Python => PYTHON,
+            Lang::Js => JS,
+        }
+    }
+
+    /// Files copied as they are: the contract and the SDK, for languages
+    /// whose toolchain reads them from the project.
+    fn verbatim(self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            Lang::Rust => &[],
+            Lang::Python => &[("wit/transform.wit", WIT), ("ferry_transform.py", PYTHON_SDK)],
+            Lang::Js => &[("wit/transform.wit", WIT), ("src/ferry-transform.js", JS_SDK)],
         }
     }
 
@@ -75,7 +107,11 @@ impl Lang {
     fn build(self, crate_name: &str) -> (String, String) {
         match self {
             Lang::Rust => ("cargo build --release".into(), format!("target/wasm32-wasip2/release/{crate_name}.wasm")),
-            Lang::Python | Lang::Js => (String::new(), String::new()),
+            Lang::Python => (
+                format!("componentize-py -d wit -w transform componentize app -o {crate_name}.wasm"),
+                format!("{crate_name}.wasm"),
+            ),
+            Lang::Js => ("npm run build".into(), format!("{crate_name}.wasm")),
         }
     }
 }
@@ -104,16 +140,22 @@ pub(super) fn run(args: &NewArgs, out: &mut dyn Write) -> Result<Verdict, CliErr
         write_file(&project.join(file.path), &fill(file.text))?;
         written.push(file.path);
     }
-    if args.lang != Lang::Rust {
-        write_file(&project.join("wit/transform.wit"), WIT)?;
-        written.push("wit/transform.wit");
+    for (path, text) in args.lang.verbatim() {
+        write_file(&project.join(path), text)?;
+        written.push(path);
     }
     let (build, wasm) = args.lang.build(&crate_name);
-    writeln!(out, "created {} ({:?}): {}", project.display(), args.lang, written.join(", "))?;
+    // componentize-js's heap needs more than the default memory limit.
+    let limit = if args.lang == Lang::Js { " --memory-limit 256MiB" } else { "" };
+    let lang = args.lang.to_possible_value().map(|value| value.get_name().to_owned()).unwrap_or_default();
+    writeln!(out, "created {} ({lang}): {}", project.display(), written.join(", "))?;
     writeln!(out, "next:")?;
     writeln!(out, "  cd {}", project.display())?;
     writeln!(out, "  {build}")?;
-    writeln!(out, "  ferry test --transform {wasm} --input samples/input.jsonl --expect samples/expected.jsonl")?;
+    writeln!(
+        out,
+        "  ferry test --transform {wasm} --input samples/input.jsonl --expect samples/expected.jsonl{limit}"
+    )?;
     Ok(Verdict::Success)
 }
 
