@@ -248,6 +248,11 @@ def fail(reason) -> Outcome:
 class Transform(exports.Transformer):
     """The base of a transform; see the module's documentation."""
 
+    # componentize-py makes a new object of the class for every call it
+    # receives, so the one `setup` ran on is kept here and answers every
+    # batch: what `setup` stores on `self`, `process` finds.
+    _configured = None
+
     def setup(self, config: dict) -> None:
         """Receives the pipeline's `config` table; raise to reject it."""
 
@@ -271,9 +276,11 @@ class Transform(exports.Transformer):
             self.setup(json.loads(config))
         except Exception as error:  # noqa: BLE001 - the rejection message
             raise Err(_reason(error)) from None
+        Transform._configured = self
 
     def transform(self, batch) -> list:
-        outcomes = self.process_batch([Record(record) for record in batch.records])
+        transform = Transform._configured or self
+        outcomes = transform.process_batch([Record(record) for record in batch.records])
         if len(outcomes) != len(batch.records):
             raise Err(f"process_batch answered {len(outcomes)} outcomes for {len(batch.records)} records")
         return [outcome._to_wit() for outcome in outcomes]

@@ -4,7 +4,7 @@
 //! default settings, far past where its guest runtime's memory would have
 //! stopped it.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use ferry::cli::Verdict;
 use ferry::config::TransformConfig;
@@ -111,7 +111,7 @@ fn rust_python_and_javascript_enrich_every_reading_alike() {
 
 /// Runs `records` readings through `wasm` in batches of 1000 at the default
 /// settings, asserting each is enriched; returns the transform's recycles.
-fn sustained(wasm: &PathBuf, records: usize) -> u64 {
+fn sustained(wasm: &Path, records: usize) -> u64 {
     let mut chain = chain(wasm);
     let payloads: Vec<String> = (0..1000)
         .map(|i| {
