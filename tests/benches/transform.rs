@@ -5,16 +5,20 @@
 //! Run with `cargo bench -p ferry-tests --bench transform`. Targets:
 //! identity ≤ 300 ns/record; sensor-enrich within 1.5× of native at 1000.
 //! `FERRY_BENCH_BASELINE_DIR=dir` also measures the same components of
-//! another build (by file name) side by side.
+//! another build (by file name) side by side. Then sensor-enrich in each
+//! language (`-- languages` runs only those): the Python and JavaScript
+//! examples, built with their toolchains when installed, next to Rust.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
+use bytesize::ByteSize;
 use ferry::config::TransformConfig;
 use ferry::record::RecordResult;
 use ferry::record::{Batch, BatchSource, Encoding, IggyPosition, IggyTopic, MessageId, Origin, Record};
 use ferry::wasm::{TransformChain, WasmRuntime};
 use ferry_tests::guests;
+use ferry_tests::toolchains::{self, Toolchain};
 use sensor_enrich::{Enriched, enrich};
 
 #[global_allocator]
@@ -34,10 +38,11 @@ fn main() {
         "{:<14} {:>6} {:>13} {:>14} {:>14} {:>15} {:>13}",
         "transform", "batch", "call ns/rec", "chain ns/rec", "chain rec/s", "native ns/rec", "chain/native"
     );
+    let only_languages = filter.iter().any(|wanted| wanted == "languages");
     let mut identity_call_1000 = 0.0;
     let mut enrich_ratio_1000 = 0.0;
     for (name, wasm) in [("identity", guests::IDENTITY), ("sensor-enrich", guests::SENSOR_ENRICH)] {
-        if !filter.is_empty() && !filter.iter().any(|wanted| name.contains(wanted.as_str())) {
+        if only_languages || (!filter.is_empty() && !filter.iter().any(|wanted| name.contains(wanted.as_str()))) {
             continue;
         }
         let config = TransformConfig::new(name, wasm);
@@ -73,11 +78,59 @@ fn main() {
             }
         }
     }
+    if !only_languages {
+        println!();
+        verdict("identity call ns/record at batch 1000", identity_call_1000, 300.0);
+        verdict("sensor-enrich chain/native at batch 1000", enrich_ratio_1000, 1.5);
+        if let Some(baseline) = std::env::var_os("FERRY_BENCH_BASELINE_DIR") {
+            against_baseline(&runtime, std::path::Path::new(&baseline), &filter);
+        }
+    }
+    if filter.is_empty() || only_languages {
+        languages(&runtime);
+    }
+}
+
+/// sensor-enrich as each language's example builds it, at the memory limit
+/// its README gives, measured in one run: µs/record of the call, and the
+/// ratio to Rust's. Recycles show what the guest runtime's memory costs.
+fn languages(runtime: &WasmRuntime) {
     println!();
-    verdict("identity call ns/record at batch 1000", identity_call_1000, 300.0);
-    verdict("sensor-enrich chain/native at batch 1000", enrich_ratio_1000, 1.5);
-    if let Some(baseline) = std::env::var_os("FERRY_BENCH_BASELINE_DIR") {
-        against_baseline(&runtime, std::path::Path::new(&baseline), &filter);
+    println!(
+        "{:<12} {:>6} {:>14} {:>9} {:>9} {:>10}",
+        "language", "batch", "call µs/rec", "vs rust", "recycles", "memory"
+    );
+    let python = Toolchain::Python.find().map(|_| toolchains::python_sensor_enrich("transform bench"));
+    let js = Toolchain::JavaScript.find().map(|_| toolchains::js_sensor_enrich("transform bench"));
+    let mut rust_us = [0.0; 2];
+    for (language, wasm, memory_limit) in [
+        ("rust", Some(Some(guests::SENSOR_ENRICH.into())), ByteSize::mib(64)),
+        ("python", python, ByteSize::mib(64)),
+        ("javascript", js, ByteSize::mib(256)),
+    ] {
+        let Some(Some(wasm)) = wasm else {
+            println!("{language:<12} not measured: its toolchain is not installed");
+            continue;
+        };
+        let wasm: std::path::PathBuf = wasm;
+        let mut config = TransformConfig::new(language, &wasm);
+        config.memory_limit = memory_limit;
+        let mut transform = runtime.load(&config).expect("the guest loads");
+        for (index, size) in [100, 1000].into_iter().enumerate() {
+            let batch = readings(size);
+            let us = per_record(size, || {
+                black_box(transform.transform(&batch).expect("the batch runs"));
+            }) / 1000.0;
+            if language == "rust" {
+                rust_us[index] = us;
+            }
+            println!(
+                "{language:<12} {size:>6} {us:>14.2} {:>8.1}x {:>9} {:>10}",
+                us / rust_us[index],
+                transform.recycles(),
+                memory_limit.to_string()
+            );
+        }
     }
 }
 
