@@ -46,6 +46,12 @@ impl Outcome {
         Self::emit(document.into(), Encoding::Bson)
     }
 
+    /// Writes a BSON document, encoded: every BSON type kept as it is.
+    #[cfg(feature = "bson")]
+    pub fn emit_document(document: &bson::Document) -> Self {
+        Self::emit_bson(document.to_vec().expect("a Document always encodes"))
+    }
+
     /// Writes the record as it came: its payload, encoding and key, moved.
     pub fn emit_record(record: Record) -> Self {
         let record = record.0;

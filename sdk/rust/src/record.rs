@@ -25,6 +25,9 @@ pub enum PayloadError {
     Encoding { expected: &'static str, found: Encoding },
     /// Text that is not UTF-8.
     NotUtf8(std::str::Utf8Error),
+    /// It is not a BSON document, nor Extended JSON that makes one.
+    #[cfg(feature = "bson")]
+    Bson(String),
 }
 
 impl fmt::Display for PayloadError {
@@ -33,6 +36,8 @@ impl fmt::Display for PayloadError {
             Self::Json(error) => write!(f, "payload is not the JSON expected: {error}"),
             Self::Encoding { expected, found } => write!(f, "expected a {expected} payload, got {found:?}"),
             Self::NotUtf8(error) => write!(f, "payload is not UTF-8 text: {error}"),
+            #[cfg(feature = "bson")]
+            Self::Bson(error) => write!(f, "payload is not a BSON document: {error}"),
         }
     }
 }
@@ -43,6 +48,8 @@ impl std::error::Error for PayloadError {
             Self::Json(error) => Some(error),
             Self::NotUtf8(error) => Some(error),
             Self::Encoding { .. } => None,
+            #[cfg(feature = "bson")]
+            Self::Bson(_) => None,
         }
     }
 }
@@ -81,6 +88,25 @@ impl Record {
         match self.0.encoding {
             Encoding::Json | Encoding::Text => serde_json::from_slice(&self.0.payload).map_err(PayloadError::Json),
             found => Err(PayloadError::Encoding { expected: "JSON", found }),
+        }
+    }
+
+    /// The payload as a BSON document: a `bson` payload as it is, a `json`
+    /// one read as Extended JSON (so `{"$date": ...}` becomes a date).
+    #[cfg(feature = "bson")]
+    pub fn bson(&self) -> Result<bson::Document, PayloadError> {
+        match self.0.encoding {
+            Encoding::Bson => bson::Document::from_reader(self.0.payload.as_slice())
+                .map_err(|error| PayloadError::Bson(error.to_string())),
+            Encoding::Json | Encoding::Text => {
+                let value: serde_json::Value = serde_json::from_slice(&self.0.payload).map_err(PayloadError::Json)?;
+                match bson::Bson::try_from(value) {
+                    Ok(bson::Bson::Document(document)) => Ok(document),
+                    Ok(other) => Err(PayloadError::Bson(format!("found {:?}, not a document", other.element_type()))),
+                    Err(error) => Err(PayloadError::Bson(error.to_string())),
+                }
+            }
+            found => Err(PayloadError::Encoding { expected: "BSON or JSON", found }),
         }
     }
 
@@ -168,5 +194,42 @@ impl From<wit::Batch> for Batch {
     fn from(batch: wit::Batch) -> Self {
         // Collected in place: a `Record` is its contract record.
         Self { source: batch.source, records: batch.records.into_iter().map(Record).collect() }
+    }
+}
+
+#[cfg(all(test, feature = "bson"))]
+mod tests {
+    use super::*;
+    use crate::Outcome;
+
+    #[test]
+    fn given_extended_json_then_bson_keeps_its_types() {
+        let record = Record::new(
+            r#"{"n":{"$numberLong":"7"},"at":{"$date":"2026-11-26T03:00:00Z"},"id":{"$oid":"65f1a2b3c4d5e6f708192a3b"}}"#,
+            Encoding::Json,
+        );
+        let document = record.bson().unwrap();
+        assert_eq!(document.get_i64("n").unwrap(), 7);
+        assert_eq!(document.get_datetime("at").unwrap().timestamp_millis(), 1_795_662_000_000);
+        assert_eq!(document.get_object_id("id").unwrap().to_hex(), "65f1a2b3c4d5e6f708192a3b");
+    }
+
+    #[test]
+    fn given_an_emitted_document_then_a_bson_record_reads_it_back() {
+        let document = bson::doc! { "n": 7_i64, "small": 7_i32, "nested": { "list": [1.5, "x"] } };
+        let outcome = Outcome::emit_document(&document);
+        let output = &outcome.outputs()[0];
+        assert_eq!(output.encoding, Encoding::Bson);
+        let back = Record::new(output.payload.clone(), Encoding::Bson).bson().unwrap();
+        assert_eq!(back, document);
+        assert_eq!(back.get("n").unwrap().element_type(), bson::spec::ElementType::Int64);
+    }
+
+    #[test]
+    fn given_a_payload_that_is_not_a_document_then_says_so() {
+        let array = Record::new("[1,2]", Encoding::Json).bson().unwrap_err().to_string();
+        assert_eq!(array, "payload is not a BSON document: found Array, not a document");
+        let garbage = Record::new(vec![1, 2, 3], Encoding::Bson).bson().unwrap_err().to_string();
+        assert!(garbage.starts_with("payload is not a BSON document: "), "{garbage}");
     }
 }
