@@ -5,9 +5,10 @@
 //! toolchain must fail the tests that need it, loudly, and not the build of
 //! every test.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
+use std::sync::Mutex;
 
 use crate::servers::missing;
 
@@ -86,13 +87,6 @@ pub fn build_js(componentize_js: &Path, source: &str, out: &Path) {
         .current_dir(repository()));
 }
 
-/// A path beside `out` to build into, so `out` is replaced whole (another
-/// test process may be reading it).
-fn fresh(out: &Path) -> PathBuf {
-    std::fs::create_dir_all(out.parent().unwrap()).unwrap();
-    out.with_extension(format!("{}.wasm", std::process::id()))
-}
-
 fn run(command: &mut Command) {
     let output = command.output().unwrap_or_else(|error| panic!("{command:?} runs: {error}"));
     assert!(
@@ -105,41 +99,47 @@ fn run(command: &mut Command) {
 
 /// `guest-examples/python/sensor-enrich`, built once per test process.
 pub fn python_sensor_enrich(test: &str) -> Option<PathBuf> {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    let componentize_py = Toolchain::Python.require(test)?;
-    Some(
-        BUILT
-            .get_or_init(|| {
-                let out = scratch().join("python/sensor_enrich.wasm");
-                let building = fresh(&out);
-                build_python(
-                    &componentize_py,
-                    &repository().join("guest-examples/python/sensor-enrich"),
-                    "app",
-                    &building,
-                );
-                std::fs::rename(&building, &out).unwrap();
-                out
-            })
-            .clone(),
-    )
+    python_component(test, "guest-examples/python/sensor-enrich", "sensor_enrich")
 }
 
 /// `guest-examples/js/sensor-enrich`, built once per test process.
 pub fn js_sensor_enrich(test: &str) -> Option<PathBuf> {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    js_component(test, "guest-examples/js/sensor-enrich/sensor-enrich.js", "sensor_enrich")
+}
+
+/// The Python app (`app.py`) in `dir` (relative to the repository), built
+/// once per test process into `<name>.wasm`; `None` after reporting the
+/// toolchain missing.
+pub fn python_component(test: &str, dir: &str, name: &str) -> Option<PathBuf> {
+    let componentize_py = Toolchain::Python.require(test)?;
+    Some(built_once(&format!("python/{name}.wasm"), |out| {
+        build_python(&componentize_py, &repository().join(dir), "app", out)
+    }))
+}
+
+/// The JavaScript module `source` (relative to the repository), built once
+/// per test process into `<name>.wasm`.
+pub fn js_component(test: &str, source: &str, name: &str) -> Option<PathBuf> {
     let componentize_js = Toolchain::JavaScript.require(test)?;
-    Some(
-        BUILT
-            .get_or_init(|| {
-                let out = scratch().join("js/sensor_enrich.wasm");
-                let building = fresh(&out);
-                build_js(&componentize_js, "guest-examples/js/sensor-enrich/sensor-enrich.js", &building);
-                std::fs::rename(&building, &out).unwrap();
-                out
-            })
-            .clone(),
-    )
+    Some(built_once(&format!("js/{name}.wasm"), |out| build_js(&componentize_js, source, out)))
+}
+
+/// Builds `path` (under [`scratch`]) with `build` the first time this
+/// process asks for it. The build writes beside `path` and renames, so the
+/// file is replaced whole (another test process may be reading it).
+fn built_once(path: &str, build: impl FnOnce(&Path)) -> PathBuf {
+    static BUILT: Mutex<BTreeMap<String, PathBuf>> = Mutex::new(BTreeMap::new());
+    let mut built = BUILT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(out) = built.get(path) {
+        return out.clone();
+    }
+    let out = scratch().join(path);
+    std::fs::create_dir_all(out.parent().unwrap()).unwrap();
+    let building = out.with_extension(format!("{}.wasm", std::process::id()));
+    build(&building);
+    std::fs::rename(&building, &out).unwrap();
+    built.insert(path.to_owned(), out.clone());
+    out
 }
 
 /// Where these builds go: under the repository's `target/`, rebuilt by each
