@@ -197,12 +197,26 @@ fn a_record_that_hangs_traps_or_hogs_memory_is_named_and_its_neighbours_go_on() 
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in.jsonl");
     std::fs::write(&input, "{\"n\":1}\nloop\ntrap\nhog\n{\"n\":2}\n").unwrap();
-    let args = ["test", "--transform", guests::PROBE, "--timeout", "200ms", "--memory-limit", "16MiB"];
+    let args = [
+        "test",
+        "--transform",
+        guests::PROBE,
+        "--timeout",
+        "200ms",
+        "--record-timeout",
+        "50ms",
+        "--memory-limit",
+        "16MiB",
+    ];
     let (verdict, out) = ferry(&[&args[..], &["--input", input.to_str().unwrap()]].concat());
     assert_eq!(verdict.unwrap(), Verdict::Failure, "a failed record, not a failed run: {out}");
     let lines: Vec<&str> = out.lines().collect();
     assert!(lines[0].starts_with("line 1: emit"), "{out}");
-    assert_eq!(lines[1], "line 2: FAIL in probe: transform `probe` timed out: a call ran longer than 200ms");
+    // The batch ran into --timeout; alone, the record had --record-timeout.
+    assert_eq!(
+        lines[1],
+        "line 2: FAIL in probe: transform `probe` timed out: one record ran longer than 50ms (record_timeout)"
+    );
     assert_eq!(
         lines[2],
         "line 3: FAIL in probe: transform `probe` trapped: wasm trap: wasm `unreachable` instruction executed"

@@ -37,6 +37,13 @@ impl Setup {
     /// The sensors pipeline: sensor-enrich, MongoDB, and (optionally) a
     /// dead-letter topic. `source` and `sink` add lines to their sections.
     fn pipeline(&self, source: &str, sink: &str, dead_letter: bool) -> String {
+        let transform = format!("[[transforms]]\nname = \"enrich\"\nwasm = \"{}\"", guests::SENSOR_ENRICH);
+        self.pipeline_with(source, &transform, sink, dead_letter, "")
+    }
+
+    /// The pipeline with `transforms` (its `[[transforms]]` tables) and
+    /// extra `[delivery]` lines.
+    fn pipeline_with(&self, source: &str, transforms: &str, sink: &str, dead_letter: bool, delivery: &str) -> String {
         let dead_letter = match dead_letter {
             true => format!("[dead_letter]\nstream = \"{}\"\ntopic = \"readings-dlq\"\n", self.stream),
             false => String::new(),
@@ -51,9 +58,7 @@ topic = "{topic}"
 consumer_group = "ferry-tests"
 poll_interval = "5ms"
 {source}
-[[transforms]]
-name = "enrich"
-wasm = "{wasm}"
+{transforms}
 [sink.mongodb]
 uri = "{uri}"
 database = "{database}"
@@ -64,11 +69,11 @@ collection = "readings"
 retry_initial = "50ms"
 retry_max = "1s"
 call_timeout = "5s"
+{delivery}
 "#,
             address = self.iggy.address(),
             stream = self.stream,
             topic = self.topic,
-            wasm = guests::SENSOR_ENRICH,
             uri = self.mongo.uri(),
             database = self.database,
         )
@@ -445,4 +450,91 @@ async fn documents_say_which_transform_version_made_them() {
         let transforms = document.get_document("_source").unwrap().get_str("transforms").unwrap().to_owned();
         assert_eq!(transforms, format!("enrich@{}", &sha[..12]));
     }
+}
+
+/// The probe guest: passes readings through, and hangs or traps on command.
+fn probe() -> String {
+    format!("[[transforms]]\nname = \"probe\"\nwasm = \"{}\"", guests::PROBE)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hanging_readings_cost_their_record_timeout_and_are_dead_lettered_as_timed_out() {
+    let test = "hanging_readings_cost_their_record_timeout_and_are_dead_lettered_as_timed_out";
+    let Some(setup) = Setup::new(test, 1).await else { return };
+    // One reading in a hundred makes the transform loop for ever.
+    let payloads = (0..1000).map(|i| if i % 100 == 7 { b"loop".to_vec() } else { reading(i) });
+    setup.produce(payloads).await;
+    let pipeline = RunningPipeline::start(parse(&setup.pipeline_with("", &probe(), "", true, "")));
+    setup.wait_for_count(990).await;
+    let iggy = setup.iggy.client().await;
+    let letters = wait::until("ten dead letters", PATIENCE, || async {
+        let letters = ferry_tests::pipelines::read_topic(&iggy, &setup.stream, "readings-dlq").await;
+        (letters.len() >= 10).then_some(letters)
+    })
+    .await;
+    let counts = pipeline.stop().await.expect("a clean stop");
+    assert_eq!((counts.records, counts.dead_lettered), (1000, 10));
+    let good: Vec<i64> = (0..1000).filter(|i| i % 100 != 7).collect();
+    assert_eq!(seqs(&setup.documents("readings").await), good, "every good reading exactly once");
+    for letter in &letters {
+        assert_eq!(letter.payload.as_ref(), b"loop");
+        let reason = header(letter, "ferry-reason").unwrap();
+        assert_eq!(reason, "transform `probe` timed out: one record ran longer than 100ms (record_timeout)");
+    }
+}
+
+/// Readings that all make the probe trap: a broken transform, not poison.
+async fn broken_transform(test: &str, policy: &str) -> Option<(Setup, RunningPipeline)> {
+    let setup = Setup::new(test, 1).await?;
+    setup.produce((0..300).map(|_| b"trap".to_vec())).await;
+    let delivery = format!("on_broken_transform = \"{policy}\"");
+    let pipeline = RunningPipeline::start(parse(&setup.pipeline_with("", &probe(), "", true, &delivery)));
+    Some((setup, pipeline))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transform_that_traps_on_every_record_is_reported_broken_and_its_batch_is_held() {
+    let test = "a_transform_that_traps_on_every_record_is_reported_broken_and_its_batch_is_held";
+    let Some((setup, pipeline)) = broken_transform(test, "back_off").await else { return };
+    let reported = wait::until("the transform reported broken", PATIENCE, || async {
+        let status = pipeline.telemetry.status();
+        status.failing.get("transform").map(|note| (status.state, note.message.clone()))
+    })
+    .await;
+    assert_eq!(reported.0, ferry::telemetry::State::Retrying);
+    assert!(reported.1.starts_with("transform `probe` looks broken: "), "{}", reported.1);
+    assert!(reported.1.contains("holding the batch, trying it again in"), "{}", reported.1);
+    // Held, not ground through: not one record was dead-lettered.
+    let iggy = setup.iggy.client().await;
+    assert_eq!(ferry_tests::pipelines::read_topic(&iggy, &setup.stream, "readings-dlq").await.len(), 0);
+    let counts = pipeline.stop().await.expect("a clean stop");
+    assert_eq!((counts.dead_lettered, counts.batches), (0, 0), "nothing was committed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_on_broken_transform_stop_a_broken_transform_stops_the_pipeline() {
+    let test = "with_on_broken_transform_stop_a_broken_transform_stops_the_pipeline";
+    let Some((setup, pipeline)) = broken_transform(test, "stop").await else { return };
+    let error = tokio::time::timeout(PATIENCE, pipeline.task).await.expect("it stops").unwrap().unwrap_err();
+    assert!(matches!(error, PipelineError::TransformBroken { .. }), "{error:?}");
+    assert!(error.to_string().contains("on_broken_transform = \"stop\""), "{error}");
+    let iggy = setup.iggy.client().await;
+    assert_eq!(ferry_tests::pipelines::read_topic(&iggy, &setup.stream, "readings-dlq").await.len(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_on_broken_transform_dead_letter_every_record_is_dead_lettered_and_the_transform_reported() {
+    let test = "with_on_broken_transform_dead_letter_every_record_is_dead_lettered_and_the_transform_reported";
+    let Some((setup, pipeline)) = broken_transform(test, "dead_letter").await else { return };
+    let iggy = setup.iggy.client().await;
+    wait::until("300 dead letters", PATIENCE, || async {
+        let letters = ferry_tests::pipelines::read_topic(&iggy, &setup.stream, "readings-dlq").await;
+        (letters.len() >= 300).then_some(())
+    })
+    .await;
+    let status = pipeline.telemetry.status();
+    let note = status.failing.get("transform").expect("reported broken");
+    assert!(note.message.contains("dead-lettering what stops it"), "{}", note.message);
+    let counts = pipeline.stop().await.expect("a clean stop");
+    assert_eq!((counts.records, counts.dead_lettered), (300, 300));
 }

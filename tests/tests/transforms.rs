@@ -136,13 +136,39 @@ fn a_runaway_guest_is_stopped_at_its_deadline_and_the_next_batch_runs() {
     config.timeout = Duration::from_millis(200);
     let mut chain = chain(&[config]);
     let started = Instant::now();
-    let error = chain.run(&batch(&["loop"])).unwrap_err();
+    // No call has succeeded yet, so the batch has all of `timeout`.
+    let error = chain.run(&batch(&["ok", "loop"])).unwrap_err();
     let elapsed = started.elapsed();
-    assert!(matches!(error, TransformError::Timeout { .. }), "{error:?}");
-    assert_eq!(error.to_string(), "transform `probe` timed out: a call ran longer than 200ms");
+    assert!(matches!(error, TransformError::Timeout { records: 2, .. }), "{error:?}");
+    assert_eq!(error.to_string(), "transform `probe` timed out: a call on 2 records ran longer than 200ms");
     assert!(elapsed >= Duration::from_millis(200), "stopped early, after {elapsed:?}");
     assert!(elapsed < Duration::from_secs(3), "stopped late, after {elapsed:?}");
     assert_eq!(text(&emitted(&chain.run(&batch(&["count"])).unwrap()[0])[0]), "1");
+
+    // A record alone has `record_timeout`.
+    let error = chain.run(&batch(&["loop"])).unwrap_err();
+    assert_eq!(error.to_string(), "transform `probe` timed out: one record ran longer than 100ms (record_timeout)");
+}
+
+#[test]
+fn once_batches_have_run_a_hanging_batch_is_cut_short_long_before_its_timeout() {
+    let mut config = probe();
+    config.timeout = Duration::from_secs(30);
+    let mut chain = chain(&[config]);
+    let cheap: Vec<String> = (0..100).map(|i| format!("{{\"n\":{i}}}")).collect();
+    let cheap: Vec<&str> = cheap.iter().map(String::as_str).collect();
+    assert_eq!(chain.transforms()[0].deadline(100), Duration::from_secs(30), "nothing measured yet");
+    for _ in 0..5 {
+        chain.run(&batch(&cheap)).unwrap();
+    }
+    // Twenty times what such a batch costs, but never under record_timeout.
+    let deadline = chain.transforms()[0].deadline(100);
+    assert!(deadline >= Duration::from_millis(100) && deadline < Duration::from_secs(2), "{deadline:?}");
+    let mut hanging = cheap.clone();
+    hanging[50] = "loop";
+    let error = chain.run(&batch(&hanging)).unwrap_err();
+    let TransformError::Timeout { records: 100, deadline: cut_at, .. } = error else { panic!("{error:?}") };
+    assert_eq!(cut_at, deadline);
 }
 
 #[test]

@@ -57,6 +57,10 @@ pub struct TestArgs {
     /// How long one call of --transform may run (e.g. `5s`).
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, conflicts_with = "pipeline")]
     pub timeout: Option<Duration>,
+    /// How long one record of --transform may take alone, as when a failed
+    /// batch is run again record by record (e.g. `100ms`).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, conflicts_with = "pipeline")]
+    pub record_timeout: Option<Duration>,
     /// How far the --transform instance's memory may grow (e.g. `128MiB`).
     #[arg(long, value_name = "SIZE", conflicts_with = "pipeline")]
     pub memory_limit: Option<ByteSize>,
@@ -133,12 +137,14 @@ fn chain_config(args: &TestArgs) -> Result<Vec<TransformConfig>, CliError> {
     let mut transform = TransformConfig::new(name, path);
     transform.config = parse_config_entries(&args.config)?;
     transform.timeout = args.timeout.unwrap_or(transform.timeout);
+    transform.record_timeout = args.record_timeout.unwrap_or(transform.record_timeout);
     transform.memory_limit = args.memory_limit.unwrap_or(transform.memory_limit);
     let mut problems = Problems::default();
     transform.validate("--transform", &mut problems);
     if let Some(problem) = problems.iter().next() {
         let option = match problem.path.as_str() {
             "--transform.timeout" => "--timeout",
+            "--transform.record_timeout" => "--record-timeout",
             "--transform.memory_limit" => "--memory-limit",
             _ => "--transform",
         };

@@ -9,6 +9,12 @@ pub fn transform_timeout() -> Duration {
     Duration::from_secs(5)
 }
 
+/// A record alone needs far less than a batch: a hanging record should cost
+/// a tenth of a second, not the batch's whole deadline.
+pub fn transform_record_timeout() -> Duration {
+    Duration::from_millis(100)
+}
+
 /// How much linear memory one transform instance may grow to.
 pub fn transform_memory_limit() -> ByteSize {
     ByteSize::mib(64)

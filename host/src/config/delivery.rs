@@ -25,6 +25,38 @@ pub struct DeliveryConfig {
     /// safe: writes are idempotent.
     #[serde(default = "defaults::call_timeout", with = "humantime_serde")]
     pub call_timeout: Duration,
+    /// What happens when a transform traps, times out or runs out of memory
+    /// on most records, rather than on a poison record now and then.
+    #[serde(default)]
+    pub on_broken_transform: OnBrokenTransform,
+}
+
+/// The policy for a transform that stops on most records.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnBrokenTransform {
+    /// Hold the batch, report the transform broken, and try the batch again
+    /// after a pause (`retry_initial`, doubling up to `retry_max`). Nothing
+    /// is dead-lettered or committed meanwhile; a reload with a fixed
+    /// transform carries on from the held batch.
+    #[default]
+    BackOff,
+    /// Stop the pipeline with the error; nothing after the last committed
+    /// batch is committed.
+    Stop,
+    /// Report it, and dead-letter every record that stops, as for poison
+    /// records.
+    DeadLetter,
+}
+
+impl OnBrokenTransform {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::BackOff => "back_off",
+            Self::Stop => "stop",
+            Self::DeadLetter => "dead_letter",
+        }
+    }
 }
 
 impl Default for DeliveryConfig {
@@ -34,6 +66,7 @@ impl Default for DeliveryConfig {
             retry_initial: defaults::retry_initial(),
             retry_max: defaults::retry_max(),
             call_timeout: defaults::call_timeout(),
+            on_broken_transform: OnBrokenTransform::default(),
         }
     }
 }

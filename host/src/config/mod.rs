@@ -21,7 +21,7 @@ pub use change_stream::{
     EventFormat, FullDocument, FullDocumentBeforeChange, HistoryLost, MongoSourceConfig, StreamStart,
 };
 pub use dead_letter::DeadLetterConfig;
-pub use delivery::DeliveryConfig;
+pub use delivery::{DeliveryConfig, OnBrokenTransform};
 pub use iggy::{CreateTopic, IggyConnection, IggyTls};
 pub use problems::{Problem, Problems};
 pub use sink::{IggySinkConfig, MongoSinkConfig, PartitionBy, SinkConfig, WriteMode, collection_name_problem};

@@ -27,6 +27,11 @@ pub struct TransformConfig {
     /// How long one call (one batch) may run.
     #[serde(default = "defaults::transform_timeout", with = "humantime_serde")]
     pub timeout: Duration,
+    /// How long one record may take alone: the deadline of a call on a
+    /// single record, as when a failed batch is retried record by record
+    /// (at most `timeout`). A record past it is dead-lettered as timed out.
+    #[serde(default = "defaults::transform_record_timeout", with = "humantime_serde")]
+    pub record_timeout: Duration,
     /// How far the instance's linear memory may grow.
     #[serde(default = "defaults::transform_memory_limit")]
     pub memory_limit: ByteSize,
@@ -85,11 +90,18 @@ impl TransformConfig {
             name: name.into(),
             wasm: wasm.into(),
             timeout: defaults::transform_timeout(),
+            record_timeout: defaults::transform_record_timeout(),
             memory_limit: defaults::transform_memory_limit(),
             recycle_memory_above: None,
             config: toml::Table::new(),
             grants: Grants::default(),
         }
+    }
+
+    /// The deadline of a call on one record: `record_timeout`, at most
+    /// `timeout`.
+    pub fn single_record_deadline(&self) -> Duration {
+        self.record_timeout.min(self.timeout)
     }
 
     /// The linear memory past which an instance is replaced between batches.
@@ -107,6 +119,9 @@ impl TransformConfig {
         }
         if self.timeout.is_zero() || self.timeout > MAX_TIMEOUT {
             problems.add(format!("{path}.timeout"), format!("must be above 0 and at most {MAX_TIMEOUT:?}"));
+        }
+        if self.record_timeout.is_zero() {
+            problems.add(format!("{path}.record_timeout"), "must be above 0");
         }
         if self.memory_limit < MIN_MEMORY_LIMIT {
             problems.add(format!("{path}.memory_limit"), format!("must be at least {MIN_MEMORY_LIMIT}"));
@@ -174,6 +189,7 @@ mod tests {
     fn given_every_bad_field_then_reports_each_with_its_path() {
         let mut transform = TransformConfig::new(" ", "");
         transform.timeout = Duration::ZERO;
+        transform.record_timeout = Duration::ZERO;
         transform.memory_limit = ByteSize::kib(64);
         transform.recycle_memory_above = Some(ByteSize::mib(2));
         transform.grants.env = vec!["A=B".into()];
@@ -186,6 +202,7 @@ mod tests {
                 "transforms[0].name",
                 "transforms[0].wasm",
                 "transforms[0].timeout",
+                "transforms[0].record_timeout",
                 "transforms[0].memory_limit",
                 "transforms[0].recycle_memory_above",
                 "transforms[0].grants.env[0]",

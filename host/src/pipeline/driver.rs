@@ -48,12 +48,21 @@ where
     let stop = shutdown.child_token();
     let preparer = writer.sink.preparer();
     let transform_telemetry = telemetry.clone();
+    let (transform_delivery, transform_stop) = (delivery.clone(), stop.clone());
     // The stages log within the pipeline's span, wherever they run.
     let span = tracing::Span::current();
     let transformer = tokio::task::spawn_blocking(move || {
         span.in_scope(|| {
             stage_panic::catch(|| {
-                transform_stage::run(chain, preparer, transform_input, to_writer, &transform_telemetry)
+                transform_stage::run(
+                    chain,
+                    preparer,
+                    transform_input,
+                    to_writer,
+                    &transform_delivery,
+                    &transform_stop,
+                    &transform_telemetry,
+                )
             })
         })
     });
@@ -78,13 +87,15 @@ where
     // pipeline's error, whatever the driver made of the closed channels.
     // (A join error is a cancelled task; it has nothing to report.)
     let written = writing.await.unwrap_or(Ok(()));
-    let transformed = transformer.await.unwrap_or(Ok(()));
+    let transformed = transformer.await.unwrap_or(Ok(Ok(())));
     source.close().await;
     let outcome = match (outcome, written, transformed) {
         (Err(panic), _, _) => Err(PipelineError::StagePanicked { stage: "poll and commit", panic }),
         (_, Err(panic), _) => Err(PipelineError::StagePanicked { stage: "write", panic }),
         (_, _, Err(panic)) => Err(PipelineError::StagePanicked { stage: "transform", panic }),
-        (Ok(outcome), Ok(()), Ok(())) => outcome,
+        // The transform stage's own error is why the others stopped.
+        (_, _, Ok(Err(error))) => Err(error),
+        (Ok(outcome), Ok(()), Ok(Ok(()))) => outcome,
     };
     match outcome {
         Ok(()) => Ok(counts),

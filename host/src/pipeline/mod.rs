@@ -14,6 +14,7 @@
 
 mod backoff;
 mod driver;
+mod health;
 mod launch;
 mod stage_panic;
 mod transform_stage;
@@ -21,6 +22,7 @@ mod writer;
 
 pub use backoff::{Backoff, Interrupted};
 pub use driver::drive;
+pub use health::Broken;
 pub use launch::{Prepared, run};
 pub use stage_panic::StagePanic;
 pub use transform_stage::run_isolating;
@@ -46,6 +48,13 @@ pub enum PipelineError {
     Undeliverable { position: String, stage: String, reason: String },
     #[error("a pipeline stage stopped unexpectedly")]
     StageLost,
+    /// `on_broken_transform = "stop"`, and the transform stopped on most
+    /// records.
+    #[error(
+        "{broken}; stopped, as on_broken_transform = \"stop\" says. Nothing after the last committed batch was \
+         committed: fix the transform and start again"
+    )]
+    TransformBroken { broken: health::Broken },
     /// A bug in Ferry: a stage panicked. Nothing at or after the batch it
     /// was working on was committed.
     #[error(

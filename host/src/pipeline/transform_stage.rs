@@ -2,21 +2,28 @@
 //! CPU-bound and synchronous, so they stay off the async workers.
 //!
 //! A batch the chain cannot process as a whole (a trap, a timeout, a
-//! rejected batch) is retried one record at a time, so one poison record
-//! goes to the dead-letter destination and its neighbours go on.
+//! rejected batch) is retried one record at a time, each with its
+//! transform's `record_timeout`, so one poison record goes to the
+//! dead-letter destination and its neighbours go on. A transform that stops
+//! on most records is not ground through record by record: the pipeline's
+//! `on_broken_transform` policy decides (see [`super::health`]).
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
+use super::PipelineError;
+use super::health::{Broken, TransformHealth};
+use crate::config::{DeliveryConfig, OnBrokenTransform};
 use crate::error::error_chain;
 use crate::record::Batch;
 use crate::record::{Failure, RecordResult};
 use crate::sink::Prepare;
 use crate::source::Polled;
 use crate::telemetry::PipelineTelemetry;
-use crate::telemetry::events::BatchTransformed;
-use crate::wasm::TransformChain;
+use crate::telemetry::events::{BatchTransformed, TransformBroken, TransformRecovered};
+use crate::wasm::{TransformChain, TransformError};
 
 /// A batch with one result per record, prepared for the sink.
 pub struct Transformed<C, P> {
@@ -26,49 +33,157 @@ pub struct Transformed<C, P> {
     pub checkpoint: C,
 }
 
-/// Transforms (and prepares for the sink) batches until the input closes or
-/// the output is dropped.
+/// Transforms (and prepares for the sink) batches until the input closes,
+/// the output is dropped or `stop` is cancelled.
 pub fn run<C, P: Prepare>(
     mut chain: TransformChain,
     preparer: P,
     mut input: mpsc::Receiver<Polled<C>>,
     output: mpsc::Sender<Transformed<C, P::Prepared>>,
+    delivery: &DeliveryConfig,
+    stop: &CancellationToken,
     telemetry: &PipelineTelemetry,
-) {
+) -> Result<(), PipelineError> {
+    let mut health = TransformHealth::default();
+    let mut reported: Option<Broken> = None;
     while let Some(polled) = input.blocking_recv() {
         let started = Instant::now();
-        let results = run_isolating(&mut chain, &polled.batch);
+        let mut pause = delivery.retry_initial;
+        let results = loop {
+            let abort_when_broken = delivery.on_broken_transform != OnBrokenTransform::DeadLetter;
+            let verdict = run_watched(&mut chain, &polled.batch, &mut health, abort_when_broken);
+            let broken = match verdict {
+                Watched::Ran(results) => {
+                    if let (Some(broken), None) = (&reported, health.broken()) {
+                        TransformRecovered { transform: &broken.transform }.emit(telemetry);
+                        reported = None;
+                    }
+                    break results;
+                }
+                Watched::Broken(broken) => broken,
+            };
+            match delivery.on_broken_transform {
+                OnBrokenTransform::Stop => {
+                    TransformBroken { broken: &broken, policy: delivery.on_broken_transform, retry_in: None }
+                        .emit(telemetry);
+                    return Err(PipelineError::TransformBroken { broken });
+                }
+                // `run_watched` does not give up on a batch under this policy.
+                OnBrokenTransform::DeadLetter => unreachable!("dead_letter runs every record"),
+                OnBrokenTransform::BackOff => {
+                    TransformBroken { broken: &broken, policy: delivery.on_broken_transform, retry_in: Some(pause) }
+                        .emit(telemetry);
+                    reported = Some(broken);
+                    if !sleep_unless(pause, stop) {
+                        return Ok(());
+                    }
+                    pause = (pause * 2).min(delivery.retry_max);
+                }
+            }
+        };
+        if delivery.on_broken_transform == OnBrokenTransform::DeadLetter {
+            match (health.broken(), &reported) {
+                (Some(broken), None) => {
+                    TransformBroken { broken: &broken, policy: delivery.on_broken_transform, retry_in: None }
+                        .emit(telemetry);
+                    reported = Some(broken);
+                }
+                (None, Some(broken)) => {
+                    TransformRecovered { transform: &broken.transform }.emit(telemetry);
+                    reported = None;
+                }
+                _ => {}
+            }
+        }
         let prepared = preparer.prepare(&polled.batch, &results);
         BatchTransformed { elapsed: started.elapsed() }.emit(telemetry);
         let transformed = Transformed { batch: polled.batch, results, prepared, checkpoint: polled.checkpoint };
         if output.blocking_send(transformed).is_err() {
-            return;
+            return Ok(());
         }
     }
+    Ok(())
 }
 
-/// Runs the batch; if it fails as a whole, runs each record alone.
-pub fn run_isolating(chain: &mut TransformChain, batch: &Batch) -> Vec<RecordResult> {
+/// Sleeps `pause` in short steps; false if `stop` came first.
+fn sleep_unless(pause: Duration, stop: &CancellationToken) -> bool {
+    const STEP: Duration = Duration::from_millis(50);
+    let until = Instant::now() + pause;
+    while !stop.is_cancelled() {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return true;
+        }
+        std::thread::sleep(left.min(STEP));
+    }
+    false
+}
+
+/// What became of a batch under watch.
+enum Watched {
+    Ran(Vec<RecordResult>),
+    /// Given up on: most recent records stopped their transform.
+    Broken(Broken),
+}
+
+/// Runs the batch; if it fails as a whole, runs each record alone, noting
+/// in `health` which ran and which stopped their transform. With
+/// `abort_when_broken`, gives the batch up as soon as the transform looks
+/// broken.
+fn run_watched(
+    chain: &mut TransformChain,
+    batch: &Batch,
+    health: &mut TransformHealth,
+    abort_when_broken: bool,
+) -> Watched {
     let error = match chain.run(batch) {
-        Ok(results) => return results,
+        Ok(results) => {
+            health.ran(batch.records.len());
+            return Watched::Ran(results);
+        }
         Err(error) => error,
     };
     if batch.records.len() == 1 {
-        // The error's own line: a trap's cause chain holds a multi-line
-        // backtrace, which belongs in the log, not in a dead letter's reason.
-        tracing::debug!("{}", error_chain(&error));
-        return vec![RecordResult::Failed(Failure {
-            transform: error.transform().to_owned(),
-            reason: error.to_string(),
-        })];
+        return Watched::Ran(vec![alone_failed(&error, health)]);
     }
     tracing::warn!(records = batch.records.len(), "{}; retrying record by record", error_chain(&error));
-    batch
-        .records
-        .iter()
-        .map(|record| {
-            let single = Batch { source: batch.source.clone(), records: vec![record.clone()] };
-            run_isolating(chain, &single).pop().expect("one result per record")
-        })
-        .collect()
+    let mut results = Vec::with_capacity(batch.records.len());
+    for record in &batch.records {
+        let single = Batch { source: batch.source.clone(), records: vec![record.clone()] };
+        let result = match chain.run(&single) {
+            Ok(mut result) => {
+                health.ran(1);
+                result.pop().expect("one result per record")
+            }
+            Err(error) => alone_failed(&error, health),
+        };
+        if abort_when_broken && let Some(broken) = health.broken() {
+            return Watched::Broken(broken);
+        }
+        results.push(result);
+    }
+    Watched::Ran(results)
+}
+
+/// The result of a record that failed alone, noted in `health` when it
+/// stopped its transform (a rejected batch is the guest's own answer).
+fn alone_failed(error: &TransformError, health: &mut TransformHealth) -> RecordResult {
+    // The error's own line: a trap's cause chain holds a multi-line
+    // backtrace, which belongs in the log, not in a dead letter's reason.
+    tracing::debug!("{}", error_chain(error));
+    if error.stopped_the_instance() {
+        health.stopped(error.transform());
+    } else {
+        health.ran(1);
+    }
+    RecordResult::Failed(Failure { transform: error.transform().to_owned(), reason: error.to_string() })
+}
+
+/// Runs the batch; if it fails as a whole, runs each record alone: every
+/// record gets its result, as `ferry test` reports them.
+pub fn run_isolating(chain: &mut TransformChain, batch: &Batch) -> Vec<RecordResult> {
+    match run_watched(chain, batch, &mut TransformHealth::default(), false) {
+        Watched::Ran(results) => results,
+        Watched::Broken(_) => unreachable!("only given up on when asked to"),
+    }
 }

@@ -78,6 +78,7 @@ pub struct TransformTelemetry {
     pub(super) restarts: Counter,
     pub(super) recycles: Counter,
     pub(super) memory: Gauge,
+    pub(super) broken: Gauge,
 }
 
 /// One Iggy partition's series.
@@ -170,6 +171,7 @@ impl PipelineTelemetry {
             restarts: metrics.transform_restarts.get_or_create_owned(&labels),
             recycles: metrics.transform_recycles.get_or_create_owned(&labels),
             memory: metrics.transform_memory.get_or_create_owned(&labels),
+            broken: metrics.transform_broken.get_or_create_owned(&labels),
         }
     }
 
@@ -276,6 +278,7 @@ impl PipelineTelemetry {
             metrics.transform_restarts.remove(&labels);
             metrics.transform_recycles.remove(&labels);
             metrics.transform_memory.remove(&labels);
+            metrics.transform_broken.remove(&labels);
             for reason in STOP_REASONS {
                 let labels = TransformStopLabels { pipeline: name.clone(), transform: transform.clone(), reason };
                 metrics.transform_stops.remove(&labels);
@@ -317,6 +320,11 @@ impl TransformTelemetry {
     /// The live instance holds `bytes` of linear memory after a call.
     pub fn memory(&self, bytes: u64) {
         self.memory.set(i64::try_from(bytes).unwrap_or(i64::MAX));
+    }
+
+    /// Whether the transform is judged broken now.
+    pub fn broken(&self, broken: bool) {
+        self.broken.set(i64::from(broken));
     }
 
     /// The instance was replaced between batches to give its memory back.

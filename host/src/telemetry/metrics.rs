@@ -109,6 +109,7 @@ pub struct Metrics {
     pub transform_restarts: Family<TransformLabels, Counter>,
     pub transform_recycles: Family<TransformLabels, Counter>,
     pub transform_memory: Family<TransformLabels, Gauge>,
+    pub transform_broken: Family<TransformLabels, Gauge>,
     pub iggy_committed_offset: Family<PartitionLabels, Gauge>,
     pub iggy_lag: Family<PartitionLabels, Gauge>,
     pub change_stream_behind: Family<PipelineLabels, SecondsGauge>,
@@ -148,6 +149,7 @@ impl Metrics {
             transform_restarts: Family::default(),
             transform_recycles: Family::default(),
             transform_memory: Family::default(),
+            transform_broken: Family::default(),
             iggy_committed_offset: Family::default(),
             iggy_lag: Family::default(),
             change_stream_behind: Family::default(),
@@ -211,6 +213,11 @@ impl Metrics {
             "transform_recycles",
             "Transform instances replaced between batches because their memory passed recycle_memory_above",
             m.transform_recycles,
+        );
+        ferry.register(
+            "transform_broken",
+            "1 while the transform stops (traps, times out, runs out of memory) on most recent records",
+            m.transform_broken,
         );
         ferry.register_with_unit(
             "transform_memory",

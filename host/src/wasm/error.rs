@@ -41,8 +41,8 @@ pub enum TransformError {
     },
     #[error("transform `{transform}` rejected its configuration: {message}")]
     ConfigRejected { transform: String, message: String },
-    #[error("transform `{transform}` timed out: a call ran longer than {timeout:?}")]
-    Timeout { transform: String, timeout: Duration },
+    #[error("transform `{transform}` timed out: {}", timed_out(*records, *deadline))]
+    Timeout { transform: String, records: usize, deadline: Duration },
     #[error("transform `{transform}` ran out of memory: it needed more than its limit of {limit}")]
     OutOfMemory { transform: String, limit: ByteSize },
     #[error("transform `{transform}` trapped: {message}")]
@@ -58,7 +58,21 @@ pub enum TransformError {
     OutcomeCount { transform: String, expected: usize, returned: usize },
 }
 
+fn timed_out(records: usize, deadline: Duration) -> String {
+    match records {
+        0 => format!("starting it (its start code and configure) took longer than {deadline:?}"),
+        1 => format!("one record ran longer than {deadline:?} (record_timeout)"),
+        _ => format!("a call on {records} records ran longer than {deadline:?}"),
+    }
+}
+
 impl TransformError {
+    /// Whether the guest was stopped (a trap, a timeout, out of memory)
+    /// rather than answering, as a rejected batch or a wrong count does.
+    pub fn stopped_the_instance(&self) -> bool {
+        matches!(self, Self::Timeout { .. } | Self::OutOfMemory { .. } | Self::Trap { .. })
+    }
+
     /// The name of the transform at fault.
     pub fn transform(&self) -> &str {
         match self {

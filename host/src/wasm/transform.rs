@@ -4,7 +4,7 @@
 //! threshold (some guest runtimes never free what they allocate).
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use wasmtime::Store;
 
@@ -18,6 +18,14 @@ use crate::config::TransformConfig;
 use crate::record::{Batch, Outcome};
 use crate::telemetry::TransformTelemetry;
 
+/// How many times its recent cost per record a batch may take before it is
+/// cut short (and retried record by record, each with `record_timeout`).
+/// Generous, so a slow moment costs a retry rarely; a hanging record costs
+/// this, not the full `timeout`.
+const SLOWDOWN_ALLOWED: f64 = 20.0;
+/// The weight of the newest call in the recent cost per record.
+const COST_WEIGHT: f64 = 0.2;
+
 /// A transform ready to process batches.
 pub struct Transform {
     name: Arc<str>,
@@ -25,7 +33,9 @@ pub struct Transform {
     pre: bindings::TransformPre<HostState>,
     /// Held so that deadlines keep firing while this transform lives.
     clock: Arc<EpochClock>,
-    deadline_ticks: u64,
+    /// Seconds per record of recent successful calls (a moving average);
+    /// `None` until one succeeds.
+    recent_cost: Option<f64>,
     cache_outcome: CacheOutcome,
     /// The SHA-256 of the component file, in hex.
     sha256: String,
@@ -56,7 +66,7 @@ impl Transform {
     ) -> Self {
         Self {
             name: Arc::from(config.name.as_str()),
-            deadline_ticks: EpochClock::ticks_for(config.timeout),
+            recent_cost: None,
             config,
             pre,
             clock,
@@ -112,12 +122,28 @@ impl Transform {
         self.live_instance().map(|_| ())
     }
 
+    /// How long a call on `records` records may run: `record_timeout` for
+    /// one; for more, [`SLOWDOWN_ALLOWED`] times the recent cost, at least
+    /// `record_timeout` and at most `timeout` (all of `timeout` until a call
+    /// has succeeded).
+    pub fn deadline(&self, records: usize) -> Duration {
+        let alone = self.config.single_record_deadline();
+        match (records, self.recent_cost) {
+            (0 | 1, _) => alone,
+            (_, None) => self.config.timeout,
+            (_, Some(cost)) => {
+                Duration::from_secs_f64(cost * records as f64 * SLOWDOWN_ALLOWED).clamp(alone, self.config.timeout)
+            }
+        }
+    }
+
     /// Runs one batch, returning exactly one outcome per record.
     pub fn transform(&mut self, batch: &Batch) -> Result<Vec<Outcome>, TransformError> {
         let _ticking = self.clock.running();
-        let deadline_ticks = self.deadline_ticks;
+        let records = batch.records.len();
+        let deadline = self.deadline(records);
         let live = self.live_instance()?;
-        live.store.set_epoch_deadline(deadline_ticks);
+        live.store.set_epoch_deadline(EpochClock::ticks_for(deadline));
         live.store.data_mut().fence.reset();
         let started = Instant::now();
         let result = live.bindings.ferry_transform_transformer().call_transform(&mut live.store, batch);
@@ -129,7 +155,8 @@ impl Transform {
             telemetry.memory(memory);
         }
         match result {
-            Ok(Ok(outcomes)) if outcomes.len() == batch.records.len() => {
+            Ok(Ok(outcomes)) if outcomes.len() == records => {
+                self.learn_cost(elapsed, records);
                 self.recycle_if_above_threshold(memory);
                 Ok(outcomes)
             }
@@ -139,8 +166,16 @@ impl Transform {
                 returned: outcomes.len(),
             }),
             Ok(Err(message)) => Err(TransformError::BatchRejected { transform: self.name.to_string(), message }),
-            Err(error) => Err(self.stopped(error)),
+            Err(error) => Err(self.stopped(error, records, deadline)),
         }
+    }
+
+    fn learn_cost(&mut self, elapsed: Duration, records: usize) {
+        let cost = elapsed.as_secs_f64() / records.max(1) as f64;
+        self.recent_cost = Some(match self.recent_cost {
+            None => cost,
+            Some(recent) => recent + COST_WEIGHT * (cost - recent),
+        });
     }
 
     /// Drops the instance when `memory` is past the threshold, so the next
@@ -185,25 +220,34 @@ impl Transform {
         let state = HostState::new(&self.name, &self.config)?;
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|state| &mut state.fence);
-        store.set_epoch_deadline(self.deadline_ticks);
-        let bindings = self.pre.instantiate(&mut store).map_err(|error| self.stopped_in(&store, error))?;
+        // Start code and configure may take the whole of `timeout`.
+        let (records, deadline) = (0, self.config.timeout);
+        store.set_epoch_deadline(EpochClock::ticks_for(deadline));
+        let bindings =
+            self.pre.instantiate(&mut store).map_err(|error| self.stopped_in(&store, error, records, deadline))?;
         let configured = bindings.ferry_transform_transformer().call_configure(&mut store, &self.config.config_json());
         store.data().flush_output();
         match configured {
             Ok(Ok(())) => Ok(Live { store, bindings }),
             Ok(Err(message)) => Err(TransformError::ConfigRejected { transform: self.name.to_string(), message }),
-            Err(error) => Err(self.stopped_in(&store, error)),
+            Err(error) => Err(self.stopped_in(&store, error, records, deadline)),
         }
     }
 
     /// Turns a trap of the live instance into an error, dropping the
     /// instance so the next call starts a fresh one.
-    fn stopped(&mut self, error: wasmtime::Error) -> TransformError {
+    fn stopped(&mut self, error: wasmtime::Error, records: usize, deadline: Duration) -> TransformError {
         let live = self.live.take().expect("a call was made on the live instance");
-        self.stopped_in(&live.store, error)
+        self.stopped_in(&live.store, error, records, deadline)
     }
 
-    fn stopped_in(&self, store: &Store<HostState>, error: wasmtime::Error) -> TransformError {
+    fn stopped_in(
+        &self,
+        store: &Store<HostState>,
+        error: wasmtime::Error,
+        records: usize,
+        deadline: Duration,
+    ) -> TransformError {
         let transform = self.name.to_string();
         let stop = classify(&error, store.data().fence.refused());
         if let Some(telemetry) = &self.telemetry {
@@ -214,7 +258,7 @@ impl Transform {
             });
         }
         match stop {
-            Stop::Timeout => TransformError::Timeout { transform, timeout: self.config.timeout },
+            Stop::Timeout => TransformError::Timeout { transform, records, deadline },
             Stop::OutOfMemory => TransformError::OutOfMemory { transform, limit: store.data().fence.limit() },
             Stop::Trap => TransformError::Trap {
                 transform,

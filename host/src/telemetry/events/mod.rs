@@ -13,6 +13,7 @@ mod iggy;
 mod lifecycle;
 mod mongodb;
 mod reload;
+mod transform;
 
 use std::time::{Duration, SystemTime};
 
@@ -22,6 +23,7 @@ pub use iggy::{OffsetCommitted, PartitionHead, PartitionHeads, PartitionsAssigne
 pub use lifecycle::{EndsConnected, PipelineStarting, PipelineStopped, RetryScheduled};
 pub use mongodb::{MongoWrites, WRITE_KINDS};
 pub use reload::{ReloadRefused, ReloadSwapped, ReloadUnchanged};
+pub use transform::{TransformBroken, TransformRecovered};
 
 use super::handle::PipelineTelemetry;
 use super::status::{ErrorNote, State, Status};
