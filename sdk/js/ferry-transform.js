@@ -25,7 +25,9 @@
 //   written with `.upsertBy(...fields)`, `.replaceBy(...)` or `.deleteBy(...)`,
 //   and given a `.key(...)` and `.header(name, value)`. `a.and(b)` emits both.
 // - Extended JSON: `date(Date)` writes a BSON date as `{"$date": ...}`,
-//   `readDate(value)` reads one back; `objectId(hex)`, `decimal128(text)`.
+//   `readDate(value)` reads one back; `int64(n)` / `readInt64(value)` for an
+//   Int64 (`{"$numberLong": "7"}`, as change events carry them);
+//   `objectId(hex)`, `decimal128(text)`.
 // - Logging onto Ferry's log: `log.info('message', { key: value })` (also
 //   `trace`, `debug`, `warn`, `error`).
 //
@@ -263,6 +265,21 @@ export function readDate(value) {
   if (typeof inner === 'string') return parseRfc3339(inner);
   if (typeof inner?.$numberLong === 'string') return new Date(Number(inner.$numberLong));
   throw new Error(`${JSON.stringify(value)} is not an Extended JSON date`);
+}
+
+/** An Int64 in canonical Extended JSON (a bare number that fits 32 bits
+ * would be stored as an Int32); `value` a BigInt, or a safe integer. */
+export function int64(value) {
+  if (typeof value === 'bigint' || Number.isSafeInteger(value)) return { $numberLong: String(value) };
+  throw new Error(`${String(value)} is not an Int64 (use a BigInt beyond 2^53)`);
+}
+
+/** An Int64 as Ferry hands it over (`{"$numberLong": "7"}`) or a bare
+ * integer, as a BigInt. */
+export function readInt64(value) {
+  if (typeof value?.$numberLong === 'string') return BigInt(value.$numberLong);
+  if (Number.isInteger(value)) return BigInt(value);
+  throw new Error(`${JSON.stringify(value)} is not an Int64`);
 }
 
 export function objectId(hex) {

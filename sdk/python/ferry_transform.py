@@ -25,8 +25,9 @@ looks for the class named after the exported interface) that subclasses
   `.upsert_by(*fields)`, `.replace_by(*fields)` or `.delete_by(*fields)`, and
   given a `.key(...)` and `.header(name, value)`. `a.and_(b)` emits both.
 - Extended JSON: `date(datetime)` writes a BSON date as `{"$date": ...}`,
-  `read_date(value)` reads one back; `object_id(hex)` and `decimal128(text)`
-  do the same for those types.
+  `read_date(value)` reads one back; `int64(n)` / `read_int64(value)` do the
+  same for an Int64 (`{"$numberLong": "7"}`, as change events carry them);
+  `object_id(hex)` and `decimal128(text)` for those types.
 - Logging onto Ferry's log: `log.info("message", key=value)` (also `trace`,
   `debug`, `warn`, `error`).
 
@@ -70,9 +71,11 @@ __all__ = [
     "emit_bson",
     "emit_raw_json",
     "fail",
+    "int64",
     "log",
     "object_id",
     "read_date",
+    "read_int64",
 ]
 
 
@@ -319,6 +322,24 @@ def read_date(value) -> datetime:
     if isinstance(inner, dict) and isinstance(inner.get("$numberLong"), str):
         return datetime.fromtimestamp(int(inner["$numberLong"]) / 1000, timezone.utc)
     raise ValueError(f"{value!r} is not an Extended JSON date")
+
+
+def int64(value: int) -> dict:
+    """An Int64 in canonical Extended JSON: a bare number that fits 32 bits
+    would be stored as an Int32."""
+    if not isinstance(value, int) or isinstance(value, bool) or not -(2**63) <= value < 2**63:
+        raise ValueError(f"{value!r} is not an Int64")
+    return {"$numberLong": str(value)}
+
+
+def read_int64(value) -> int:
+    """An Int64 as Ferry hands it over (`{"$numberLong": "7"}`), or a bare
+    integer."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, dict) and isinstance(value.get("$numberLong"), str):
+        return int(value["$numberLong"])
+    raise ValueError(f"{value!r} is not an Int64")
 
 
 def object_id(hex_text: str) -> dict:

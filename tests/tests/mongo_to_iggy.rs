@@ -582,3 +582,208 @@ async fn messages_say_which_transform_version_made_them() {
         assert_eq!(header(message, "ferry-transform"), Some(format!("identity@{}", &sha[..12])));
     }
 }
+
+/// One document per BSON type (its edge values side by side), and `_id`s
+/// of several types, as `mongo` can store them: SecantusDB (pymongo
+/// underneath) refuses dates past 9999-12-31, which MongoDB stores like any
+/// other 64-bit millisecond count, so those are left out there.
+fn every_bson_type(mongo: &MongoServer) -> Vec<Document> {
+    use mongodb::bson::spec::BinarySubtype;
+    use mongodb::bson::{Binary, DateTime, Decimal128, JavaScriptCodeWithScope, Regex, Timestamp, oid::ObjectId};
+    let decimal = |text: &str| text.parse::<Decimal128>().unwrap();
+    let regex = |pattern: &str, options: &str| Regex {
+        pattern: pattern.try_into().unwrap(),
+        options: options.try_into().unwrap(),
+    };
+    let binary = |subtype, bytes: &[u8]| Bson::Binary(Binary { subtype, bytes: bytes.to_vec() });
+    vec![
+        doc! { "_id": "double", "v": [1.5, -0.0, 5.0, 1e308, f64::MIN_POSITIVE, f64::NAN, f64::INFINITY, f64::NEG_INFINITY] },
+        doc! { "_id": "int32", "v": [0_i32, 7_i32, i32::MIN, i32::MAX] },
+        doc! { "_id": "int64", "v": [0_i64, 7_i64, -7_i64, i64::from(i32::MAX) + 1, i64::MIN, i64::MAX],
+        "nested": { "small": 1_i64, "list": [[2_i64]] } },
+        doc! { "_id": 5_i64, "what": "an Int64 _id that fits 32 bits" },
+        doc! { "_id": 6_i32, "what": "an Int32 _id" },
+        doc! { "_id": ObjectId::parse_str("65f1a2b3c4d5e6f708192a3b").unwrap(), "what": "an ObjectId _id" },
+        doc! { "_id": { "region": "eu", "n": 8_i64 }, "what": "a document _id" },
+        doc! { "_id": "string", "v": ["", "ünïcødé ✓", "quote \" backslash \\ newline \n tab \t", "\u{1F600}"] },
+        doc! { "_id": "document", "v": { "empty": {}, "deep": { "a": { "b": { "c": 1 } } } } },
+        doc! { "_id": "array", "v": [[], [1, "two", 3.0, null, [true]]] },
+        doc! { "_id": "binary", "v": [
+            binary(BinarySubtype::Generic, &[0, 1, 255]),
+            binary(BinarySubtype::Generic, &[]),
+            binary(BinarySubtype::Uuid, &[7; 16]),
+            binary(BinarySubtype::Md5, &[9; 16]),
+            binary(BinarySubtype::UserDefined(0x80), b"mine"),
+        ] },
+        doc! { "_id": "boolean", "v": [true, false] },
+        doc! { "_id": "date", "v": [
+            DateTime::from_millis(0), DateTime::from_millis(-1), DateTime::from_millis(1_795_662_000_123),
+            DateTime::from_millis(253_402_300_799_999), DateTime::from_millis(-62_135_596_800_000),
+        ] },
+        match mongo.is_secantusdb() {
+            false => {
+                doc! { "_id": "far dates", "v": [DateTime::from_millis(253_402_300_800_000), DateTime::MAX, DateTime::MIN] }
+            }
+            true => doc! { "_id": "far dates", "v": "refused by SecantusDB" },
+        },
+        doc! { "_id": "null", "v": null },
+        doc! { "_id": "regex", "v": [regex("^a.*b$", "imsx"), regex("/", "")] },
+        doc! { "_id": "javascript", "v": Bson::JavaScriptCode("function () { return 1; }".into()),
+        "scoped": Bson::JavaScriptCodeWithScope(JavaScriptCodeWithScope { code: "x + 1".into(), scope: doc! { "x": 1 } }) },
+        doc! { "_id": "timestamp", "v": [Timestamp { time: 1, increment: 1 }, Timestamp { time: u32::MAX, increment: u32::MAX }] },
+        doc! { "_id": "decimal128", "v": [decimal("1.10"), decimal("-0"), decimal("NaN"), decimal("Infinity"), decimal("-Infinity"),
+        decimal("9.999999999999999999999999999999999E+6144"), decimal("1E-6176")] },
+        doc! { "_id": "minmax", "v": [Bson::MinKey, Bson::MaxKey] },
+    ]
+}
+
+/// Each document by `_id`, as canonical Extended JSON: equal only if every
+/// value has the same type and bits (NaN included).
+async fn canonical(collection: &mongodb::Collection<Document>) -> BTreeMap<String, String> {
+    let documents: Vec<Document> = collection.find(doc! {}).await.unwrap().try_collect().await.unwrap();
+    documents
+        .into_iter()
+        .map(|document| {
+            let id = document.get("_id").cloned().unwrap().into_canonical_extjson().to_string();
+            (id, Bson::Document(document).into_canonical_extjson().to_string())
+        })
+        .collect()
+}
+
+/// Inserts [`every_bson_type`] into `a`, streams the changes to Iggy as
+/// `format`, replicates them into `b` with cdc-replicate, and returns both
+/// collections as canonical Extended JSON.
+async fn round_trip_every_type(setup: &Setup, format: &str) -> (BTreeMap<String, String>, BTreeMap<String, String>) {
+    let source_a = setup.collection("a").await;
+    let outbound = setup.pipeline(&format!("collection = \"a\"\nformat = \"{format}\"\n{}", Setup::from_now()), "");
+    let inbound = format!(
+        r#"
+name = "changes-to-b"
+[source.iggy]
+address = "{address}"
+stream = "{stream}"
+topic = "changes"
+consumer_group = "replicate-b"
+poll_interval = "5ms"
+[[transforms]]
+name = "replicate"
+wasm = "{wasm}"
+[sink.mongodb]
+uri = "{uri}"
+database = "{database}"
+collection = "b"
+"#,
+        address = setup.iggy.address(),
+        stream = setup.stream,
+        wasm = guests::CDC_REPLICATE,
+        uri = setup.mongo.uri(),
+        database = setup.database,
+    );
+    let out = RunningPipeline::start(parse(&outbound));
+    let iggy = setup.iggy.client().await;
+    wait::until("the changes topic", PATIENCE, || async {
+        (!ferry_tests::pipelines::partitions(&iggy, &setup.stream, "changes").await.is_empty()).then_some(())
+    })
+    .await;
+    let into_b = RunningPipeline::start(parse(&inbound));
+    let documents = every_bson_type(&setup.mongo);
+    for document in &documents {
+        source_a.insert_one(document).await.unwrap_or_else(|error| panic!("{document}: {error}"));
+    }
+    let expected = canonical(&source_a).await;
+    assert_eq!(expected.len(), documents.len());
+    let target_b = setup.collection("b").await;
+    let replicated = wait::until("every document in b", PATIENCE, || async {
+        let replicated = canonical(&target_b).await;
+        (replicated.len() >= expected.len()).then_some(replicated)
+    })
+    .await;
+    out.stop().await.unwrap();
+    into_b.stop().await.unwrap();
+    (expected, replicated)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_bson_type_survives_change_stream_iggy_cdc_replicate_and_back() {
+    let Some(setup) = Setup::new("every_bson_type_survives_change_stream_iggy_cdc_replicate_and_back").await else {
+        return;
+    };
+    let (expected, replicated) = round_trip_every_type(&setup, "json").await;
+    for (id, document) in &expected {
+        assert_eq!(replicated.get(id), Some(document), "the document {id} changed on the way");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_format_relaxed_json_an_int64_that_fits_32_bits_comes_back_an_int32() {
+    let Some(setup) = Setup::new("with_format_relaxed_json_an_int64_that_fits_32_bits_comes_back_an_int32").await
+    else {
+        return;
+    };
+    let (expected, replicated) = round_trip_every_type(&setup, "relaxed-json").await;
+    let int64 = replicated.get(r#""int64""#).expect("the int64 document");
+    assert!(int64.contains(r#"{"$numberInt":"7"}"#) && !int64.contains(r#"{"$numberLong":"7"}"#), "{int64}");
+    assert!(int64.contains(r#"{"$numberLong":"2147483648"}"#), "an Int64 past 32 bits stays one: {int64}");
+    // The Int64 _id that fits 32 bits comes back under an Int32 _id.
+    assert!(replicated.contains_key(r#"{"$numberInt":"5"}"#) && !replicated.contains_key(r#"{"$numberLong":"5"}"#));
+    for (id, document) in expected.iter().filter(|(_, document)| !document.contains("$numberLong")) {
+        assert_eq!(replicated.get(id), Some(document), "the document {id} changed on the way");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_bson_type_written_as_extended_json_to_iggy_is_stored_as_itself() {
+    let Some(setup) = Setup::new("every_bson_type_written_as_extended_json_to_iggy_is_stored_as_itself").await else {
+        return;
+    };
+    let client = setup.iggy.client().await;
+    ferry::iggy_client::ensure_topic(&client, &setup.stream, "documents", 1).await.unwrap();
+    let documents = every_bson_type(&setup.mongo);
+    // Canonical and relaxed Extended JSON alike, as producers write either.
+    let payloads = documents.iter().enumerate().map(|(index, document)| {
+        let bson = Bson::Document(document.clone());
+        let json = if index % 2 == 0 { bson.into_canonical_extjson() } else { bson.into_relaxed_extjson() };
+        json.to_string().into_bytes()
+    });
+    ferry_tests::pipelines::produce(&client, &setup.stream, "documents", payloads).await;
+    let pipeline = format!(
+        r#"
+name = "documents-to-c"
+[source.iggy]
+address = "{address}"
+stream = "{stream}"
+topic = "documents"
+consumer_group = "store-c"
+poll_interval = "5ms"
+[sink.mongodb]
+uri = "{uri}"
+database = "{database}"
+collection = "c"
+"#,
+        address = setup.iggy.address(),
+        stream = setup.stream,
+        uri = setup.mongo.uri(),
+        database = setup.database,
+    );
+    let running = RunningPipeline::start(parse(&pipeline));
+    let target_c = setup.collection("c").await;
+    let stored = wait::until("every document in c", PATIENCE, || async {
+        let stored = canonical(&target_c).await;
+        (stored.len() >= documents.len()).then_some(stored)
+    })
+    .await;
+    running.stop().await.unwrap();
+    for (index, document) in documents.into_iter().enumerate() {
+        // What the producer's JSON says, as bson itself reads it: the
+        // document for canonical JSON; for relaxed, an Int64 that fits 32
+        // bits is already a bare number there, so an Int32.
+        let want = match index % 2 {
+            0 => document,
+            _ => Document::try_from(Bson::Document(document).into_relaxed_extjson().as_object().unwrap().clone())
+                .unwrap(),
+        };
+        let id = want.get("_id").cloned().unwrap().into_canonical_extjson().to_string();
+        let want = Bson::Document(want).into_canonical_extjson().to_string();
+        assert_eq!(stored.get(&id), Some(&want), "the document {id} changed on the way");
+    }
+}

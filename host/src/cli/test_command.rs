@@ -81,7 +81,10 @@ pub enum InputOrigin {
 /// The payload a change event becomes (a change-stream source's `format`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum EventPayload {
+    /// Extended JSON keeping every BSON type (Int64 as `$numberLong`).
     Json,
+    /// Relaxed Extended JSON exactly (an Int64 is a bare number).
+    RelaxedJson,
     Bson,
 }
 
@@ -201,6 +204,7 @@ fn records(lines: &[Vec<u8>], args: &TestArgs, path: &Path) -> Result<Vec<Record
     let timestamp = now_micros();
     let format = match args.event_format {
         EventPayload::Json => EventFormat::Json,
+        EventPayload::RelaxedJson => EventFormat::RelaxedJson,
         EventPayload::Bson => EventFormat::Bson,
     };
     (1..)

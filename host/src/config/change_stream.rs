@@ -82,12 +82,32 @@ pub enum HistoryLost {
     CopyExisting,
 }
 
+/// How change events reach transforms.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum EventFormat {
+    /// Relaxed Extended JSON with every Int64 canonical
+    /// (`{"$numberLong": "7"}`), so every BSON type reads back as itself.
     #[default]
     Json,
+    /// Relaxed Extended JSON exactly: an Int64 is a bare number, so one that
+    /// fits 32 bits reads back as an Int32. For transforms that read plain
+    /// numbers.
+    RelaxedJson,
+    /// The event's BSON bytes.
     Bson,
+}
+
+impl EventFormat {
+    /// The JSON dialect, unless events are BSON.
+    pub fn dialect(self) -> Option<crate::encoding::relaxed_json::Dialect> {
+        use crate::encoding::relaxed_json::Dialect;
+        match self {
+            Self::Json => Some(Dialect::TypePreserving),
+            Self::RelaxedJson => Some(Dialect::Relaxed),
+            Self::Bson => None,
+        }
+    }
 }
 
 /// Where a change stream with no stored position starts.

@@ -1,11 +1,17 @@
-//! BSON bytes written straight out as relaxed Extended JSON, without
-//! building a document or a JSON tree first — the change-stream hot path
-//! turns every event into JSON for transforms.
+//! BSON bytes written straight out as Extended JSON, without building a
+//! document or a JSON tree first — the change-stream hot path turns every
+//! event into JSON for transforms.
+//!
+//! Two dialects: relaxed Extended JSON, and Ferry's default, which is
+//! relaxed but writes every Int64 canonically (`{"$numberLong": "7"}`).
+//! Relaxed writes an Int64 as a bare number, which reads back as an Int32
+//! when it fits 32 bits: a round trip through JSON would change its type.
+//! Every other type survives relaxed JSON and is written alike in both.
 //!
 //! Common types (strings, numbers, booleans, null, documents, arrays, object
 //! ids, dates, timestamps) are written here; every other type goes through
 //! bson's own conversion, so the output is the same JSON value that
-//! `Bson::into_relaxed_extjson` gives.
+//! `Bson::into_relaxed_extjson` gives (Int64 aside, in Ferry's dialect).
 
 use std::ops::Range;
 
@@ -16,15 +22,25 @@ use bson::raw::{RawArray, RawBsonRef, RawDocument};
 /// from 1970 to the year 9999 as RFC 3339 text, others as `$numberLong`.
 const MAX_RFC3339_MILLIS: i64 = 253_402_300_799_999;
 
+/// Which Extended JSON to write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// Relaxed, with every Int64 canonical: every BSON type reads back as
+    /// itself.
+    TypePreserving,
+    /// Relaxed Extended JSON as MongoDB defines it.
+    Relaxed,
+}
+
 /// Why bytes could not be written as JSON.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot read the BSON document")]
 pub struct RelaxedJsonError(#[source] pub bson::error::Error);
 
-/// `document` as relaxed Extended JSON.
-pub fn to_relaxed_json(document: &RawDocument) -> Result<Vec<u8>, RelaxedJsonError> {
+/// `document` as Extended JSON in `dialect`.
+pub fn to_relaxed_json(document: &RawDocument, dialect: Dialect) -> Result<Vec<u8>, RelaxedJsonError> {
     let mut out = json_buffer(document);
-    write_document(document, &mut out)?;
+    write_document(document, dialect, &mut out)?;
     Ok(out)
 }
 
@@ -34,9 +50,9 @@ pub fn json_buffer(document: &RawDocument) -> Vec<u8> {
     Vec::with_capacity(document.as_bytes().len() * 3 / 2)
 }
 
-/// `document` as relaxed Extended JSON text.
-pub fn to_relaxed_json_text(document: &RawDocument) -> Result<String, RelaxedJsonError> {
-    let json = to_relaxed_json(document)?;
+/// `document` as Extended JSON text in `dialect`.
+pub fn to_relaxed_json_text(document: &RawDocument, dialect: Dialect) -> Result<String, RelaxedJsonError> {
+    let json = to_relaxed_json(document, dialect)?;
     Ok(String::from_utf8(json).expect("JSON written from UTF-8 text is UTF-8"))
 }
 
@@ -47,6 +63,7 @@ pub fn write_member(
     first: bool,
     key: &str,
     value: RawBsonRef<'_>,
+    dialect: Dialect,
     out: &mut Vec<u8>,
 ) -> Result<Range<usize>, RelaxedJsonError> {
     if !first {
@@ -55,39 +72,44 @@ pub fn write_member(
     write_json(key, out);
     out.push(b':');
     let start = out.len();
-    write_value(value, out)?;
+    write_value(value, dialect, out)?;
     Ok(start..out.len())
 }
 
-fn write_document(document: &RawDocument, out: &mut Vec<u8>) -> Result<(), RelaxedJsonError> {
+fn write_document(document: &RawDocument, dialect: Dialect, out: &mut Vec<u8>) -> Result<(), RelaxedJsonError> {
     out.push(b'{');
     for (index, element) in document.iter().enumerate() {
         let (key, value) = element.map_err(RelaxedJsonError)?;
-        write_member(index == 0, key.as_str(), value, out)?;
+        write_member(index == 0, key.as_str(), value, dialect, out)?;
     }
     out.push(b'}');
     Ok(())
 }
 
-fn write_array(array: &RawArray, out: &mut Vec<u8>) -> Result<(), RelaxedJsonError> {
+fn write_array(array: &RawArray, dialect: Dialect, out: &mut Vec<u8>) -> Result<(), RelaxedJsonError> {
     out.push(b'[');
     for (index, value) in array.into_iter().enumerate() {
         if index > 0 {
             out.push(b',');
         }
-        write_value(value.map_err(RelaxedJsonError)?, out)?;
+        write_value(value.map_err(RelaxedJsonError)?, dialect, out)?;
     }
     out.push(b']');
     Ok(())
 }
 
-fn write_value(value: RawBsonRef<'_>, out: &mut Vec<u8>) -> Result<(), RelaxedJsonError> {
+fn write_value(value: RawBsonRef<'_>, dialect: Dialect, out: &mut Vec<u8>) -> Result<(), RelaxedJsonError> {
     match value {
-        RawBsonRef::Document(document) => write_document(document, out)?,
-        RawBsonRef::Array(array) => write_array(array, out)?,
+        RawBsonRef::Document(document) => write_document(document, dialect, out)?,
+        RawBsonRef::Array(array) => write_array(array, dialect, out)?,
         RawBsonRef::String(text) => write_json(&text, out),
         RawBsonRef::Double(number) if number.is_finite() => write_json(&number, out),
         RawBsonRef::Int32(number) => write_json(&number, out),
+        RawBsonRef::Int64(number) if dialect == Dialect::TypePreserving => {
+            out.extend_from_slice(br#"{"$numberLong":""#);
+            write_json(&number, out);
+            out.extend_from_slice(br#""}"#);
+        }
         RawBsonRef::Int64(number) => write_json(&number, out),
         RawBsonRef::Boolean(flag) => write_json(&flag, out),
         RawBsonRef::Null => out.extend_from_slice(b"null"),
@@ -187,13 +209,34 @@ mod tests {
             "empty": {},
         };
         let raw = RawDocumentBuf::try_from(&document).unwrap();
-        let ours: serde_json::Value = serde_json::from_slice(&to_relaxed_json(&raw).unwrap()).unwrap();
-        assert_eq!(ours, Bson::Document(document).into_relaxed_extjson());
+        let ours: serde_json::Value =
+            serde_json::from_slice(&to_relaxed_json(&raw, Dialect::Relaxed).unwrap()).unwrap();
+        assert_eq!(ours, Bson::Document(document.clone()).into_relaxed_extjson());
+
+        // Ferry's dialect differs in Int64 alone.
+        let typed: serde_json::Value =
+            serde_json::from_slice(&to_relaxed_json(&raw, Dialect::TypePreserving).unwrap()).unwrap();
+        let mut expected = Bson::Document(document).into_relaxed_extjson();
+        expected["l"] = serde_json::json!({"$numberLong": "9000000000"});
+        assert_eq!(typed, expected);
+    }
+
+    #[test]
+    fn given_an_int64_that_fits_32_bits_then_it_reads_back_as_an_int64_only_in_ferrys_dialect() {
+        let document = doc! { "small": 7_i64, "nested": { "list": [ -1_i64, 3_i32 ] }, "_id": 5_i64 };
+        let raw = RawDocumentBuf::try_from(&document).unwrap();
+        let read_back = |dialect| {
+            let json: serde_json::Value = serde_json::from_slice(&to_relaxed_json(&raw, dialect).unwrap()).unwrap();
+            bson::Document::try_from(json.as_object().unwrap().clone()).unwrap()
+        };
+        assert_eq!(read_back(Dialect::TypePreserving), document);
+        let relaxed = read_back(Dialect::Relaxed);
+        assert_eq!(relaxed.get("small"), Some(&Bson::Int32(7)), "relaxed JSON narrows it");
     }
 
     #[test]
     fn given_key_order_then_keeps_it() {
         let raw = RawDocumentBuf::try_from(&doc! { "z": 1, "a": 2 }).unwrap();
-        assert_eq!(to_relaxed_json(&raw).unwrap(), br#"{"z":1,"a":2}"#);
+        assert_eq!(to_relaxed_json(&raw, Dialect::Relaxed).unwrap(), br#"{"z":1,"a":2}"#);
     }
 }

@@ -170,6 +170,49 @@ impl<'de> Deserialize<'de> for Date {
     }
 }
 
+/// A BSON Int64. Ferry hands change events to transforms with every Int64
+/// written canonically, `{"$numberLong": "7"}` (a bare `7` would be stored
+/// back as an Int32); this reads that form or a bare integer, and writes the
+/// canonical form, so an Int64 stays one through a transform.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Int64(pub i64);
+
+impl Serialize for Int64 {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(1))?;
+        map.serialize_entry("$numberLong", &self.0.to_string())?;
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Int64 {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Int64Visitor;
+        impl<'de> Visitor<'de> for Int64Visitor {
+            type Value = Int64;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str(r#"an integer, or {"$numberLong": "<digits>"}"#)
+            }
+            fn visit_i64<E: de::Error>(self, value: i64) -> Result<Int64, E> {
+                Ok(Int64(value))
+            }
+            fn visit_u64<E: de::Error>(self, value: u64) -> Result<Int64, E> {
+                i64::try_from(value).map(Int64).map_err(|_| E::custom(format!("{value} is beyond an Int64")))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Int64, A::Error> {
+                match map.next_key::<String>()?.as_deref() {
+                    Some("$numberLong") => {
+                        let text: String = map.next_value()?;
+                        text.parse().map(Int64).map_err(|_| de::Error::custom(format!("{text:?} is not an Int64")))
+                    }
+                    _ => Err(de::Error::custom(r#"expected {"$numberLong": "<digits>"}"#)),
+                }
+            }
+        }
+        deserializer.deserialize_any(Int64Visitor)
+    }
+}
+
 /// A BSON ObjectId, as its 24 hexadecimal digits.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ObjectId(String);
@@ -325,6 +368,18 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn given_an_int64_in_either_form_then_reads_it_and_writes_it_canonically() {
+        let canonical: Int64 = serde_json::from_str(r#"{"$numberLong":"7"}"#).unwrap();
+        let bare: Int64 = serde_json::from_str("-9000000000").unwrap();
+        assert_eq!((canonical, bare), (Int64(7), Int64(-9_000_000_000)));
+        assert_eq!(serde_json::to_string(&Int64(7)).unwrap(), r#"{"$numberLong":"7"}"#);
+        let error = serde_json::from_str::<Int64>(r#"{"$numberLong":"x"}"#).unwrap_err().to_string();
+        assert!(error.starts_with(r#""x" is not an Int64"#), "{error}");
+        assert!(serde_json::from_str::<Int64>("1.5").is_err());
+    }
+
     use super::*;
     use serde_json::json;
 

@@ -2,7 +2,7 @@
 // record's payload (see `tests/tests/sdks.rs`, which the Python probe
 // answers alike):
 //
-// route, many, insert, replace, delete, dates, ids, bad-id, log, drop,
+// route, many, insert, replace, delete, dates, ids, int64, bad-id, log, drop,
 // fail:WHY, raise. `configure` rejects a config with a `reject` string and
 // keeps its `prefix` for `route`.
 
@@ -45,6 +45,11 @@ export const transformer = ferry.transform({
       }
       case 'ids':
         return ferry.emit({ id: ferry.objectId('65F1A2B3C4D5E6F708192A3B'), price: ferry.decimal128('1.10') });
+      case 'int64':
+        return ferry.emit({
+          small: ferry.int64(7),
+          read: Number(ferry.readInt64({ $numberLong: '9000000000' }) + ferry.readInt64(1)),
+        });
       case 'bad-id':
         return ferry.emit(ferry.objectId('xyz'));
       case 'log':

@@ -2,7 +2,7 @@
 record's payload (see `tests/tests/sdks.rs`, which the JavaScript probe
 answers alike):
 
-route, many, insert, replace, delete, dates, ids, bad-id, log, drop,
+route, many, insert, replace, delete, dates, ids, int64, bad-id, log, drop,
 fail:WHY, raise. `configure` rejects a config with a `reject` string and
 keeps its `prefix` for `route`.
 """
@@ -36,6 +36,8 @@ class Transformer(ferry.Transform):
             return ferry.emit({"relaxed": ferry.date(relaxed), "canonical": ferry.date(canonical)})
         if command == "ids":
             return ferry.emit({"id": ferry.object_id("65F1A2B3C4D5E6F708192A3B"), "price": ferry.decimal128("1.10")})
+        if command == "int64":
+            return ferry.emit({"small": ferry.int64(7), "read": ferry.read_int64({"$numberLong": "9000000000"}) + ferry.read_int64(1)})
         if command == "bad-id":
             return ferry.emit(ferry.object_id("xyz"))
         if command == "log":

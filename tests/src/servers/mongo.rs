@@ -85,6 +85,12 @@ impl MongoServer {
         Client::with_uri_str(&self.uri).await.expect("the test server's URI parses")
     }
 
+    /// Whether this is SecantusDB, whose differences from MongoDB some tests
+    /// must allow for (each says which).
+    pub fn is_secantusdb(&self) -> bool {
+        matches!(self.running, Running::SecantusDb { .. })
+    }
+
     /// Whether `stop`/`start_again` work (only for a server this fixture runs).
     pub fn can_restart(&self) -> bool {
         matches!(self.running, Running::SecantusDb { .. })

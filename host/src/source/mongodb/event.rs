@@ -8,7 +8,7 @@ use bson::{Document, RawDocument, RawDocumentBuf, doc};
 
 use super::position::{ChangePosition, pieces};
 use crate::config::EventFormat;
-use crate::encoding::relaxed_json::{json_buffer, to_relaxed_json, to_relaxed_json_text, write_member};
+use crate::encoding::relaxed_json::{Dialect, json_buffer, to_relaxed_json, to_relaxed_json_text, write_member};
 use crate::error::error_chain;
 use crate::record::{ClusterTime, Encoding, Header, MongodbChange, Namespace, Operation, Origin, Record};
 
@@ -16,14 +16,14 @@ use crate::record::{ClusterTime, Encoding, Header, MongodbChange, Namespace, Ope
 /// fields are found in the same pass that writes the JSON payload, and the
 /// token's and document key's JSON are cut from that payload.
 pub fn change_record(event: &RawDocument, format: EventFormat) -> Result<Record, String> {
-    let mut json = match format {
-        EventFormat::Json => Some(json_buffer(event)),
-        EventFormat::Bson => None,
-    };
-    let fields = EventFields::read(event, json.as_mut())?;
+    // Keys and positions are JSON in the event's dialect (Ferry's, for BSON
+    // events), so a key reads the same whatever the payload format.
+    let dialect = format.dialect().unwrap_or(Dialect::TypePreserving);
+    let mut json = format.dialect().map(|_| json_buffer(event));
+    let fields = EventFields::read(event, json.as_mut(), dialect)?;
     let token = fields.token.ok_or("the event has no resume token `_id`")?;
     let position_json = ChangePosition::stream_json(
-        &cut_or_write(json.as_deref(), fields.token_json.clone(), token)?,
+        &cut_or_write(json.as_deref(), fields.token_json.clone(), token, dialect)?,
         fields.cluster_time,
     );
     let operation = match fields.operation.ok_or("the event has no operationType")? {
@@ -46,7 +46,7 @@ pub fn change_record(event: &RawDocument, format: EventFormat) -> Result<Record,
     };
     let document_key = fields
         .document_key
-        .map(|key| cut_or_write(json.as_deref(), fields.document_key_json.clone(), key).map(Cow::into_owned))
+        .map(|key| cut_or_write(json.as_deref(), fields.document_key_json.clone(), key, dialect).map(Cow::into_owned))
         .transpose()?;
     let micros = match fields.wall_time {
         Some(wall) => wall.timestamp_millis().max(0) as u64 * 1000,
@@ -72,19 +72,20 @@ fn cut_or_write<'j>(
     json: Option<&'j [u8]>,
     span: Option<Range<usize>>,
     document: &RawDocument,
+    dialect: Dialect,
 ) -> Result<Cow<'j, str>, String> {
     match (json, span) {
         (Some(json), Some(span)) => {
             std::str::from_utf8(&json[span]).map(Cow::Borrowed).map_err(|error| error.to_string())
         }
-        _ => relaxed(document).map(Cow::Owned),
+        _ => json_text(document, dialect).map(Cow::Owned),
     }
 }
 
 /// The position after a change event: built for the last event of a batch
 /// only, since a batch commits as a whole.
 pub fn change_position(event: &RawDocument) -> Result<ChangePosition, String> {
-    let fields = EventFields::read(event, None)?;
+    let fields = EventFields::read(event, None, Dialect::Relaxed)?;
     let token = fields.token.ok_or("the event has no resume token `_id`")?;
     let token = Document::try_from(token).map_err(|error| format!("the resume token is not a document: {error}"))?;
     Ok(ChangePosition::Stream { token, cluster_time: fields.cluster_time })
@@ -110,7 +111,7 @@ impl<'a> EventFields<'a> {
     /// given: looking each field up by name would walk the whole event (full
     /// document included) once per field, and a second walk to write it
     /// cost as much again.
-    fn read(event: &'a RawDocument, mut json: Option<&mut Vec<u8>>) -> Result<Self, String> {
+    fn read(event: &'a RawDocument, mut json: Option<&mut Vec<u8>>, dialect: Dialect) -> Result<Self, String> {
         let unreadable =
             |error: &dyn std::error::Error| format!("cannot read the change event: {}", error_chain(error));
         let mut fields = Self::default();
@@ -120,9 +121,10 @@ impl<'a> EventFields<'a> {
         for (index, element) in event.iter().enumerate() {
             let (name, value) = element.map_err(|error| unreadable(&error))?;
             let span = match json.as_deref_mut() {
-                Some(json) => {
-                    Some(write_member(index == 0, name.as_str(), value, json).map_err(|error| unreadable(&error))?)
-                }
+                Some(json) => Some(
+                    write_member(index == 0, name.as_str(), value, dialect, json)
+                        .map_err(|error| unreadable(&error))?,
+                ),
                 None => None,
             };
             match (name.as_str(), value) {
@@ -156,7 +158,8 @@ pub fn copy_record(
     let ChangePosition::Copy { started, .. } = position else { unreachable!("copies have copy positions") };
     let id = document.get("_id").cloned().ok_or("a copied document has no _id")?;
     let document_key = doc! { "_id": id };
-    let key = relaxed(&encode(&document_key)?)?;
+    let dialect = format.dialect().unwrap_or(Dialect::TypePreserving);
+    let key = json_text(&encode(&document_key)?, dialect)?;
     let event = encode(&doc! {
         "operationType": "insert",
         "ns": { "db": database, "coll": collection },
@@ -172,9 +175,9 @@ pub fn copy_record(
     };
     let now =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |time| time.as_micros() as u64);
-    let payload = match format {
-        EventFormat::Json => (to_relaxed_json(&event).map_err(|error| error_chain(&error))?, Encoding::Json),
-        EventFormat::Bson => (event.into_bytes(), Encoding::Bson),
+    let payload = match format.dialect() {
+        Some(dialect) => (to_relaxed_json(&event, dialect).map_err(|error| error_chain(&error))?, Encoding::Json),
+        None => (event.into_bytes(), Encoding::Bson),
     };
     Ok(record(payload, Some(key), now, change, position.to_json()))
 }
@@ -201,9 +204,9 @@ fn record(
     }
 }
 
-/// A (small) document as relaxed Extended JSON text.
-fn relaxed(document: &RawDocument) -> Result<String, String> {
-    to_relaxed_json_text(document).map_err(|error| error_chain(&error))
+/// A (small) document as Extended JSON text in `dialect`.
+fn json_text(document: &RawDocument, dialect: Dialect) -> Result<String, String> {
+    to_relaxed_json_text(document, dialect).map_err(|error| error_chain(&error))
 }
 
 #[cfg(test)]

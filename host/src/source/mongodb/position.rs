@@ -10,7 +10,7 @@ use bson::{Bson, Document};
 use iggy::prelude::{HeaderKey, HeaderValue};
 use serde_json::{Value, json};
 
-use crate::encoding::relaxed_json::to_relaxed_json_text;
+use crate::encoding::relaxed_json::{Dialect, to_relaxed_json_text};
 
 /// Headers holding a position: `ferry-position-0`, `-1`, …
 pub const POSITION_HEADER: &str = "ferry-position";
@@ -98,7 +98,7 @@ impl ChangePosition {
             Self::Stream { token, cluster_time } => {
                 let token = bson::RawDocumentBuf::try_from(token)
                     .ok()
-                    .and_then(|token| to_relaxed_json_text(&token).ok())
+                    .and_then(|token| to_relaxed_json_text(&token, Dialect::Relaxed).ok())
                     .expect("a resume token read from the server encodes again");
                 Self::stream_json(&token, *cluster_time)
             }
@@ -274,7 +274,10 @@ mod tests {
     fn given_a_long_token_then_headers_carry_it_in_pieces_and_back() {
         let position = stream(&"8".repeat(600), Some((1_764_126_000, 3)));
         let raw_token = bson::RawDocumentBuf::try_from(&doc! { "_data": "8".repeat(600) }).unwrap();
-        let fast = ChangePosition::stream_json(&to_relaxed_json_text(&raw_token).unwrap(), Some((1_764_126_000, 3)));
+        let fast = ChangePosition::stream_json(
+            &to_relaxed_json_text(&raw_token, Dialect::Relaxed).unwrap(),
+            Some((1_764_126_000, 3)),
+        );
         assert_eq!(ChangePosition::from_json(&fast), Some(position.clone()), "both encodings read the same");
         let pieces = position.to_text_pieces();
         let names: Vec<&str> = pieces.iter().map(|(name, _)| name.as_str()).collect();
