@@ -74,6 +74,12 @@ impl ServiceError {
         Self { what: what.into(), transient: true, kind: FailureKind::Timeout, cause }
     }
 
+    /// A server that took the connection and never answered: retried, and
+    /// counted as a timeout, with `cause` saying what it likely means.
+    pub fn unanswered(what: impl Into<String>, cause: impl Into<BoxError>) -> Self {
+        Self { what: what.into(), transient: true, kind: FailureKind::Timeout, cause: cause.into() }
+    }
+
     /// A server that is not ready for this yet (say, a topic still being
     /// created); asking again later can succeed.
     pub fn not_yet(what: impl Into<String>, cause: impl Into<BoxError>) -> Self {

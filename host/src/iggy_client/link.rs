@@ -16,6 +16,25 @@ use crate::error::ServiceError;
 /// Ferry's own retry loop (with backoff and logging) takes over after that.
 const SDK_RECONNECT_RETRIES: u32 = 2;
 
+/// How long a server that accepted the connection has to answer the login.
+/// Shorter than the default call timeout, so that a server which will never
+/// answer is named for what it likely is before the generic timeout fires.
+const LOGIN_ANSWER: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The Iggy servers this Ferry's SDK (`iggy` 0.10) speaks with.
+pub const SPOKEN_SERVER_VERSIONS: &str = "iggy-server 0.8";
+
+/// A server accepted the TCP connection and then said nothing to the login.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the server accepted the connection but did not answer the login within {waited:?}: it is likely another Iggy \
+     server version (Iggy 0.9 changed its wire protocol without negotiation, and the two sides then wait for each \
+     other); this Ferry speaks with {SPOKEN_SERVER_VERSIONS}"
+)]
+pub struct LoginUnanswered {
+    pub waited: std::time::Duration,
+}
+
 /// A lazily connected, logged-in client.
 pub struct IggyLink {
     connection: IggyConnection,
@@ -83,10 +102,13 @@ pub async fn connect(connection: &IggyConnection) -> Result<IggyClient, ServiceE
     }
     let client = builder.build().map_err(|error| ServiceError::iggy(what(), error))?;
     client.connect().await.map_err(|error| ServiceError::iggy(what(), error))?;
-    client
-        .login_user(&connection.username, &connection.password)
-        .await
-        .map_err(|error| ServiceError::iggy(format!("logging in to Iggy as {}", connection.username), error))?;
+    let logging_in = || format!("logging in to Iggy at {} as {}", connection.address, connection.username);
+    match tokio::time::timeout(LOGIN_ANSWER, client.login_user(&connection.username, &connection.password)).await {
+        Ok(logged_in) => logged_in.map_err(|error| ServiceError::iggy(logging_in(), error))?,
+        Err(_) => {
+            return Err(ServiceError::unanswered(logging_in(), LoginUnanswered { waited: LOGIN_ANSWER }));
+        }
+    };
     Ok(client)
 }
 
