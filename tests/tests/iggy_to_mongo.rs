@@ -538,3 +538,27 @@ async fn with_on_broken_transform_dead_letter_every_record_is_dead_lettered_and_
     let counts = pipeline.stop().await.expect("a clean stop");
     assert_eq!((counts.records, counts.dead_lettered), (300, 300));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blackhole_sink_acknowledges_every_reading_and_the_group_commits_them() {
+    let test = "a_blackhole_sink_acknowledges_every_reading_and_the_group_commits_them";
+    let Some(setup) = Setup::new(test, 2).await else { return };
+    setup.produce((0..5000).map(reading)).await;
+    let transform = format!("[[transforms]]\nname = \"enrich\"\nwasm = \"{}\"", guests::SENSOR_ENRICH);
+    let text = setup.pipeline_with("", &transform, "", false, "");
+    // The same pipeline, its MongoDB sink swapped for the blackhole.
+    let sink_start = text.find("[sink.mongodb]").unwrap();
+    let sink_end = text[sink_start..].find("\n\n").map_or(text.len(), |end| sink_start + end);
+    let text = format!("{}[sink.blackhole]\n{}", &text[..sink_start], &text[sink_end..]);
+    let pipeline = RunningPipeline::start(parse(&text));
+    wait::until("every reading committed", PATIENCE, || async {
+        let ferry::telemetry::Position::Iggy(partitions) = pipeline.telemetry.status().position else { return None };
+        let committed: u64 =
+            partitions.values().filter_map(|partition| partition.committed_offset.map(|offset| offset + 1)).sum();
+        (committed == 5000).then_some(())
+    })
+    .await;
+    let counts = pipeline.stop().await.expect("a clean stop");
+    assert_eq!((counts.records, counts.outputs, counts.dead_lettered), (5000, 5000, 0));
+    assert_eq!(setup.count().await, 0, "nothing reached MongoDB");
+}

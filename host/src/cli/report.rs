@@ -4,10 +4,9 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 
-use bson::{Binary, Bson, spec::BinarySubtype};
 use serde::Serialize;
 
-use crate::encoding::document::{self, DocumentError};
+use crate::encoding::document;
 use crate::error::error_chain;
 use crate::record::{Encoding, Record, Write as WriteKind};
 use crate::record::{OutputRef, RecordResult};
@@ -96,7 +95,7 @@ impl Entry {
 
 impl OutputReport {
     fn new((index, output): (usize, OutputRef)) -> Result<Self, String> {
-        let payload = decode(output.payload, output.encoding)
+        let payload = document::payload_to_json(output.payload, output.encoding)
             .map_err(|error| format!("output {} cannot be written: {}", index + 1, error_chain(&error)))?;
         Ok(Self {
             collection: output.collection.map(str::to_owned),
@@ -132,27 +131,6 @@ impl From<WriteKind> for WriteReport {
             WriteKind::Delete(key) => Self::Delete(key),
         }
     }
-}
-
-/// Decodes a payload as a sink would: JSON through Extended JSON (so bad
-/// `$date`s are caught here, not in production), BSON as a document.
-fn decode(payload: &[u8], encoding: Encoding) -> Result<serde_json::Value, DocumentError> {
-    match encoding {
-        Encoding::Bson => Ok(document::to_relaxed_json(document::to_document(payload, encoding)?)),
-        Encoding::Json => {
-            let value: serde_json::Value = serde_json::from_slice(payload).map_err(DocumentError::Json)?;
-            Ok(Bson::try_from(value).map_err(DocumentError::ExtendedJson)?.into_relaxed_extjson())
-        }
-        Encoding::Text => match std::str::from_utf8(payload) {
-            Ok(text) => Ok(serde_json::Value::String(text.to_owned())),
-            Err(_) => Ok(binary(payload)),
-        },
-        Encoding::Binary => Ok(binary(payload)),
-    }
-}
-
-fn binary(bytes: &[u8]) -> serde_json::Value {
-    Bson::Binary(Binary { subtype: BinarySubtype::Generic, bytes: bytes.to_vec() }).into_relaxed_extjson()
 }
 
 fn encoding_name(encoding: Encoding) -> &'static str {

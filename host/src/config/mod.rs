@@ -108,7 +108,13 @@ impl PipelineConfig {
         transform::validate_chain(&self.transforms, problems);
         self.sink.validate(problems);
         match (&self.source, &self.sink) {
-            (SourceConfig::Iggy(_), SinkConfig::Mongodb(_)) | (SourceConfig::Mongodb(_), SinkConfig::Iggy(_)) => {}
+            (SourceConfig::Iggy(_), SinkConfig::Mongodb(_) | SinkConfig::Blackhole(_) | SinkConfig::Console(_))
+            | (SourceConfig::Mongodb(_), SinkConfig::Iggy(_)) => {}
+            (SourceConfig::Mongodb(_), SinkConfig::Blackhole(_) | SinkConfig::Console(_)) => problems.add(
+                "sink",
+                "a change-stream source keeps its position in its Iggy sink's topic; the blackhole and console \
+                 sinks take an Iggy source",
+            ),
             _ => problems
                 .add("sink", "Ferry moves Iggy to MongoDB or MongoDB to Iggy; this source and sink are the same kind"),
         }
@@ -148,6 +154,27 @@ mod tests {
         PipelineConfig::parse(&text, Path::new("pipelines/p.toml"), &|name| {
             (name == "DIR").then(|| "guests".to_owned())
         })
+    }
+
+    fn parse_whole(text: &str) -> Result<PipelineConfig, ConfigError> {
+        PipelineConfig::parse(text, Path::new("pipelines/p.toml"), &|_| None)
+    }
+
+    #[test]
+    fn given_a_blackhole_or_console_sink_then_it_takes_an_iggy_source_and_no_keys() {
+        let iggy = "name = 'p'\n[source.iggy]\nstream = 's'\ntopic = 't'\nconsumer_group = 'g'\n";
+        let mongo = "name = 'p'\n[source.mongodb]\nuri = 'mongodb://localhost'\ndatabase = 'd'\n";
+        for sink in ["blackhole", "console"] {
+            let config = parse_whole(&format!("{iggy}[sink.{sink}]\n")).unwrap();
+            assert!(matches!(config.sink, SinkConfig::Blackhole(_) | SinkConfig::Console(_)));
+            let error = parse_whole(&format!("{mongo}[sink.{sink}]\n")).unwrap_err().to_string();
+            assert!(
+                error.contains("sink: a change-stream source keeps its position in its Iggy sink's topic"),
+                "{error}"
+            );
+            let error = parse_whole(&format!("{iggy}[sink.{sink}]\nfast = true\n")).unwrap_err().to_string();
+            assert!(error.contains("unknown field `fast`"), "{error}");
+        }
     }
 
     #[test]

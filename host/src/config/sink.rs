@@ -6,14 +6,24 @@ use super::defaults;
 use super::iggy::{CreateTopic, IggyConnection, IggyTls, validate_name};
 use super::problems::Problems;
 
-/// The one sink of a pipeline, named by its table: `[sink.mongodb]` or
-/// `[sink.iggy]`.
+/// The one sink of a pipeline, named by its table: `[sink.mongodb]`,
+/// `[sink.iggy]`, `[sink.blackhole]` or `[sink.console]`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SinkConfig {
     Mongodb(MongoSinkConfig),
     Iggy(IggySinkConfig),
+    /// Writes nothing and acknowledges everything: Ferry's own ceiling.
+    Blackhole(NoSettings),
+    /// Prints each output as a JSON line on standard output, to watch a
+    /// pipeline on live data.
+    Console(NoSettings),
 }
+
+/// A table with no keys (`[sink.blackhole]`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoSettings {}
 
 /// Produce messages to an Iggy topic.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -151,6 +161,7 @@ impl SinkConfig {
         match self {
             Self::Mongodb(mongodb) => mongodb.validate(problems),
             Self::Iggy(iggy) => iggy.validate(problems),
+            Self::Blackhole(_) | Self::Console(_) => {}
         }
     }
 
@@ -158,7 +169,7 @@ impl SinkConfig {
     pub fn iggy_connection(&self) -> Option<IggyConnection> {
         match self {
             Self::Iggy(iggy) => Some(iggy.connection()),
-            Self::Mongodb(_) => None,
+            Self::Mongodb(_) | Self::Blackhole(_) | Self::Console(_) => None,
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Payloads as MongoDB documents: relaxed Extended JSON or raw BSON in, BSON
 //! out, and back to relaxed Extended JSON for people to read.
 
-use bson::{Bson, Document, RawDocument, RawDocumentBuf};
+use bson::{Binary, Bson, Document, RawDocument, RawDocumentBuf, spec::BinarySubtype};
 
 use crate::encoding::json_to_bson::json_to_bson;
 
@@ -74,6 +74,27 @@ fn json_kind(value: &serde_json::Value) -> &'static str {
         serde_json::Value::Array(_) => "array",
         serde_json::Value::Object(_) => "object",
     }
+}
+
+/// Decodes a payload as a sink would: JSON through Extended JSON (so bad
+/// `$date`s are caught here, not in production), BSON as a document.
+pub fn payload_to_json(payload: &[u8], encoding: Encoding) -> Result<serde_json::Value, DocumentError> {
+    match encoding {
+        Encoding::Bson => Ok(to_relaxed_json(to_document(payload, encoding)?)),
+        Encoding::Json => {
+            let value: serde_json::Value = serde_json::from_slice(payload).map_err(DocumentError::Json)?;
+            Ok(Bson::try_from(value).map_err(DocumentError::ExtendedJson)?.into_relaxed_extjson())
+        }
+        Encoding::Text => match std::str::from_utf8(payload) {
+            Ok(text) => Ok(serde_json::Value::String(text.to_owned())),
+            Err(_) => Ok(binary(payload)),
+        },
+        Encoding::Binary => Ok(binary(payload)),
+    }
+}
+
+fn binary(bytes: &[u8]) -> serde_json::Value {
+    Bson::Binary(Binary { subtype: BinarySubtype::Generic, bytes: bytes.to_vec() }).into_relaxed_extjson()
 }
 
 #[cfg(test)]

@@ -12,6 +12,8 @@ use super::writer::Writer;
 use super::{Counts, PipelineError};
 use crate::config::{PipelineConfig, SinkConfig, SourceConfig};
 use crate::error::error_chain;
+use crate::sink::blackhole::BlackholeSink;
+use crate::sink::console::ConsoleSink;
 use crate::sink::dead_letter::IggyDeadLetters;
 use crate::sink::iggy::IggySink;
 use crate::sink::mongodb::MongoSink;
@@ -110,6 +112,18 @@ impl Prepared {
                 let sink = MongoSink::new(sink, telemetry, lineage).await?;
                 drive(source, chain, Writer::new(sink, dead_letters, &delivery, telemetry), delivery, shutdown).await
             }
+            (SourceConfig::Iggy(source), SinkConfig::Blackhole(_)) => {
+                tokio::spawn(watch_lag(source.clone(), telemetry.clone(), probes).in_current_span());
+                let source = IggySource::new(source, telemetry)?;
+                let writer = Writer::new(BlackholeSink, dead_letters, &delivery, telemetry);
+                drive(source, chain, writer, delivery, shutdown).await
+            }
+            (SourceConfig::Iggy(source), SinkConfig::Console(_)) => {
+                tokio::spawn(watch_lag(source.clone(), telemetry.clone(), probes).in_current_span());
+                let source = IggySource::new(source, telemetry)?;
+                let writer = Writer::new(ConsoleSink::stdout(), dead_letters, &delivery, telemetry);
+                drive(source, chain, writer, delivery, shutdown).await
+            }
             (SourceConfig::Mongodb(source), SinkConfig::Iggy(sink)) => {
                 let store = PositionStore::new(sink.connection(), &sink.stream, &sink.topic);
                 let source = MongoSource::new(source, &name, store, telemetry).await?;
@@ -117,7 +131,7 @@ impl Prepared {
                 let sink = IggySink::new(sink, lineage);
                 drive(source, chain, Writer::new(sink, dead_letters, &delivery, telemetry), delivery, shutdown).await
             }
-            _ => unreachable!("validated: Iggy to MongoDB or MongoDB to Iggy"),
+            _ => unreachable!("validated: Iggy to MongoDB, blackhole or console, or MongoDB to Iggy"),
         }
     }
 }

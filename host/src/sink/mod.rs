@@ -3,6 +3,8 @@
 //! error means nothing is known about the batch: it is retried whole, which
 //! idempotent writes make safe.
 
+pub mod blackhole;
+pub mod console;
 pub mod dead_letter;
 pub mod iggy;
 pub mod mongodb;

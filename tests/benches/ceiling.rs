@@ -1,0 +1,154 @@
+//! Ferry's own ceiling, with no MongoDB limit: Iggy → (nothing, identity,
+//! sensor-enrich) → the blackhole sink, with the release `ferry` binary as
+//! its own process; messages/s and CPU µs/message of each, next to the raw
+//! rate at which the `iggy` SDK alone consumes the same topic (what
+//! `iggy-bench` measures, read here with the same batch size in one
+//! process).
+//!
+//! ```sh
+//! cargo build --release -p ferry && cargo bench -p ferry-tests --bench ceiling
+//! FERRY_BENCH_MESSAGES=2000000 cargo bench -p ferry-tests --bench ceiling
+//! FERRY_BENCH_BATCH=5000 FERRY_BENCH_IN_FLIGHT=8 cargo bench -p ferry-tests --bench ceiling
+//! ```
+//!
+//! `FERRY_BENCH_BATCH` is the source's `batch_size` (1000 by default, as in
+//! the other benchmarks), `FERRY_BENCH_IN_FLIGHT` `[delivery] max_in_flight`
+//! (2, Ferry's default).
+//!
+//! Targets on the 2-core machine: ≥ 1 000 000 messages/s through identity,
+//! ≥ 300 000 through sensor-enrich.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ferry_tests::bench::size_from_env;
+use ferry_tests::guests;
+use ferry_tests::pipelines::{produce, reading, unique};
+use ferry_tests::process_stats::{cpu_time, ferry_binary, stop};
+use ferry_tests::servers::IggyServer;
+use iggy::prelude::{Consumer, Identifier, MessageClient, PollingStrategy};
+
+const BATCH: u32 = 1000;
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let messages = size_from_env("FERRY_BENCH_MESSAGES", 1_000_000);
+    let Some(iggy) = IggyServer::start("ceiling bench").await else { std::process::exit(2) };
+    let client = iggy.client().await;
+    let stream = unique("ceiling");
+    ferry::iggy_client::ensure_topic(&client, &stream, "readings", 1).await.unwrap();
+    println!("producing {messages} sensor readings…");
+    produce(&client, &stream, "readings", (0..messages).map(reading)).await;
+
+    let raw = raw_consume(&iggy, &stream, messages).await;
+    println!();
+    println!("{:<16} {:>12} {:>14} {:>10}", "through", "messages/s", "CPU µs/msg", "vs raw");
+    println!("{:<16} {raw:>12.0} {:>14} {:>9.2}x", "iggy SDK alone", "", 1.0);
+    let ferry = ferry_binary();
+    let work = tempfile::tempdir().unwrap();
+    let mut rates = Vec::new();
+    for (run, (label, wasm)) in
+        [("no transform", None), ("identity", Some(guests::IDENTITY)), ("sensor-enrich", Some(guests::SENSOR_ENRICH))]
+            .into_iter()
+            .enumerate()
+    {
+        let (rate, cpu) = run_ferry(&ferry, work.path(), run, &iggy, &stream, wasm, messages).await;
+        println!("{label:<16} {rate:>12.0} {cpu:>14.2} {:>9.2}x", rate / raw);
+        rates.push(rate);
+    }
+    println!();
+    verdict("identity", rates[1], 1_000_000.0);
+    verdict("sensor-enrich", rates[2], 300_000.0);
+}
+
+fn verdict(what: &str, rate: f64, target: f64) {
+    let status = if rate >= target { "meets" } else { "MISSES" };
+    println!("{what}: {rate:.0} messages/s ({status} target ≥ {target})");
+}
+
+/// Messages/s of the SDK polling the whole topic in batches of [`BATCH`].
+async fn raw_consume(iggy: &IggyServer, stream: &str, messages: usize) -> f64 {
+    let client = iggy.client().await;
+    let (stream, topic) = (Identifier::named(stream).unwrap(), Identifier::named("readings").unwrap());
+    let consumer = Consumer::new(Identifier::named("raw").unwrap());
+    let started = Instant::now();
+    let (mut next, mut read) = (0, 0);
+    while read < messages {
+        let polled = client
+            .poll_messages(&stream, &topic, Some(0), &consumer, &PollingStrategy::offset(next), BATCH, false)
+            .await
+            .expect("the topic can be read");
+        let Some(last) = polled.messages.last() else { break };
+        next = last.header.offset + 1;
+        read += polled.messages.len();
+    }
+    assert_eq!(read, messages, "the SDK read every message");
+    messages as f64 / started.elapsed().as_secs_f64()
+}
+
+/// Runs `ferry run` on the topic (a consumer group of its own) into the
+/// blackhole until every message is committed: messages/s from the first
+/// commit seen to the last (start-up aside; both rates are printed), and
+/// CPU µs per message of the whole process.
+async fn run_ferry(
+    ferry: &std::path::Path,
+    work: &std::path::Path,
+    run: usize,
+    iggy: &IggyServer,
+    stream: &str,
+    wasm: Option<&str>,
+    messages: usize,
+) -> (f64, f64) {
+    let batch = size_from_env("FERRY_BENCH_BATCH", BATCH as usize);
+    let in_flight = size_from_env("FERRY_BENCH_IN_FLIGHT", 2);
+    let transform = wasm.map_or(String::new(), |wasm| format!("[[transforms]]\nname = \"t\"\nwasm = \"{wasm}\"\n"));
+    let pipeline = work.join(format!("ceiling-{run}.toml"));
+    std::fs::write(
+        &pipeline,
+        format!(
+            "name = \"ceiling\"\n[source.iggy]\naddress = \"{}\"\nstream = \"{stream}\"\ntopic = \"readings\"\n\
+             consumer_group = \"ceiling-{run}\"\nbatch_size = {batch}\n{transform}[sink.blackhole]\n\
+             [delivery]\nmax_in_flight = {in_flight}\n",
+            iggy.address()
+        ),
+    )
+    .unwrap();
+    let admin = format!("127.0.0.1:{}", ferry_tests::servers::free_port());
+    let command = |verb: &str| {
+        let mut command = Command::new(ferry);
+        command.arg(verb).arg(&pipeline).env("FERRY_CACHE_DIR", work.join("cache")).env("FERRY_LOG", "warn");
+        command
+    };
+    assert!(command("validate").stdout(Stdio::null()).status().unwrap().success());
+    let started = Instant::now();
+    let mut process = command("run").args(["--admin", &admin]).stdout(Stdio::null()).spawn().expect("ferry starts");
+    let pid = process.id();
+    let http = reqwest::Client::new();
+    let last = (messages - 1) as f64;
+    let mut first: Option<(Instant, f64)> = None;
+    let finished = loop {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let metrics = match http.get(format!("http://{admin}/metrics")).send().await {
+            Ok(response) => response.text().await.unwrap_or_default(),
+            Err(_) => continue,
+        };
+        let committed = ferry_tests::ferry::sample(&metrics, "ferry_iggy_committed_offset");
+        if let (None, Some(offset)) = (first, committed) {
+            first = Some((Instant::now(), offset));
+        }
+        if committed.is_some_and(|offset| offset >= last) {
+            break Instant::now();
+        }
+        assert!(process.try_wait().unwrap().is_none(), "ferry exited early");
+    };
+    let (elapsed, cpu) = (started.elapsed(), cpu_time(pid));
+    stop(&mut process);
+    let (first_at, first_offset) = first.expect("seen before the last");
+    let steady = (last - first_offset) / (finished - first_at).as_secs_f64();
+    println!(
+        "    (from process start: {:.0} messages/s; the first commit came after {} ms)",
+        messages as f64 / elapsed.as_secs_f64(),
+        (first_at - started).as_millis()
+    );
+    (steady, cpu.as_secs_f64() * 1e6 / messages as f64)
+}
