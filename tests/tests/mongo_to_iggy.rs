@@ -74,6 +74,37 @@ call_timeout = "5s"
         )
     }
 
+    /// The way back: the changes topic through cdc-replicate into `b`.
+    fn replicate_into_b(&self) -> String {
+        format!(
+            r#"
+name = "changes-to-b"
+[source.iggy]
+address = "{address}"
+stream = "{stream}"
+topic = "changes"
+consumer_group = "replicate-b"
+poll_interval = "5ms"
+[[transforms]]
+name = "replicate"
+wasm = "{wasm}"
+[sink.mongodb]
+uri = "{uri}"
+database = "{database}"
+collection = "b"
+[delivery]
+retry_initial = "50ms"
+retry_max = "1s"
+call_timeout = "5s"
+"#,
+            address = self.iggy.address(),
+            stream = self.stream,
+            wasm = guests::CDC_REPLICATE,
+            uri = self.mongo.uri(),
+            database = self.database,
+        )
+    }
+
     /// `start` for a stream that begins now, whenever the pipeline opens it.
     fn from_now() -> String {
         let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now() - Duration::from_secs(1));
@@ -328,33 +359,7 @@ async fn round_trip_through_iggy_replicates_a_collection_despite_crashes() {
     source_a.insert_many((0..500).map(|i| doc! { "_id": i, "v": 0, "gone": false })).await.unwrap();
     let outbound =
         setup.pipeline("collection = \"a\"\nfull_document = \"update-lookup\"\nstart = \"copy-existing\"", "");
-    let inbound = format!(
-        r#"
-name = "changes-to-b"
-[source.iggy]
-address = "{address}"
-stream = "{stream}"
-topic = "changes"
-consumer_group = "replicate-b"
-poll_interval = "5ms"
-[[transforms]]
-name = "replicate"
-wasm = "{wasm}"
-[sink.mongodb]
-uri = "{uri}"
-database = "{database}"
-collection = "b"
-[delivery]
-retry_initial = "50ms"
-retry_max = "1s"
-call_timeout = "5s"
-"#,
-        address = setup.iggy.address(),
-        stream = setup.stream,
-        wasm = guests::CDC_REPLICATE,
-        uri = setup.mongo.uri(),
-        database = setup.database,
-    );
+    let inbound = setup.replicate_into_b();
     let out = RunningPipeline::start(parse(&outbound));
     // The inbound pipeline needs the topic the outbound one creates.
     let iggy = setup.iggy.client().await;
@@ -656,29 +661,7 @@ async fn canonical(collection: &mongodb::Collection<Document>) -> BTreeMap<Strin
 async fn round_trip_every_type(setup: &Setup, format: &str) -> (BTreeMap<String, String>, BTreeMap<String, String>) {
     let source_a = setup.collection("a").await;
     let outbound = setup.pipeline(&format!("collection = \"a\"\nformat = \"{format}\"\n{}", Setup::from_now()), "");
-    let inbound = format!(
-        r#"
-name = "changes-to-b"
-[source.iggy]
-address = "{address}"
-stream = "{stream}"
-topic = "changes"
-consumer_group = "replicate-b"
-poll_interval = "5ms"
-[[transforms]]
-name = "replicate"
-wasm = "{wasm}"
-[sink.mongodb]
-uri = "{uri}"
-database = "{database}"
-collection = "b"
-"#,
-        address = setup.iggy.address(),
-        stream = setup.stream,
-        wasm = guests::CDC_REPLICATE,
-        uri = setup.mongo.uri(),
-        database = setup.database,
-    );
+    let inbound = setup.replicate_into_b();
     let out = RunningPipeline::start(parse(&outbound));
     let iggy = setup.iggy.client().await;
     wait::until("the changes topic", PATIENCE, || async {
