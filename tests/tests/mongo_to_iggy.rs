@@ -74,6 +74,18 @@ call_timeout = "5s"
         )
     }
 
+    /// Starts the way out, then (once it has made the topic, which the way
+    /// back needs) the way back.
+    async fn start_round_trip(&self, outbound: &str, inbound: &str) -> (RunningPipeline, RunningPipeline) {
+        let out = RunningPipeline::start(parse(outbound));
+        let iggy = self.iggy.client().await;
+        wait::until("the changes topic", PATIENCE, || async {
+            (!ferry_tests::pipelines::partitions(&iggy, &self.stream, "changes").await.is_empty()).then_some(())
+        })
+        .await;
+        (out, RunningPipeline::start(parse(inbound)))
+    }
+
     /// The way back: the changes topic through cdc-replicate into `b`.
     fn replicate_into_b(&self) -> String {
         format!(
@@ -360,14 +372,7 @@ async fn round_trip_through_iggy_replicates_a_collection_despite_crashes() {
     let outbound =
         setup.pipeline("collection = \"a\"\nfull_document = \"update-lookup\"\nstart = \"copy-existing\"", "");
     let inbound = setup.replicate_into_b();
-    let out = RunningPipeline::start(parse(&outbound));
-    // The inbound pipeline needs the topic the outbound one creates.
-    let iggy = setup.iggy.client().await;
-    wait::until("the changes topic", PATIENCE, || async {
-        (!ferry_tests::pipelines::partitions(&iggy, &setup.stream, "changes").await.is_empty()).then_some(())
-    })
-    .await;
-    let into_b = RunningPipeline::start(parse(&inbound));
+    let (out, into_b) = setup.start_round_trip(&outbound, &inbound).await;
 
     for i in 0..200 {
         match i % 4 {
@@ -661,14 +666,7 @@ async fn canonical(collection: &mongodb::Collection<Document>) -> BTreeMap<Strin
 async fn round_trip_every_type(setup: &Setup, format: &str) -> (BTreeMap<String, String>, BTreeMap<String, String>) {
     let source_a = setup.collection("a").await;
     let outbound = setup.pipeline(&format!("collection = \"a\"\nformat = \"{format}\"\n{}", Setup::from_now()), "");
-    let inbound = setup.replicate_into_b();
-    let out = RunningPipeline::start(parse(&outbound));
-    let iggy = setup.iggy.client().await;
-    wait::until("the changes topic", PATIENCE, || async {
-        (!ferry_tests::pipelines::partitions(&iggy, &setup.stream, "changes").await.is_empty()).then_some(())
-    })
-    .await;
-    let into_b = RunningPipeline::start(parse(&inbound));
+    let (out, into_b) = setup.start_round_trip(&outbound, &setup.replicate_into_b()).await;
     let documents = every_bson_type(&setup.mongo);
     for document in &documents {
         source_a.insert_one(document).await.unwrap_or_else(|error| panic!("{document}: {error}"));
