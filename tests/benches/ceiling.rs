@@ -126,9 +126,10 @@ async fn run_ferry(
     let http = reqwest::Client::new();
     let last = (messages - 1) as f64;
     let mut first: Option<(Instant, f64)> = None;
+    let mut metrics = String::new();
     let finished = loop {
         tokio::time::sleep(Duration::from_millis(50)).await;
-        let metrics = match http.get(format!("http://{admin}/metrics")).send().await {
+        metrics = match http.get(format!("http://{admin}/metrics")).send().await {
             Ok(response) => response.text().await.unwrap_or_default(),
             Err(_) => continue,
         };
@@ -145,10 +146,21 @@ async fn run_ferry(
     stop(&mut process);
     let (first_at, first_offset) = first.expect("seen before the last");
     let steady = (last - first_offset) / (finished - first_at).as_secs_f64();
+    // Where a batch's time goes, from Ferry's own metrics.
+    let sample = |series: &str| ferry_tests::ferry::sample(&metrics, series).unwrap_or(f64::NAN);
+    let mean_ms = |stage: &str| {
+        let sum = sample(&format!(r#"ferry_stage_duration_seconds_sum{{stage="{stage}"}}"#));
+        1000.0 * sum / sample(&format!(r#"ferry_stage_duration_seconds_count{{stage="{stage}"}}"#))
+    };
     println!(
-        "    (from process start: {:.0} messages/s; the first commit came after {} ms)",
+        "    (from process start: {:.0} messages/s; first commit after {} ms; {:.0} records a batch; \
+         mean poll {:.2} ms, transform {:.2} ms, commit {:.2} ms)",
         messages as f64 / elapsed.as_secs_f64(),
-        (first_at - started).as_millis()
+        (first_at - started).as_millis(),
+        sample("ferry_records_read_total") / sample("ferry_batches_total"),
+        mean_ms("poll"),
+        mean_ms("transform"),
+        mean_ms("commit"),
     );
     (steady, cpu.as_secs_f64() * 1e6 / messages as f64)
 }
