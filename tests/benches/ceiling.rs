@@ -126,10 +126,9 @@ async fn run_ferry(
     let http = reqwest::Client::new();
     let last = (messages - 1) as f64;
     let mut first: Option<(Instant, f64)> = None;
-    let mut metrics = String::new();
-    let finished = loop {
+    let (finished, metrics) = loop {
         tokio::time::sleep(Duration::from_millis(50)).await;
-        metrics = match http.get(format!("http://{admin}/metrics")).send().await {
+        let metrics = match http.get(format!("http://{admin}/metrics")).send().await {
             Ok(response) => response.text().await.unwrap_or_default(),
             Err(_) => continue,
         };
@@ -138,7 +137,7 @@ async fn run_ferry(
             first = Some((Instant::now(), offset));
         }
         if committed.is_some_and(|offset| offset >= last) {
-            break Instant::now();
+            break (Instant::now(), metrics);
         }
         assert!(process.try_wait().unwrap().is_none(), "ferry exited early");
     };
