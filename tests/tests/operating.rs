@@ -290,7 +290,8 @@ async fn credentials_appear_in_no_metric_status_or_log() {
     })
     .await;
     let iggy_error = ferry.pipeline("iggy-creds").await["last_error"]["message"].as_str().unwrap().to_owned();
-    assert!(iggy_error.contains("logging in to Iggy as iggy"), "{iggy_error}");
+    let login = format!("logging in to Iggy at {} as iggy: ", setup.iggy.address());
+    assert!(iggy_error.contains(&login), "{iggy_error}");
 
     for path in ["/metrics", "/pipelines", "/ready", "/pipelines/mongo-creds", "/pipelines/iggy-creds"] {
         let (_, body) = ferry.get(path).await;
