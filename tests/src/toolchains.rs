@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
 
-use crate::servers::missing;
+use crate::servers::{find_binary, missing};
 
 /// A language's component builder.
 #[derive(Debug, Clone, Copy)]
@@ -36,15 +36,15 @@ impl Toolchain {
         }
     }
 
-    /// The builder on `PATH`, or in the repository's `.venv` (where CI
-    /// installs the Python packages).
+    /// The builder named by `FERRY_COMPONENTIZE_PY` / `FERRY_COMPONENTIZE_JS`,
+    /// else on `PATH`, else in the repository's `.venv` (where CI installs
+    /// the Python packages).
     pub fn find(self) -> Option<PathBuf> {
-        let on_path = std::env::var_os("PATH")
-            .into_iter()
-            .flat_map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
-            .map(|dir| dir.join(self.program()));
-        let in_venv = repository().join(".venv/bin").join(self.program());
-        on_path.chain([in_venv]).find(|candidate| candidate.is_file())
+        let variable = match self {
+            Toolchain::Python => "FERRY_COMPONENTIZE_PY",
+            Toolchain::JavaScript => "FERRY_COMPONENTIZE_JS",
+        };
+        find_binary(variable, self.program(), &[repository().join(".venv/bin").join(self.program())])
     }
 
     /// The builder, or `None` after reporting it missing for `test`.

@@ -19,6 +19,7 @@ use std::io::Write;
 
 pub use iggy::IggyServer;
 pub use mongo::MongoServer;
+pub use process::find_binary;
 
 /// Reports a missing server or toolchain: fails when servers are required
 /// (`FERRY_REQUIRE_SERVERS`, as CI sets), otherwise
