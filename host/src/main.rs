@@ -32,7 +32,8 @@ fn main() -> ExitCode {
         // (`ferry run`, which says which).
         Ok(Verdict::Failure) => ExitCode::from(1),
         Err(error) => {
-            eprintln!("error: {:#}", anyhow::Error::from(error));
+            // The same one line as logs and status, credentials taken out.
+            eprintln!("error: {}", ferry::error::error_chain(&error));
             ExitCode::from(2)
         }
     }

@@ -11,11 +11,14 @@ mod problems;
 mod sink;
 mod source;
 mod substitute;
+mod syntax;
 mod transform;
 
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+
+use crate::error::is_credential_key;
 
 pub use change_stream::{
     EventFormat, FullDocument, FullDocumentBeforeChange, HistoryLost, MongoSourceConfig, StreamStart,
@@ -26,6 +29,7 @@ pub use iggy::{CreateTopic, IggyConnection, IggyTls};
 pub use problems::{Problem, Problems};
 pub use sink::{IggySinkConfig, MongoSinkConfig, PartitionBy, SinkConfig, WriteMode, collection_name_problem};
 pub use source::{IggySourceConfig, PayloadFormat, SourceConfig, StartPosition};
+pub use syntax::SyntaxError;
 pub use transform::{DirGrant, Grants, TransformConfig};
 
 /// A whole pipeline file.
@@ -60,7 +64,7 @@ pub enum ConfigError {
     Syntax {
         path: PathBuf,
         #[source]
-        source: toml::de::Error,
+        source: SyntaxError,
     },
     #[error("{}: {field}: {message}", path.display())]
     Shape { path: PathBuf, field: String, message: String },
@@ -80,8 +84,8 @@ impl PipelineConfig {
     /// Parses and validates pipeline text that was read from `path`. Relative
     /// file paths in it are resolved against `path`'s directory.
     pub fn parse(text: &str, path: &Path, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let mut table: toml::Table =
-            toml::from_str(text).map_err(|source| ConfigError::Syntax { path: path.to_owned(), source })?;
+        let mut table =
+            syntax::parse_table(text).map_err(|source| ConfigError::Syntax { path: path.to_owned(), source })?;
         let mut problems = Problems::default();
         substitute::substitute_table(&mut table, lookup, &mut problems);
         if !problems.is_empty() {
@@ -90,7 +94,14 @@ impl PipelineConfig {
         let mut config: Self = serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|error| {
             // toml appends "in `table`" lines that repeat what the path says.
             let message = error.inner().to_string().lines().next().unwrap_or_default().to_owned();
-            ConfigError::Shape { path: path.to_owned(), field: error.path().to_string(), message }
+            let field = error.path().to_string();
+            // serde quotes the value it could not take; not when it is a credential.
+            let message = if is_credential_key(&field) {
+                "must be a string (the value given is not shown: it is a credential)".to_owned()
+            } else {
+                message
+            };
+            ConfigError::Shape { path: path.to_owned(), field, message }
         })?;
         config.validate(&mut problems);
         if !problems.is_empty() {

@@ -6,5 +6,5 @@ mod redact;
 mod service;
 
 pub use chain::error_chain;
-pub use redact::redact;
+pub use redact::{is_credential_key, redact, redact_toml_line};
 pub use service::{BoxError, FailureKind, ServiceError, mongo_code_is_transient, with_timeout};

@@ -37,9 +37,37 @@ pub fn redact(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// Key names whose values are credentials, wherever they appear in a
+/// pipeline file (Ferry's own `password`, or a transform's configuration).
+const CREDENTIAL_KEYS: [&str; 4] = ["password", "secret", "token", "credential"];
+
+/// A line of a pipeline file fit to quote in an error: the value of a key
+/// that names a credential becomes `***`, and so does the password of any
+/// connection string in it.
+pub fn redact_toml_line(line: &str) -> Cow<'_, str> {
+    match line.split_once('=') {
+        Some((key, _)) if is_credential_key(key) => Cow::Owned(format!("{key}= ***")),
+        _ => redact(line),
+    }
+}
+
+/// Whether a key (or a field path ending in one) names a credential.
+pub fn is_credential_key(key: &str) -> bool {
+    let lowered = key.to_ascii_lowercase();
+    CREDENTIAL_KEYS.iter().any(|name| lowered.contains(name))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn given_a_line_setting_a_credential_then_its_value_goes() {
+        assert_eq!(redact_toml_line("password = \"s3cret"), "password = ***");
+        assert_eq!(redact_toml_line("  api_token=abc"), "  api_token= ***");
+        assert_eq!(redact_toml_line("uri = \"mongodb://u:p@h\""), "uri = \"mongodb://u:***@h\"");
+        assert_eq!(redact_toml_line("topic = \"t\""), "topic = \"t\"");
+    }
 
     #[test]
     fn given_a_uri_with_a_password_then_only_the_password_goes() {
