@@ -9,7 +9,7 @@ use iggy::prelude::{
     StreamClient, TopicClient, UserClient,
 };
 
-use crate::config::IggyConnection;
+use crate::config::{IggyConnection, IggyTls};
 use crate::error::ServiceError;
 
 /// How often the SDK itself retries a dropped socket before reporting it;
@@ -84,7 +84,14 @@ impl Drop for IggyLink {
 
 /// Connects over TCP and logs in.
 pub async fn connect(connection: &IggyConnection) -> Result<IggyClient, ServiceError> {
-    let what = || format!("connecting to Iggy at {}", connection.address);
+    let what = || match &connection.tls {
+        None => format!("connecting to Iggy at {}", connection.address),
+        // A failed handshake reaches Ferry as a bare "cannot establish
+        // connection" (the SDK logs the reason); say that TLS was in play.
+        Some(tls) => {
+            format!("connecting to Iggy at {} over TLS ({})", connection.address, describe_tls(tls, connection))
+        }
+    };
     let mut builder = IggyClient::builder()
         .with_tcp()
         .with_server_address(connection.address.clone())
@@ -110,6 +117,16 @@ pub async fn connect(connection: &IggyConnection) -> Result<IggyClient, ServiceE
         }
     };
     Ok(client)
+}
+
+/// The server name a TLS connection verifies and the roots it trusts.
+fn describe_tls(tls: &IggyTls, connection: &IggyConnection) -> String {
+    let host = connection.address.rsplit_once(':').map_or(connection.address.as_str(), |(host, _)| host);
+    let name = tls.domain.as_deref().unwrap_or(host);
+    match &tls.ca_file {
+        Some(ca_file) => format!("server name {name}, trusting the CA in {ca_file}"),
+        None => format!("server name {name}, trusting the public web roots"),
+    }
 }
 
 /// An Iggy identifier from a stream, topic or group name.
