@@ -3,17 +3,20 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use ferry::config::IggyConnection;
+use ferry::config::{IggyConnection, IggyTls};
 use iggy::prelude::IggyClient;
 
 use super::docker::DockerContainer;
 use super::process::{ServerProcess, find_binary};
+use super::tls::{SERVER_NAME, TestCa};
 use super::{free_port, missing};
 
 const START_DEADLINE: Duration = Duration::from_secs(60);
 
 pub struct IggyServer {
     address: String,
+    /// How clients reach a server that speaks TLS only.
+    tls: Option<IggyTls>,
     running: Running,
     _data: Option<tempfile::TempDir>,
 }
@@ -34,37 +37,16 @@ impl IggyServer {
     /// A running server, or `None` (after saying so) when none can be had.
     pub async fn start(test: &str) -> Option<Self> {
         if let Ok(address) = std::env::var("IGGY_ADDRESS") {
-            let server = Self { address, running: Running::External, _data: None };
+            let server = Self { address, tls: None, running: Running::External, _data: None };
             server.wait_ready().await;
             return Some(server);
         }
         if let Some(binary) = find_binary("IGGY_SERVER_BIN", "iggy-server", &[]) {
-            let data = tempfile::tempdir().expect("a temporary directory");
-            let address = format!("127.0.0.1:{}", free_port());
-            let (bind, system_path) = (address.clone(), data.path().join("iggy"));
-            let command = move || {
-                let mut command = Command::new(&binary);
-                command
-                    .current_dir(system_path.parent().expect("a parent"))
-                    .env("IGGY_TCP_ADDRESS", &bind)
-                    .env("IGGY_HTTP_ENABLED", "false")
-                    .env("IGGY_QUIC_ENABLED", "false")
-                    .env("IGGY_WEBSOCKET_ENABLED", "false")
-                    .env("IGGY_SYSTEM_PATH", &system_path)
-                    .env("IGGY_ROOT_USERNAME", "iggy")
-                    .env("IGGY_ROOT_PASSWORD", "iggy");
-                command
-            };
-            let process =
-                ServerProcess::spawn(command(), &data.path().join("iggy-server.log")).expect("iggy-server starts");
-            let server =
-                Self { address, running: Running::Process { process, command: Box::new(command) }, _data: Some(data) };
-            server.wait_ready().await;
-            return Some(server);
+            return Some(Self::spawn(binary, None).await);
         }
         if let Some(container) = DockerContainer::iggy().await {
             let address = container.address();
-            let server = Self { address, running: Running::Docker { _container: container }, _data: None };
+            let server = Self { address, tls: None, running: Running::Docker { _container: container }, _data: None };
             server.wait_ready().await;
             return Some(server);
         }
@@ -75,12 +57,65 @@ impl IggyServer {
         None
     }
 
+    /// A server of its own that speaks TLS only, with the certificate `ca`
+    /// signed; `connection` trusts `ca`. Needs the `iggy-server` binary (an
+    /// external server or image has its own certificates).
+    pub async fn start_tls(test: &str, ca: &TestCa) -> Option<Self> {
+        let Some(binary) = find_binary("IGGY_SERVER_BIN", "iggy-server", &[]) else {
+            missing(test, "no iggy-server binary (on PATH or in IGGY_SERVER_BIN) to start with a test certificate");
+            return None;
+        };
+        Some(Self::spawn(binary, Some(ca)).await)
+    }
+
+    async fn spawn(binary: std::path::PathBuf, ca: Option<&TestCa>) -> Self {
+        let data = tempfile::tempdir().expect("a temporary directory");
+        let address = format!("127.0.0.1:{}", free_port());
+        let (bind, system_path) = (address.clone(), data.path().join("iggy"));
+        let certificate = ca.map(|ca| (ca.cert_file(), ca.key_file()));
+        let command = move || {
+            let mut command = Command::new(&binary);
+            command
+                .current_dir(system_path.parent().expect("a parent"))
+                .env("IGGY_TCP_ADDRESS", &bind)
+                .env("IGGY_HTTP_ENABLED", "false")
+                .env("IGGY_QUIC_ENABLED", "false")
+                .env("IGGY_WEBSOCKET_ENABLED", "false")
+                .env("IGGY_SYSTEM_PATH", &system_path)
+                .env("IGGY_ROOT_USERNAME", "iggy")
+                .env("IGGY_ROOT_PASSWORD", "iggy");
+            if let Some((cert_file, key_file)) = &certificate {
+                command
+                    .env("IGGY_TCP_TLS_ENABLED", "true")
+                    .env("IGGY_TCP_TLS_SELF_SIGNED", "false")
+                    .env("IGGY_TCP_TLS_CERT_FILE", cert_file)
+                    .env("IGGY_TCP_TLS_KEY_FILE", key_file);
+            }
+            command
+        };
+        let tls = ca.map(|ca| IggyTls {
+            domain: Some(SERVER_NAME.to_owned()),
+            ca_file: Some(ca.ca_file().display().to_string()),
+        });
+        let process =
+            ServerProcess::spawn(command(), &data.path().join("iggy-server.log")).expect("iggy-server starts");
+        let server =
+            Self { address, tls, running: Running::Process { process, command: Box::new(command) }, _data: Some(data) };
+        server.wait_ready().await;
+        server
+    }
+
     pub fn address(&self) -> &str {
         &self.address
     }
 
     pub fn connection(&self) -> IggyConnection {
-        IggyConnection { address: self.address.clone(), username: "iggy".into(), password: "iggy".into(), tls: None }
+        IggyConnection {
+            address: self.address.clone(),
+            username: "iggy".into(),
+            password: "iggy".into(),
+            tls: self.tls.clone(),
+        }
     }
 
     /// A logged-in client.

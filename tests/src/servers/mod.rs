@@ -14,12 +14,14 @@ mod docker;
 mod iggy;
 mod mongo;
 mod process;
+mod tls;
 
 use std::io::Write;
 
 pub use iggy::IggyServer;
-pub use mongo::MongoServer;
+pub use mongo::{MongoServer, SecantusOptions};
 pub use process::find_binary;
+pub use tls::{SERVER_NAME, TestCa};
 
 /// Reports a missing server or toolchain: fails when servers are required
 /// (`FERRY_REQUIRE_SERVERS`, as CI sets), otherwise

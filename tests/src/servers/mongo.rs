@@ -9,6 +9,7 @@ use mongodb::bson::doc;
 
 use super::docker::DockerContainer;
 use super::process::{ServerProcess, find_binary};
+use super::tls::TestCa;
 use super::{free_port, missing};
 
 const START_DEADLINE: Duration = Duration::from_secs(60);
@@ -26,10 +27,20 @@ enum Running {
         port: u16,
         storage: tempfile::TempDir,
         binary: PathBuf,
+        /// `--tls-*` and `--auth` flags, for servers started with options.
+        flags: Vec<String>,
     },
     Docker {
         _container: DockerContainer,
     },
+}
+
+/// What [`MongoServer::start_secantusdb`] starts a server with.
+#[derive(Default)]
+pub struct SecantusOptions<'a> {
+    pub tls: Option<&'a TestCa>,
+    /// A user and password the server requires.
+    pub user: Option<(&'a str, &'a str)>,
 }
 
 impl MongoServer {
@@ -51,7 +62,7 @@ impl MongoServer {
             let storage = tempfile::tempdir().expect("a temporary directory");
             let mut server = Self {
                 uri: format!("mongodb://127.0.0.1:{port}/?directConnection=true"),
-                running: Running::SecantusDb { process: None, port, storage, binary },
+                running: Running::SecantusDb { process: None, port, storage, binary, flags: Vec::new() },
             };
             server.start_secantus().await;
             return Some(server);
@@ -73,8 +84,38 @@ impl MongoServer {
         let storage = tempfile::tempdir().expect("a temporary directory");
         Some(Self {
             uri: format!("mongodb://127.0.0.1:{port}/?directConnection=true"),
-            running: Running::SecantusDb { process: None, port, storage, binary },
+            running: Running::SecantusDb { process: None, port, storage, binary, flags: Vec::new() },
         })
+    }
+
+    /// A SecantusDB of the test's own with TLS (a certificate `ca` signed)
+    /// and/or a user it requires (SCRAM-SHA-256); `uri` carries both.
+    /// Needs secantusd-py: an external server or image has its own setup.
+    pub async fn start_secantusdb(test: &str, options: SecantusOptions<'_>) -> Option<Self> {
+        let mut server = Self::not_started(test).await?;
+        let Running::SecantusDb { port, flags, .. } = &mut server.running else { unreachable!("made above") };
+        let mut query = "directConnection=true".to_owned();
+        if let Some(ca) = options.tls {
+            for (flag, file) in [("--tls-cert-file", ca.cert_file()), ("--tls-key-file", ca.key_file())] {
+                flags.extend([flag.to_owned(), file.display().to_string()]);
+            }
+            query += &format!("&tls=true&tlsCAFile={}", ca.ca_file().display());
+        }
+        let port = *port;
+        server.uri = format!("mongodb://127.0.0.1:{port}/?{query}");
+        if let Some((user, password)) = options.user {
+            // Users are made on a server without --auth, which then restarts with it.
+            server.start_secantus().await;
+            let command = doc! { "createUser": user, "pwd": password, "roles": ["root"] };
+            server.client().await.database("admin").run_command(command).await.expect("the user is created");
+            // A graceful stop: after kill -9 SecantusDB may not have the user on disk yet.
+            let Running::SecantusDb { process, flags, .. } = &mut server.running else { unreachable!("made above") };
+            process.take().expect("started above").terminate();
+            flags.push("--auth".to_owned());
+            server.uri = format!("mongodb://{user}:{password}@127.0.0.1:{port}/?{query}");
+        }
+        server.start_secantus().await;
+        Some(server)
     }
 
     pub fn uri(&self) -> &str {
@@ -109,7 +150,7 @@ impl MongoServer {
     }
 
     async fn start_secantus(&mut self) {
-        let Running::SecantusDb { process, port, storage, binary } = &mut self.running else {
+        let Running::SecantusDb { process, port, storage, binary, flags } = &mut self.running else {
             panic!("only a SecantusDB started by the test can be restarted");
         };
         let mut command = Command::new(&*binary);
@@ -121,7 +162,8 @@ impl MongoServer {
             .arg("--storage-path")
             .arg(storage.path().join("data"))
             .arg("--log-level")
-            .arg("WARNING");
+            .arg("WARNING")
+            .args(&*flags);
         let log = storage.path().join("secantusd.log");
         *process = Some(ServerProcess::spawn(command, &log).expect("secantusd-py starts"));
         self.wait_ready().await;
