@@ -186,7 +186,7 @@ impl<S: Source> Driver<'_, S> {
                         PolledNothing.emit(&self.telemetry);
                         let pause = self.source.idle_pause();
                         tokio::select! {
-                            ack = acks.recv() => self.acknowledged(ack, shutdown).await?,
+                            ack = acks.recv() => self.acknowledged(ack, acks, shutdown).await?,
                             () = tokio::time::sleep(pause) => {}
                             () = shutdown.cancelled() => {}
                         }
@@ -202,29 +202,63 @@ impl<S: Source> Driver<'_, S> {
                 }
             }
             tokio::select! {
-                ack = acks.recv() => self.acknowledged(ack, shutdown).await?,
+                ack = acks.recv() => self.acknowledged(ack, acks, shutdown).await?,
                 () = shutdown.cancelled(), if !stopping => {}
             }
         }
     }
 
-    /// Commits an acknowledged batch (retrying transient failures).
+    /// Commits an acknowledged batch together with any acknowledged since:
+    /// of those, only the checkpoints no later one covers go to the source
+    /// (one round trip per partition instead of one per batch, which is
+    /// what bounds a fast sink). Acks arrive in poll order, so committing
+    /// the later checkpoint first is never needed.
     async fn acknowledged(
         &mut self,
         ack: Option<Result<Ack<S::Checkpoint>, PipelineError>>,
+        acks: &mut mpsc::Receiver<Result<Ack<S::Checkpoint>, PipelineError>>,
         shutdown: &CancellationToken,
     ) -> Result<(), PipelineError> {
-        let ack = match ack {
+        let first = match ack {
             Some(Ok(ack)) => ack,
             Some(Err(error)) => return Err(error),
             // The writer stopped: on shutdown that is a retry cut short.
             None if shutdown.is_cancelled() => return Err(PipelineError::Interrupted),
             None => return Err(PipelineError::StageLost),
         };
-        let mut backoff = Backoff::new(&self.delivery, &self.telemetry);
+        let mut together = vec![first];
+        // A failure after good acks waits until those are committed.
+        let mut failed = None;
+        while let Ok(next) = acks.try_recv() {
+            match next {
+                Ok(ack) => together.push(ack),
+                Err(error) => {
+                    failed = Some(error);
+                    break;
+                }
+            }
+        }
         let started = Instant::now();
+        for (at, ack) in together.iter().enumerate() {
+            if !together[at + 1..].iter().any(|later| S::covers(&later.checkpoint, &ack.checkpoint)) {
+                self.commit(&ack.checkpoint, shutdown).await?;
+            }
+        }
+        // Each batch is counted, with its share of the commit time.
+        let elapsed = started.elapsed() / together.len() as u32;
+        for ack in together {
+            self.in_flight -= 1;
+            self.counts.add(ack.counts);
+            BatchCommitted { elapsed, in_flight: self.in_flight }.emit(&self.telemetry);
+        }
+        failed.map_or(Ok(()), Err)
+    }
+
+    /// Stores one checkpoint, retrying transient failures.
+    async fn commit(&mut self, checkpoint: &S::Checkpoint, shutdown: &CancellationToken) -> Result<(), PipelineError> {
+        let mut backoff = Backoff::new(&self.delivery, &self.telemetry);
         loop {
-            let commit = self.source.commit(ack.checkpoint.clone());
+            let commit = self.source.commit(checkpoint.clone());
             match with_timeout(self.delivery.call_timeout, "committing to the source", commit).await {
                 Ok(()) => break,
                 Err(error) if error.transient => {
@@ -237,11 +271,7 @@ impl<S: Source> Driver<'_, S> {
                 Err(error) => return Err(error.into()),
             }
         }
-        let checkpoint = &ack.checkpoint;
         tracing::debug!(?checkpoint, "committed");
-        self.in_flight -= 1;
-        self.counts.add(ack.counts);
-        BatchCommitted { elapsed: started.elapsed(), in_flight: self.in_flight }.emit(&self.telemetry);
         Ok(())
     }
 }

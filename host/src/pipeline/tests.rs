@@ -37,6 +37,11 @@ struct ScriptedSource {
     polled: u64,
     /// Polling fails this many times first.
     poll_failures: usize,
+    /// Whether a later checkpoint covers earlier ones (a real source's
+    /// offsets do); off, every batch is committed on its own.
+    coalesce: bool,
+    /// The first commit waits until the journal holds this event.
+    first_commit_after: Option<&'static str>,
     journal: Journal,
 }
 
@@ -60,18 +65,33 @@ impl ScriptedSource {
                     .collect(),
             })
             .collect();
-        Self { batches, polled: 0, poll_failures: 0, journal: journal.clone() }
+        Self {
+            batches,
+            polled: 0,
+            poll_failures: 0,
+            coalesce: false,
+            first_commit_after: None,
+            journal: journal.clone(),
+        }
     }
 }
 
+/// The stand-in's checkpoint: a batch number, and whether it covers the
+/// numbers before it.
+#[derive(Debug, Clone, Copy)]
+struct Seq {
+    number: u64,
+    coalesce: bool,
+}
+
 impl Source for ScriptedSource {
-    type Checkpoint = u64;
+    type Checkpoint = Seq;
 
     async fn connect(&mut self) -> Result<(), ServiceError> {
         Ok(())
     }
 
-    async fn poll(&mut self) -> Result<Option<Polled<u64>>, ServiceError> {
+    async fn poll(&mut self) -> Result<Option<Polled<Seq>>, ServiceError> {
         if self.poll_failures > 0 {
             self.poll_failures -= 1;
             note(&self.journal, "poll failed");
@@ -79,13 +99,22 @@ impl Source for ScriptedSource {
         }
         Ok(self.batches.pop_front().map(|batch| {
             self.polled += 1;
-            Polled { batch, checkpoint: self.polled }
+            Polled { batch, checkpoint: Seq { number: self.polled, coalesce: self.coalesce } }
         }))
     }
 
-    async fn commit(&mut self, checkpoint: u64) -> Result<(), ServiceError> {
-        note(&self.journal, format!("commit {checkpoint}"));
+    async fn commit(&mut self, checkpoint: Seq) -> Result<(), ServiceError> {
+        if let Some(event) = self.first_commit_after.take() {
+            while !events(&self.journal).iter().any(|e| e == event) {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+        note(&self.journal, format!("commit {}", checkpoint.number));
         Ok(())
+    }
+
+    fn covers(later: &Seq, earlier: &Seq) -> bool {
+        later.coalesce && later.number >= earlier.number
     }
 
     fn idle_pause(&self) -> Duration {
@@ -236,11 +265,22 @@ async fn run_until(
     dead_letters: Option<MemoryDeadLetters>,
     done: impl Fn(&[String], &PipelineTelemetry) -> bool,
 ) -> (Result<Counts, PipelineError>, Vec<String>, PipelineTelemetry) {
+    run_with(source, sink, dead_letters, delivery(), done).await
+}
+
+/// As `run_until`, with these delivery settings.
+async fn run_with(
+    source: ScriptedSource,
+    sink: ScriptedSink,
+    dead_letters: Option<MemoryDeadLetters>,
+    delivery: DeliveryConfig,
+    done: impl Fn(&[String], &PipelineTelemetry) -> bool,
+) -> (Result<Counts, PipelineError>, Vec<String>, PipelineTelemetry) {
     let journal = source.journal.clone();
     let shutdown = CancellationToken::new();
     let telemetry = PipelineTelemetry::detached("p");
-    let writer = Writer::new(sink, dead_letters, &delivery(), &telemetry);
-    let task = tokio::spawn(drive(source, TransformChain::new(Vec::new()), writer, delivery(), shutdown.clone()));
+    let writer = Writer::new(sink, dead_letters, &delivery, &telemetry);
+    let task = tokio::spawn(drive(source, TransformChain::new(Vec::new()), writer, delivery, shutdown.clone()));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while !done(&events(&journal), &telemetry) && !task.is_finished() {
         assert!(tokio::time::Instant::now() < deadline, "stuck: {:?}", events(&journal));
@@ -269,6 +309,21 @@ async fn given_transient_write_failures_then_retries_and_commits_each_batch_afte
     );
     assert!(at("commit 1") < at("commit 2") && at("commit 2") < at("commit 3"), "{events:?}");
     assert_eq!(events.iter().filter(|event| event.starts_with("write ") && *event != "write failed").count(), 4);
+}
+
+#[tokio::test]
+async fn given_batches_acknowledged_together_then_only_the_last_is_committed_and_all_are_counted() {
+    let journal = Journal::default();
+    let mut source = ScriptedSource::new(&[&["a"], &["b"], &["c"], &["d"]], &journal);
+    // While the first commit is under way, the other three are written.
+    (source.coalesce, source.first_commit_after) = (true, Some("write d"));
+    let sink = ScriptedSink::new(&journal);
+    let delivery = DeliveryConfig { max_in_flight: 8, ..delivery() };
+    let (outcome, events, _) = run_with(source, sink, None, delivery, |events, _| committed(events, 4)).await;
+    assert_eq!(outcome.unwrap().batches, 4);
+    let commits: Vec<&String> = events.iter().filter(|event| event.starts_with("commit")).collect();
+    // The first ack may already have the others behind it, or not.
+    assert!(commits == ["commit 1", "commit 4"] || commits == ["commit 4"], "{events:?}");
 }
 
 #[tokio::test]

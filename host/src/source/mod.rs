@@ -36,6 +36,11 @@ pub trait Source: Send {
     /// Called in poll order.
     fn commit(&mut self, checkpoint: Self::Checkpoint) -> impl Future<Output = Result<(), ServiceError>> + Send;
 
+    /// Whether committing `later` also stores everything `earlier` stands
+    /// for. Of several batches acknowledged together, only those no later
+    /// one covers are committed: one round trip instead of many.
+    fn covers(later: &Self::Checkpoint, earlier: &Self::Checkpoint) -> bool;
+
     /// How long to wait after a poll that found nothing.
     fn idle_pause(&self) -> Duration;
 

@@ -232,6 +232,11 @@ impl Source for IggySource {
         }
     }
 
+    /// A consumer offset is per partition: a later one there covers it.
+    fn covers(later: &IggyCheckpoint, earlier: &IggyCheckpoint) -> bool {
+        later.partition == earlier.partition && later.offset >= earlier.offset
+    }
+
     fn idle_pause(&self) -> Duration {
         self.config.poll_interval
     }

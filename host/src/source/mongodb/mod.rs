@@ -342,6 +342,11 @@ impl Source for MongoSource {
         Ok(())
     }
 
+    /// One stream, one position: the later one covers every earlier one.
+    fn covers(_later: &ChangePosition, _earlier: &ChangePosition) -> bool {
+        true
+    }
+
     fn idle_pause(&self) -> Duration {
         // The stream itself waits up to `max_await` on the server.
         Duration::ZERO
