@@ -42,7 +42,7 @@ impl IggyServer {
             return Some(server);
         }
         if let Some(binary) = find_binary("IGGY_SERVER_BIN", "iggy-server", &[]) {
-            return Some(Self::spawn(binary, None).await);
+            return Some(Self::spawn(binary, None, false).await);
         }
         if let Some(container) = DockerContainer::iggy().await {
             let address = container.address();
@@ -65,10 +65,22 @@ impl IggyServer {
             missing(test, "no iggy-server binary (on PATH or in IGGY_SERVER_BIN) to start with a test certificate");
             return None;
         };
-        Some(Self::spawn(binary, Some(ca)).await)
+        Some(Self::spawn(binary, Some(ca), false).await)
     }
 
-    async fn spawn(binary: std::path::PathBuf, ca: Option<&TestCa>) -> Self {
+    /// A server of its own that saves every message batch to disk (fsync)
+    /// before acknowledging it, so that kill -9 loses nothing it
+    /// acknowledged: by default iggy-server buffers up to 1024 messages or
+    /// 30 s in memory. For fault tests that crash the server.
+    pub async fn start_durable(test: &str) -> Option<Self> {
+        let Some(binary) = find_binary("IGGY_SERVER_BIN", "iggy-server", &[]) else {
+            missing(test, "no iggy-server binary (on PATH or in IGGY_SERVER_BIN) to start, crash and restart");
+            return None;
+        };
+        Some(Self::spawn(binary, None, true).await)
+    }
+
+    async fn spawn(binary: std::path::PathBuf, ca: Option<&TestCa>, durable: bool) -> Self {
         let data = tempfile::tempdir().expect("a temporary directory");
         let address = format!("127.0.0.1:{}", free_port());
         let (bind, system_path) = (address.clone(), data.path().join("iggy"));
@@ -84,6 +96,12 @@ impl IggyServer {
                 .env("IGGY_SYSTEM_PATH", &system_path)
                 .env("IGGY_ROOT_USERNAME", "iggy")
                 .env("IGGY_ROOT_PASSWORD", "iggy");
+            if durable {
+                command
+                    .env("IGGY_SYSTEM_PARTITION_MESSAGES_REQUIRED_TO_SAVE", "1")
+                    .env("IGGY_SYSTEM_PARTITION_ENFORCE_FSYNC", "true")
+                    .env("IGGY_SYSTEM_STATE_ENFORCE_FSYNC", "true");
+            }
             if let Some((cert_file, key_file)) = &certificate {
                 command
                     .env("IGGY_TCP_TLS_ENABLED", "true")

@@ -144,6 +144,33 @@ impl MongoServer {
         }
     }
 
+    /// Stops the server as a service manager would (SIGTERM), keeping its
+    /// storage; `start_again` brings it back.
+    pub fn stop_gracefully(&mut self) {
+        if let Running::SecantusDb { process, .. } = &mut self.running
+            && let Some(mut process) = process.take()
+        {
+            process.terminate();
+        }
+    }
+
+    /// Freezes the server (SIGSTOP): connections stay open and go unanswered.
+    pub fn freeze(&self) {
+        self.signal("STOP");
+    }
+
+    /// Lets a frozen server go on (SIGCONT).
+    pub fn thaw(&self) {
+        self.signal("CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        match &self.running {
+            Running::SecantusDb { process: Some(process), .. } => process.signal(signal),
+            _ => panic!("only a running SecantusDB started by the test can be signalled"),
+        }
+    }
+
     /// Starts the server again on the same port and storage.
     pub async fn start_again(&mut self) {
         self.start_secantus().await;

@@ -32,6 +32,13 @@ impl ServerProcess {
         }
     }
 
+    /// Sends `signal` (a `kill` name such as `STOP` or `CONT`) and returns.
+    pub fn signal(&self, signal: &str) {
+        if let Some(child) = &self.child {
+            let _ = Command::new("kill").arg(format!("-{signal}")).arg(child.id().to_string()).status();
+        }
+    }
+
     /// The last lines of the server's log, for failure messages.
     pub fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();

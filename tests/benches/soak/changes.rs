@@ -1,0 +1,217 @@
+//! MongoDB change stream → Iggy through faults: ferry killed, and
+//! iggy-server crashed under the sink. A writer makes every document go
+//! through versions 0, 1, 2, …; the topic must hold each version of each
+//! document exactly once, in order.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime};
+
+use ferry_tests::pipelines::{partitions, read_all, unique};
+use ferry_tests::servers::{IggyServer, MongoServer};
+use iggy::prelude::{Identifier, TopicClient};
+use mongodb::bson::{Document, doc};
+use serde_json::Value;
+
+use crate::ferry_process::FerryProcess;
+use crate::{Rng, Summary};
+
+/// Changes each document goes through: its insert (`v` 0), then updates.
+const VERSIONS: usize = 10;
+/// Documents written (or updated) per command.
+const CHUNK: usize = 1000;
+const DEADLINE: Duration = Duration::from_secs(1800);
+
+struct Run {
+    stream: String,
+    database: String,
+    documents: usize,
+}
+
+impl Run {
+    fn new(changes: usize) -> Self {
+        Self { stream: unique("soak-cdc"), database: unique("soak-cdc"), documents: changes.div_ceil(VERSIONS) }
+    }
+
+    fn changes(&self) -> u64 {
+        (self.documents * VERSIONS) as u64
+    }
+
+    fn pipeline(&self, iggy: &IggyServer, mongo: &MongoServer) -> String {
+        // From a moment before the writer starts, whenever ferry opens the stream.
+        let start = humantime::format_rfc3339_seconds(SystemTime::now() - Duration::from_secs(2));
+        format!(
+            r#"
+name = "soak-changes"
+[source.mongodb]
+uri = "{uri}"
+database = "{database}"
+collection = "items"
+start = "timestamp:{start}"
+max_await = "100ms"
+[sink.iggy]
+address = "{address}"
+stream = "{stream}"
+topic = "changes"
+create = {{ partitions = 3 }}
+[delivery]
+retry_max = "2s"
+"#,
+            uri = mongo.uri(),
+            database = self.database,
+            address = iggy.address(),
+            stream = self.stream,
+        )
+    }
+
+    /// Inserts every document at version 0, then moves all of them to the
+    /// next version, chunk by chunk, until the last.
+    async fn write(&self, mongo: &MongoServer) {
+        let items = mongo.client().await.database(&self.database).collection::<Document>("items");
+        for start in (0..self.documents).step_by(CHUNK) {
+            let end = (start + CHUNK).min(self.documents);
+            items.insert_many((start..end).map(|i| doc! { "_id": format!("d{i:07}"), "v": 0 })).await.expect("inserts");
+        }
+        for _ in 1..VERSIONS {
+            for start in (0..self.documents).step_by(CHUNK) {
+                let end = (start + CHUNK).min(self.documents);
+                let range = doc! { "_id": { "$gte": format!("d{start:07}"), "$lt": format!("d{end:07}") } };
+                items.update_many(range, doc! { "$inc": { "v": 1 } }).await.expect("updates");
+            }
+        }
+    }
+
+    /// How many messages the topic holds.
+    async fn in_topic(&self, iggy: &IggyServer) -> u64 {
+        let client = iggy.client().await;
+        let (stream, topic) = (Identifier::named(&self.stream).unwrap(), Identifier::named("changes").unwrap());
+        match client.get_topic(&stream, &topic).await {
+            Ok(Some(topic)) => topic.messages_count,
+            _ => 0,
+        }
+    }
+
+    async fn wait_in_topic(&self, iggy: &IggyServer, ferry: &mut FerryProcess, target: u64) {
+        let started = Instant::now();
+        while self.in_topic(iggy).await < target {
+            ferry.assert_running();
+            assert!(started.elapsed() < DEADLINE, "{target} changes not in the topic within {DEADLINE:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Reads the whole topic: every document's versions in topic order.
+    async fn verify(&self, iggy: &IggyServer) -> Tally {
+        let client = iggy.client().await;
+        let mut versions: HashMap<String, Vec<i64>> = HashMap::with_capacity(self.documents);
+        let mut tally = Tally::default();
+        for partition in partitions(&client, &self.stream, "changes").await {
+            for message in read_all(&client, &self.stream, "changes", partition).await {
+                tally.messages += 1;
+                let event: Value = serde_json::from_slice(&message.payload).expect("a change event");
+                let id = event["documentKey"]["_id"].as_str().expect("a document key").to_owned();
+                let version = match event["operationType"].as_str() {
+                    Some("insert") => event["fullDocument"]["v"].as_i64(),
+                    Some("update") => event["updateDescription"]["updatedFields"]["v"].as_i64(),
+                    _ => None,
+                };
+                versions.entry(id).or_default().push(version.expect("a version"));
+            }
+        }
+        let expected: Vec<i64> = (0..VERSIONS as i64).collect();
+        tally.documents = versions.len();
+        tally.wrong = versions.values().filter(|seen| **seen != expected).count();
+        tally.missing = self.documents - versions.len().min(self.documents);
+        tally
+    }
+}
+
+#[derive(Default)]
+struct Tally {
+    messages: usize,
+    documents: usize,
+    /// Documents whose versions are not 0, 1, …, each once and in order.
+    wrong: usize,
+    missing: usize,
+}
+
+impl Tally {
+    fn passed(&self, run: &Run) -> bool {
+        self.messages as u64 == run.changes() && self.wrong == 0 && self.missing == 0
+    }
+}
+
+impl std::fmt::Display for Tally {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} in the topic, {} documents, {} out of order or not exactly once, {} missing",
+            self.messages, self.documents, self.wrong, self.missing
+        )
+    }
+}
+
+/// `kills` SIGKILLs of ferry at random points of the topic's growth.
+pub async fn killed(
+    work: &Path,
+    iggy: &IggyServer,
+    mongo: &MongoServer,
+    changes: usize,
+    kills: usize,
+    rng: &mut Rng,
+) -> Summary {
+    let run = Run::new(changes);
+    let mut ferry = FerryProcess::start(work, &run.pipeline(iggy, mongo));
+    let mut targets: Vec<u64> = (0..kills).map(|_| rng.below(run.changes())).collect();
+    targets.sort_unstable();
+    let pauses: Vec<u64> = (0..kills).map(|_| rng.below(500)).collect();
+    let started = Instant::now();
+    let kill = async {
+        for (target, pause) in targets.into_iter().zip(pauses) {
+            run.wait_in_topic(iggy, &mut ferry, target).await;
+            tokio::time::sleep(Duration::from_millis(pause)).await;
+            ferry.kill();
+            ferry.restart();
+        }
+    };
+    tokio::join!(run.write(mongo), kill);
+    run.wait_in_topic(iggy, &mut ferry, run.changes()).await;
+    let elapsed = started.elapsed();
+    ferry.stop();
+    let tally = run.verify(iggy).await;
+    Summary {
+        passed: tally.passed(&run),
+        line: format!(
+            "ferry kill -9 ×{kills} over {} changes (change stream → Iggy): {tally}; {:.1} s",
+            run.changes(),
+            elapsed.as_secs_f64()
+        ),
+    }
+}
+
+/// iggy-server under the sink killed with SIGKILL and restarted on its
+/// data folder a third of the way in.
+pub async fn iggy_crashed(work: &Path, mongo: &MongoServer, changes: usize) -> Option<Summary> {
+    let mut iggy = IggyServer::start_durable("soak: iggy-server crashed under an Iggy sink").await?;
+    let run = Run::new(changes);
+    let mut ferry = FerryProcess::start(work, &run.pipeline(&iggy, mongo));
+    let started = Instant::now();
+    let writer = run.write(mongo);
+    let crash = async {
+        run.wait_in_topic(&iggy, &mut ferry, run.changes() / 3).await;
+        iggy.restart().await;
+    };
+    tokio::join!(writer, crash);
+    run.wait_in_topic(&iggy, &mut ferry, run.changes()).await;
+    let elapsed = started.elapsed();
+    ferry.stop();
+    let tally = run.verify(&iggy).await;
+    Some(Summary {
+        passed: tally.passed(&run),
+        line: format!(
+            "iggy-server kill -9 and restart under the sink, {} changes (change stream → Iggy): {tally}; {:.1} s",
+            run.changes(),
+            elapsed.as_secs_f64()
+        ),
+    })
+}
