@@ -93,9 +93,18 @@ retry_max = "2s"
 
     async fn wait_in_topic(&self, iggy: &IggyServer, ferry: &mut FerryProcess, target: u64) {
         let started = Instant::now();
-        while self.in_topic(iggy).await < target {
+        let mut said = Instant::now();
+        loop {
+            let in_topic = self.in_topic(iggy).await;
+            if in_topic >= target {
+                return;
+            }
             ferry.assert_running();
             assert!(started.elapsed() < DEADLINE, "{target} changes not in the topic within {DEADLINE:?}");
+            if said.elapsed() > Duration::from_secs(30) {
+                eprintln!("  … {in_topic} of the {target} changes waited for are in the topic");
+                said = Instant::now();
+            }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }

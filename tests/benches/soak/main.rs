@@ -66,6 +66,7 @@ async fn main() {
     }
     let mut rng = Rng(seed);
     let work = tempfile::tempdir().expect("a temporary directory");
+    println!("ferry's logs: {}/<scenario>/ferry.log", work.path().display());
     let mut summaries: Vec<Summary> = Vec::new();
     let mut report = |summary: Summary| {
         println!("{} {}", if summary.passed { "PASS" } else { "FAIL" }, summary.line);
