@@ -30,13 +30,20 @@ pub struct OffsetCommitted {
 }
 
 impl OffsetCommitted {
+    /// Status and metrics both move at once: the lag probe refreshes the
+    /// heads every few seconds, but a commit is news now (a gauge that
+    /// moved only with the probe made throughput look quantised to it).
     pub fn emit(self, telemetry: &PipelineTelemetry) {
         let mut status = telemetry.lock_status();
+        let series = telemetry.partition(self.partition);
+        series.committed.set(self.offset as i64);
         if let Position::Iggy(partitions) = &mut status.position {
             let progress = partitions.entry(self.partition).or_default();
             progress.committed_offset = Some(self.offset);
             if let Some(head) = progress.head_offset {
-                progress.lag = Some(lag(head, Some(self.offset)));
+                let lag = lag(head, Some(self.offset));
+                progress.lag = Some(lag);
+                series.lag.set(lag as i64);
             }
         }
     }
@@ -85,5 +92,25 @@ fn lag(head: u64, committed: Option<u64>) -> u64 {
     match committed {
         Some(committed) => head.saturating_sub(committed),
         None => head + 1,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::telemetry::Telemetry;
+
+    #[test]
+    fn given_a_commit_then_the_committed_offset_and_lag_gauges_move_at_once() {
+        let telemetry = Telemetry::new();
+        let pipeline = telemetry.pipeline("p");
+        PartitionsAssigned { partitions: &[0] }.emit(&pipeline);
+        let heads = [PartitionHead { partition: 0, head: Some(99), committed: None }];
+        PartitionHeads { partitions: &heads }.emit(&pipeline);
+        OffsetCommitted { partition: 0, offset: 41 }.emit(&pipeline);
+        let text = telemetry.encode_metrics();
+        let value = |series: &str| text.lines().find_map(|line| line.strip_prefix(series)).map(str::trim);
+        assert_eq!(value(r#"ferry_iggy_committed_offset{pipeline="p",partition="0"}"#), Some("41"), "{text}");
+        assert_eq!(value(r#"ferry_iggy_lag_messages{pipeline="p",partition="0"}"#), Some("58"), "{text}");
     }
 }
