@@ -11,6 +11,12 @@ use super::CliError;
 /// The golden file's lines, each re-serialised in canonical form.
 pub(super) fn read(path: &Path) -> Result<Vec<String>, CliError> {
     let text = std::fs::read_to_string(path).map_err(|source| CliError::Read { path: path.to_owned(), source })?;
+    parse(&text, path)
+}
+
+/// The lines of a golden file's `text` (read from `path`), each
+/// re-serialised in canonical form; blank lines are skipped.
+pub fn parse(text: &str, path: &Path) -> Result<Vec<String>, CliError> {
     text.lines()
         .enumerate()
         .filter(|(_, line)| !line.trim().is_empty())
@@ -26,14 +32,14 @@ pub(super) fn read(path: &Path) -> Result<Vec<String>, CliError> {
 }
 
 /// One JSON value as a single line with sorted keys.
-pub(super) fn canonical(value: &serde_json::Value) -> String {
+pub fn canonical(value: &serde_json::Value) -> String {
     // serde_json's map is ordered by key unless `preserve_order` is enabled,
     // which Ferry does not enable.
     serde_json::to_string(value).expect("JSON values serialise")
 }
 
 /// `None` if the lines agree, otherwise a unified diff of expected → actual.
-pub(super) fn diff(expected: &[String], actual: &[String], golden: &Path) -> Option<String> {
+pub fn diff(expected: &[String], actual: &[String], golden: &Path) -> Option<String> {
     if expected == actual {
         return None;
     }
@@ -54,6 +60,16 @@ mod tests {
     #[test]
     fn given_reordered_keys_then_canonical_forms_agree() {
         assert_eq!(canonical(&json!({"b": 1, "a": 2})), canonical(&serde_json::from_str(r#"{"a":2,"b":1}"#).unwrap()));
+    }
+
+    #[test]
+    fn given_a_long_number_then_its_canonical_line_reads_back_as_itself() {
+        // Found by fuzz/ (golden): serde_json read 4.444444444444445e+62 one
+        // bit off, so a golden line written from a report did not match it.
+        let golden = Path::new("golden.jsonl");
+        let lines = parse("444444444444444444444444444444000000000000009107364040568005518\n", golden).unwrap();
+        assert_eq!(lines, ["4.444444444444445e+62"]);
+        assert_eq!(parse(&lines[0], golden).unwrap(), lines);
     }
 
     #[test]

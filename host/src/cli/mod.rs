@@ -1,7 +1,9 @@
 //! The `ferry` command line: argument definitions and the commands behind
 //! them. `main.rs` only adds logging, signals and exit codes.
 
-mod golden;
+// Public for the fuzz targets only.
+#[doc(hidden)]
+pub mod golden;
 mod logging;
 mod new_command;
 mod report;

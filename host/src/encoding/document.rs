@@ -1,11 +1,15 @@
 //! Payloads as MongoDB documents: relaxed Extended JSON or raw BSON in, BSON
 //! out, and back to relaxed Extended JSON for people to read.
 
+use bson::raw::RawBsonRef;
 use bson::{Binary, Bson, Document, RawDocument, RawDocumentBuf, spec::BinarySubtype};
 
 use crate::encoding::json_to_bson::json_to_bson;
 
 use crate::record::Encoding;
+
+/// MongoDB's limit on documents and arrays within one another.
+pub const MAX_NESTING: usize = 100;
 
 /// Why a payload cannot become a document.
 #[derive(Debug, thiserror::Error)]
@@ -22,6 +26,8 @@ pub enum DocumentError {
     NotADocument(Encoding),
     #[error("payload cannot be stored as BSON: {0}")]
     Unencodable(String),
+    #[error("payload nests documents and arrays deeper than MongoDB's {MAX_NESTING} levels")]
+    TooDeep,
 }
 
 /// Reads a `json` (relaxed or canonical Extended JSON, so `{"$date": ...}`
@@ -40,11 +46,38 @@ pub fn to_raw_document(payload: &[u8], encoding: Encoding) -> Result<RawDocument
             // Checked element by element: one malformed document must be
             // rejected alone, not fail the server command it travels in.
             let raw = RawDocument::from_bytes(payload).map_err(DocumentError::Bson)?;
+            // Before anything reads it recursively: bytes from a transform
+            // can nest deep enough to overflow the stack (found by fuzz/).
+            values_within_nesting(&mut raw.iter().map(|element| element.map(|(_, value)| value)), 0)?;
             Document::try_from(raw).map_err(DocumentError::Bson)?;
             RawDocumentBuf::from_bytes(payload.to_vec()).map_err(DocumentError::Bson)
         }
         Encoding::Text | Encoding::Binary => Err(DocumentError::NotADocument(encoding)),
     }
+}
+
+/// Checks that `values`, at `depth`, and everything in them nest at most
+/// [`MAX_NESTING`] levels; it looks no deeper, so its own stack is bounded.
+fn values_within_nesting<'a>(
+    values: &mut dyn Iterator<Item = bson::error::Result<RawBsonRef<'a>>>,
+    depth: usize,
+) -> Result<(), DocumentError> {
+    if depth > MAX_NESTING {
+        return Err(DocumentError::TooDeep);
+    }
+    for value in values {
+        match value.map_err(DocumentError::Bson)? {
+            RawBsonRef::Document(document) => {
+                values_within_nesting(&mut document.iter().map(|element| element.map(|(_, value)| value)), depth + 1)?
+            }
+            RawBsonRef::Array(array) => values_within_nesting(&mut array.into_iter(), depth + 1)?,
+            RawBsonRef::JavaScriptCodeWithScope(code) => {
+                values_within_nesting(&mut code.scope.iter().map(|element| element.map(|(_, value)| value)), depth + 1)?
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// Says why a JSON payload is not a document: not JSON, not an object, or a
@@ -121,6 +154,32 @@ mod tests {
         let bytes = doc! { "a": 1 }.to_vec().unwrap();
         assert_eq!(to_document(&bytes, Encoding::Bson).unwrap(), doc! { "a": 1 });
         assert!(matches!(to_document(&bytes[..3], Encoding::Bson), Err(DocumentError::Bson(_))));
+    }
+
+    /// `{"a": {"a": … {} … }}`, `levels` documents inside the outer one.
+    fn nested(levels: usize) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(5 + 8 * levels);
+        for level in 0..levels {
+            let length = 5 + 8 * (levels - level) as i32;
+            bytes.extend_from_slice(&length.to_le_bytes());
+            bytes.extend_from_slice(&[0x03, b'a', 0]);
+        }
+        bytes.extend_from_slice(&[5, 0, 0, 0, 0]);
+        bytes.resize(bytes.len() + levels, 0);
+        bytes
+    }
+
+    #[test]
+    fn given_bson_nested_deeper_than_mongodb_takes_then_refuses_it_without_overflowing_the_stack() {
+        // A transform can return any bytes; reading 200 000 levels
+        // recursively overflowed the stack and killed the process.
+        assert_eq!(to_document(&nested(2), Encoding::Bson).unwrap(), doc! { "a": { "a": {} } });
+        assert!(to_document(&nested(MAX_NESTING), Encoding::Bson).is_ok());
+        for levels in [200_000, MAX_NESTING + 1] {
+            let error = to_raw_document(&nested(levels), Encoding::Bson).unwrap_err();
+            assert!(matches!(error, DocumentError::TooDeep), "{error:?}");
+            assert!(matches!(payload_to_json(&nested(levels), Encoding::Bson), Err(DocumentError::TooDeep)));
+        }
     }
 
     #[test]

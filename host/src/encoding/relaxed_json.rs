@@ -235,6 +235,16 @@ mod tests {
     }
 
     #[test]
+    fn given_a_double_that_needs_all_its_digits_then_it_reads_back_exactly() {
+        // Found by fuzz/ (relaxed_json): serde_json read 1.0945292999187847e+300 one bit off.
+        let double = f64::from_bits(0x7E3A_2666_6666_6666);
+        let raw = RawDocumentBuf::try_from(&doc! { "temp_f": double }).unwrap();
+        let json = to_relaxed_json(&raw, Dialect::TypePreserving).unwrap();
+        assert_eq!(json, br#"{"temp_f":1.0945292999187847e+300}"#);
+        assert_eq!(crate::encoding::json_to_bson::json_to_bson(&json).unwrap(), raw);
+    }
+
+    #[test]
     fn given_key_order_then_keeps_it() {
         let raw = RawDocumentBuf::try_from(&doc! { "z": 1, "a": 2 }).unwrap();
         assert_eq!(to_relaxed_json(&raw, Dialect::Relaxed).unwrap(), br#"{"z":1,"a":2}"#);

@@ -37,7 +37,8 @@ impl Backoff {
     /// The pause before the next attempt; each call doubles it, up to the cap.
     pub fn next_delay(&mut self) -> Duration {
         let delay = self.next;
-        self.next = (self.next * 2).min(self.max);
+        // Saturating: a pipeline may ask for pauses of centuries.
+        self.next = self.next.saturating_mul(2).min(self.max);
         self.attempts += 1;
         delay
     }
@@ -81,6 +82,15 @@ mod tests {
         assert_eq!(delays, [100, 200, 350, 350]);
         backoff.reset();
         assert_eq!(backoff.next_delay(), Duration::from_millis(100));
+    }
+
+    #[test]
+    fn given_a_cap_past_what_doubling_can_reach_then_delays_saturate() {
+        // Valid in a pipeline file; doubling the pause overflowed and panicked.
+        let huge = Duration::MAX / 2 + Duration::from_secs(1);
+        let delivery = DeliveryConfig { retry_initial: huge, retry_max: Duration::MAX, ..DeliveryConfig::default() };
+        let mut backoff = Backoff::new(&delivery, &PipelineTelemetry::detached("p"));
+        assert_eq!((backoff.next_delay(), backoff.next_delay()), (huge, Duration::MAX));
     }
 
     #[tokio::test]

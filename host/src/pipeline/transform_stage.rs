@@ -77,7 +77,7 @@ pub fn run<C, P: Prepare>(
                     if !sleep_unless(pause, stop) {
                         return Ok(());
                     }
-                    pause = (pause * 2).min(delivery.retry_max);
+                    pause = pause.saturating_mul(2).min(delivery.retry_max);
                 }
             }
         };
@@ -108,9 +108,11 @@ pub fn run<C, P: Prepare>(
 /// Sleeps `pause` in short steps; false if `stop` came first.
 fn sleep_unless(pause: Duration, stop: &CancellationToken) -> bool {
     const STEP: Duration = Duration::from_millis(50);
-    let until = Instant::now() + pause;
+    // A pause past what an Instant holds (a pipeline may ask for
+    // centuries) lasts until `stop`.
+    let until = Instant::now().checked_add(pause);
     while !stop.is_cancelled() {
-        let left = until.saturating_duration_since(Instant::now());
+        let left = until.map_or(STEP, |until| until.saturating_duration_since(Instant::now()));
         if left.is_zero() {
             return true;
         }

@@ -7,7 +7,7 @@
 //! written, so a record is never half-delivered.
 
 use super::error::TransformError;
-use super::transform::Transform;
+use super::transform::{Transform, checked_answer};
 use crate::record::{Batch, Header, Outcome, Output, Record, Write};
 use crate::record::{Emitted, Failure, RecordResult};
 
@@ -52,34 +52,82 @@ impl TransformChain {
     /// batch at all (a timeout, a trap, a rejected batch) and names the
     /// transform at fault.
     pub fn run(&mut self, batch: &Batch) -> Result<Vec<RecordResult>, TransformError> {
-        if batch.records.is_empty() {
-            return Ok(Vec::new());
-        }
-        let Some((last, middle)) = self.transforms.split_last_mut() else {
-            return Ok(vec![RecordResult::Unchanged; batch.records.len()]);
-        };
-        let mut failures: Vec<Option<Failure>> = vec![None; batch.records.len()];
-        let mut tracked: Vec<InFlight> = (0..batch.records.len()).map(InFlight::start).collect();
-        // The first transform reads the input batch itself; later ones read
-        // what the previous one emitted.
-        let mut emitted: Option<Batch> = None;
-        for transform in middle {
-            let stage = emitted.as_ref().unwrap_or(batch);
-            if stage.records.is_empty() {
-                break;
-            }
-            let outcomes = transform.transform(stage)?;
-            let (next_tracked, records) = advance(transform.name(), &tracked, &stage.records, outcomes, &mut failures);
-            tracked = next_tracked;
-            emitted = Some(Batch { source: batch.source.clone(), records });
-        }
-        let stage = emitted.as_ref().unwrap_or(batch);
-        let outcomes = match stage.records.is_empty() {
-            true => Vec::new(),
-            false => last.transform(stage)?,
-        };
-        Ok(finish(last.name(), &tracked, &stage.records, outcomes, failures))
+        run_stages(&mut self.transforms, batch)
     }
+}
+
+/// One link of a chain as the chain sees it: a name, and a call per batch
+/// that returns one outcome per record.
+trait Stage {
+    fn name(&self) -> &str;
+    fn call(&mut self, batch: &Batch) -> Result<Vec<Outcome>, TransformError>;
+}
+
+impl Stage for Transform {
+    fn name(&self) -> &str {
+        Transform::name(self)
+    }
+
+    fn call(&mut self, batch: &Batch) -> Result<Vec<Outcome>, TransformError> {
+        self.transform(batch)
+    }
+}
+
+/// What a guest would answer a call with: a stand-in for a transform.
+#[doc(hidden)]
+pub type Answer<'a> = Box<dyn FnMut(&Batch) -> Result<Vec<Outcome>, String> + 'a>;
+
+impl Stage for (String, Answer<'_>) {
+    fn name(&self) -> &str {
+        &self.0
+    }
+
+    fn call(&mut self, batch: &Batch) -> Result<Vec<Outcome>, TransformError> {
+        let answer = (self.1)(batch);
+        checked_answer(&self.0, batch.records.len(), answer)
+    }
+}
+
+/// What the chain makes of guests' answers, without running a guest: each
+/// `(name, answer)` is one transform, in chain order, and `answer` says what
+/// its call returns for a batch (an `Err` rejects the batch). This is the
+/// host's whole reading of what transforms return, for the fuzz targets.
+#[doc(hidden)]
+pub fn run_answers(
+    batch: &Batch,
+    mut transforms: Vec<(String, Answer<'_>)>,
+) -> Result<Vec<RecordResult>, TransformError> {
+    run_stages(&mut transforms, batch)
+}
+
+fn run_stages<S: Stage>(stages: &mut [S], batch: &Batch) -> Result<Vec<RecordResult>, TransformError> {
+    if batch.records.is_empty() {
+        return Ok(Vec::new());
+    }
+    let Some((last, middle)) = stages.split_last_mut() else {
+        return Ok(vec![RecordResult::Unchanged; batch.records.len()]);
+    };
+    let mut failures: Vec<Option<Failure>> = vec![None; batch.records.len()];
+    let mut tracked: Vec<InFlight> = (0..batch.records.len()).map(InFlight::start).collect();
+    // The first transform reads the input batch itself; later ones read
+    // what the previous one emitted.
+    let mut emitted: Option<Batch> = None;
+    for stage in middle {
+        let input = emitted.as_ref().unwrap_or(batch);
+        if input.records.is_empty() {
+            break;
+        }
+        let outcomes = stage.call(input)?;
+        let (next_tracked, records) = advance(stage.name(), &tracked, &input.records, outcomes, &mut failures);
+        tracked = next_tracked;
+        emitted = Some(Batch { source: batch.source.clone(), records });
+    }
+    let input = emitted.as_ref().unwrap_or(batch);
+    let outcomes = match input.records.is_empty() {
+        true => Vec::new(),
+        false => last.call(input)?,
+    };
+    Ok(finish(last.name(), &tracked, &input.records, outcomes, failures))
 }
 
 /// Applies one transform's outcomes, returning the records for the next.

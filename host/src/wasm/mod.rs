@@ -12,7 +12,7 @@ mod limits;
 mod transform;
 
 pub use cache::{CacheOutcome, CompileCache};
-pub use chain::TransformChain;
+pub use chain::{Answer, TransformChain, run_answers};
 pub use engine::{EPOCH_TICK, EngineError, WasmRuntime};
 pub use error::{TransformError, WasmCause};
 pub use transform::Transform;

@@ -154,20 +154,14 @@ impl Transform {
             telemetry.called(elapsed);
             telemetry.memory(memory);
         }
-        match result {
-            Ok(Ok(outcomes)) if outcomes.len() == records => {
-                self.learn_cost(elapsed, records);
-                self.recycle_if_above_threshold(memory);
-                Ok(outcomes)
-            }
-            Ok(Ok(outcomes)) => Err(TransformError::OutcomeCount {
-                transform: self.name.to_string(),
-                expected: batch.records.len(),
-                returned: outcomes.len(),
-            }),
-            Ok(Err(message)) => Err(TransformError::BatchRejected { transform: self.name.to_string(), message }),
-            Err(error) => Err(self.stopped(error, records, deadline)),
-        }
+        let answer = match result {
+            Ok(answer) => answer,
+            Err(error) => return Err(self.stopped(error, records, deadline)),
+        };
+        let outcomes = checked_answer(&self.name, records, answer)?;
+        self.learn_cost(elapsed, records);
+        self.recycle_if_above_threshold(memory);
+        Ok(outcomes)
     }
 
     fn learn_cost(&mut self, elapsed: Duration, records: usize) {
@@ -266,5 +260,25 @@ impl Transform {
                 source: error.into_boxed_dyn_error(),
             },
         }
+    }
+}
+
+/// What a guest's answer to a call on `records` records means: its outcomes
+/// if it kept the contract (exactly one per record), else the error naming
+/// the transform. Whatever a guest returns, this is where the host first
+/// reads it.
+pub(crate) fn checked_answer(
+    transform: &str,
+    records: usize,
+    answer: Result<Vec<Outcome>, String>,
+) -> Result<Vec<Outcome>, TransformError> {
+    match answer {
+        Ok(outcomes) if outcomes.len() == records => Ok(outcomes),
+        Ok(outcomes) => Err(TransformError::OutcomeCount {
+            transform: transform.to_owned(),
+            expected: records,
+            returned: outcomes.len(),
+        }),
+        Err(message) => Err(TransformError::BatchRejected { transform: transform.to_owned(), message }),
     }
 }

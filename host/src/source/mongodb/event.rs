@@ -49,7 +49,9 @@ pub fn change_record(event: &RawDocument, format: EventFormat) -> Result<Record,
         .map(|key| cut_or_write(json.as_deref(), fields.document_key_json.clone(), key, dialect).map(Cow::into_owned))
         .transpose()?;
     let micros = match fields.wall_time {
-        Some(wall) => wall.timestamp_millis().max(0) as u64 * 1000,
+        // Saturating: a wall time past the year 586 912 has no microseconds
+        // in a u64 (and overflowed here).
+        Some(wall) => (wall.timestamp_millis().max(0) as u64).saturating_mul(1000),
         None => fields.cluster_time.map_or(0, |(seconds, _)| u64::from(seconds) * 1_000_000),
     };
     let (seconds, increment) = fields.cluster_time.unwrap_or((0, 0));
@@ -249,6 +251,14 @@ mod tests {
         let headers = record.headers.unwrap();
         let as_text = headers.iter().map(|header| (header.name.as_str(), header.value.as_str()));
         assert_eq!(ChangePosition::from_text_headers(as_text), Some(position));
+    }
+
+    #[test]
+    fn given_a_wall_time_past_what_microseconds_hold_then_the_timestamp_saturates() {
+        let mut event = event();
+        event.insert("wallTime", bson::DateTime::MAX);
+        let record = change_record(&raw(event), EventFormat::Json).unwrap();
+        assert_eq!(record.timestamp, u64::MAX);
     }
 
     #[test]

@@ -121,6 +121,9 @@ impl ChangePosition {
             Bson::Document(token) => token,
             _ => return None,
         };
+        // A JSON key can hold a NUL byte, a BSON key cannot: such a token
+        // could be neither sent to the server nor written out again.
+        bson::RawDocumentBuf::try_from(&token).ok()?;
         let cluster_time = serde_json::from_value(value.get("t")?.clone()).ok()?;
         Some(Self::Stream { token, cluster_time })
     }
@@ -297,6 +300,14 @@ mod tests {
         let position = stream("8263", Some((1, 2)));
         assert_eq!(position.to_text_pieces(), [("ferry-position-0".to_owned(), position.to_json())]);
         assert_eq!(pieces(String::new()), []);
+    }
+
+    #[test]
+    fn given_a_token_that_is_not_bson_then_the_text_is_no_position() {
+        // Read from a checkpoint message's payload, this position panicked
+        // when written out again.
+        assert_eq!(ChangePosition::from_json(r#"{"t":null,"token":{"a\u0000b":1}}"#), None);
+        assert!(ChangePosition::from_json(r#"{"t":null,"token":{"ab":1}}"#).is_some());
     }
 
     #[test]
