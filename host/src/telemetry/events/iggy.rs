@@ -30,19 +30,22 @@ pub struct OffsetCommitted {
 }
 
 impl OffsetCommitted {
-    /// Status and metrics both move at once: the lag probe refreshes the
-    /// heads every few seconds, but a commit is news now (a gauge that
-    /// moved only with the probe made throughput look quantised to it).
+    /// Status and metrics both move at once once the probe has read the
+    /// heads (it refreshes them every few seconds, but a commit is news now:
+    /// a gauge that moved only with the probe made throughput look quantised
+    /// to it).
     pub fn emit(self, telemetry: &PipelineTelemetry) {
         let mut status = telemetry.lock_status();
-        let series = telemetry.partition(self.partition);
-        series.committed.set(self.offset as i64);
         if let Position::Iggy(partitions) = &mut status.position {
             let progress = partitions.entry(self.partition).or_default();
             progress.committed_offset = Some(self.offset);
+            // Only once the probe has read a head: the series start at 0,
+            // and a lag of 0 before anyone knows the head would be a lie.
             if let Some(head) = progress.head_offset {
                 let lag = lag(head, Some(self.offset));
                 progress.lag = Some(lag);
+                let series = telemetry.partition(self.partition);
+                series.committed.set(self.offset as i64);
                 series.lag.set(lag as i64);
             }
         }
@@ -112,5 +115,12 @@ mod tests {
         let value = |series: &str| text.lines().find_map(|line| line.strip_prefix(series)).map(str::trim);
         assert_eq!(value(r#"ferry_iggy_committed_offset{pipeline="p",partition="0"}"#), Some("41"), "{text}");
         assert_eq!(value(r#"ferry_iggy_lag_messages{pipeline="p",partition="0"}"#), Some("58"), "{text}");
+
+        // Before the probe has read a head, a commit claims no lag.
+        let fresh = telemetry.pipeline("q");
+        PartitionsAssigned { partitions: &[0] }.emit(&fresh);
+        OffsetCommitted { partition: 0, offset: 41 }.emit(&fresh);
+        let text = telemetry.encode_metrics();
+        assert!(!text.contains(r#"ferry_iggy_lag_messages{pipeline="q""#), "{text}");
     }
 }
