@@ -1,8 +1,9 @@
 //! BSON out as Extended JSON: `to_relaxed_json` in both dialects on any
 //! bytes that parse as a document. What the module promises is checked:
 //! the relaxed dialect is the JSON value `Bson::into_relaxed_extjson`
-//! gives, and Ferry's dialect differs only in writing Int64 canonically,
-//! so every value reads back (through `json_to_bson`) as the same type.
+//! gives (but for dates past the year 9999, which bson saturates), and
+//! Ferry's dialect differs only in writing Int64 canonically, so every
+//! value reads back (through `json_to_bson`) as the same type.
 
 #![no_main]
 
@@ -24,7 +25,10 @@ fuzz_target!(|data: &[u8]| {
     let (Ok(relaxed), Ok(typed)) = (relaxed, typed) else { return };
     let relaxed: serde_json::Value = serde_json::from_slice(&relaxed).expect("the relaxed dialect writes JSON");
     let Ok(document) = Document::try_from(raw) else { return };
-    assert_eq!(relaxed, Bson::Document(document.clone()).into_relaxed_extjson(), "not bson's relaxed Extended JSON");
+    if !ferry_fuzz::has_far_date(&document) {
+        let bsons = Bson::Document(document.clone()).into_relaxed_extjson();
+        assert_eq!(relaxed, bsons, "not bson's relaxed Extended JSON");
+    }
     if ferry_fuzz::has_dollar_key(&document) {
         // A document whose first key starts with `$` reads back as an
         // Extended JSON wrapper: JSON cannot tell them apart.

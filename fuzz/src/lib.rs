@@ -423,3 +423,19 @@ fn dollar_inside(value: &Bson, first_only: bool) -> bool {
         _ => false,
     }
 }
+
+/// Whether any value is a date past the year 9999, which bson's own
+/// relaxed Extended JSON saturates to 9999-12-31 (Ferry writes it exactly).
+pub fn has_far_date(document: &Document) -> bool {
+    document.values().any(far_date_inside)
+}
+
+fn far_date_inside(value: &Bson) -> bool {
+    match value {
+        Bson::DateTime(date) => date.timestamp_millis() > 253_402_300_799_999,
+        Bson::Document(document) => has_far_date(document),
+        Bson::Array(items) => items.iter().any(far_date_inside),
+        Bson::JavaScriptCodeWithScope(code) => has_far_date(&code.scope),
+        _ => false,
+    }
+}
