@@ -144,6 +144,15 @@ fn write_value(value: RawBsonRef<'_>, dialect: Dialect, out: &mut Vec<u8>) -> Re
             write_json(&date.timestamp_millis(), out);
             out.extend_from_slice(br#""}}"#);
         }
+        // Its scope is a document like any other, written here so that its
+        // dates and Int64s keep their types too (found by fuzz/).
+        RawBsonRef::JavaScriptCodeWithScope(code) => {
+            out.extend_from_slice(br#"{"$code":"#);
+            write_json(code.code, out);
+            out.extend_from_slice(br#","$scope":"#);
+            write_document(code.scope, dialect, out)?;
+            out.push(b'}');
+        }
         other => {
             let bson = Bson::try_from(other).map_err(RelaxedJsonError)?;
             write_json(&bson.into_relaxed_extjson(), out);
@@ -265,6 +274,17 @@ mod tests {
         let raw = RawDocumentBuf::try_from(&doc! { "wallTime": bson::DateTime::MAX }).unwrap();
         let json = to_relaxed_json(&raw, Dialect::Relaxed).unwrap();
         assert_eq!(json, br#"{"wallTime":{"$date":{"$numberLong":"9223372036854775807"}}}"#);
+        assert_eq!(crate::encoding::json_to_bson::json_to_bson(&json).unwrap(), raw);
+    }
+
+    #[test]
+    fn given_code_with_scope_then_its_scope_reads_back_as_itself() {
+        // Found by fuzz/ (relaxed_json): the scope went through bson, which
+        // saturated its dates and wrote its Int64s as bare numbers.
+        let scope = doc! { "at": bson::DateTime::MAX, "n": 7_i64 };
+        let code = bson::JavaScriptCodeWithScope { code: "f()".into(), scope };
+        let raw = RawDocumentBuf::try_from(&doc! { "code": code }).unwrap();
+        let json = to_relaxed_json(&raw, Dialect::TypePreserving).unwrap();
         assert_eq!(crate::encoding::json_to_bson::json_to_bson(&json).unwrap(), raw);
     }
 
