@@ -34,7 +34,9 @@ fuzz_target!(|data: &[u8]| {
         // Extended JSON wrapper: JSON cannot tell them apart.
         return;
     }
-    let read_back = json_to_bson(&typed).expect("Ferry's dialect reads back");
+    let read_back = json_to_bson(&typed).unwrap_or_else(|error| {
+        panic!("Ferry's dialect does not read back: {error}\n{}", String::from_utf8_lossy(&typed))
+    });
     let read_back = Document::try_from(read_back.as_ref()).expect("json_to_bson writes readable BSON");
     assert!(ferry_fuzz::same(&read_back, &document), "Ferry's dialect changed a value:\n{read_back:?}\n{document:?}");
 });

@@ -419,7 +419,9 @@ fn dollar_inside(value: &Bson, first_only: bool) -> bool {
     match value {
         Bson::Document(document) => dollar_keys(document, first_only),
         Bson::Array(items) => items.iter().any(|item| dollar_inside(item, first_only)),
-        Bson::JavaScriptCodeWithScope(code) => dollar_keys(&code.scope, first_only),
+        // A scope is read back by bson's reader, which takes any object
+        // with a `$` key for a wrapper.
+        Bson::JavaScriptCodeWithScope(code) => dollar_keys(&code.scope, false),
         _ => false,
     }
 }
