@@ -1,8 +1,9 @@
 //! BSON out as Extended JSON: `to_relaxed_json` in both dialects on any
 //! bytes that parse as a document. What the module promises is checked:
 //! the relaxed dialect is the JSON value `Bson::into_relaxed_extjson`
-//! gives, and Ferry's dialect differs only in writing Int64 canonically,
-//! so every value reads back (through `json_to_bson`) as the same type.
+//! gives (but for dates past the year 9999, which bson saturates), and
+//! Ferry's dialect differs only in writing Int64 canonically, so every
+//! value reads back (through `json_to_bson`) as the same type.
 
 #![no_main]
 
@@ -24,13 +25,18 @@ fuzz_target!(|data: &[u8]| {
     let (Ok(relaxed), Ok(typed)) = (relaxed, typed) else { return };
     let relaxed: serde_json::Value = serde_json::from_slice(&relaxed).expect("the relaxed dialect writes JSON");
     let Ok(document) = Document::try_from(raw) else { return };
-    assert_eq!(relaxed, Bson::Document(document.clone()).into_relaxed_extjson(), "not bson's relaxed Extended JSON");
+    if !ferry_fuzz::has_far_date(&document) {
+        let bsons = Bson::Document(document.clone()).into_relaxed_extjson();
+        assert_eq!(relaxed, bsons, "not bson's relaxed Extended JSON");
+    }
     if ferry_fuzz::has_dollar_key(&document) {
         // A document whose first key starts with `$` reads back as an
         // Extended JSON wrapper: JSON cannot tell them apart.
         return;
     }
-    let read_back = json_to_bson(&typed).expect("Ferry's dialect reads back");
+    let read_back = json_to_bson(&typed).unwrap_or_else(|error| {
+        panic!("Ferry's dialect does not read back: {error}\n{}", String::from_utf8_lossy(&typed))
+    });
     let read_back = Document::try_from(read_back.as_ref()).expect("json_to_bson writes readable BSON");
     assert!(ferry_fuzz::same(&read_back, &document), "Ferry's dialect changed a value:\n{read_back:?}\n{document:?}");
 });

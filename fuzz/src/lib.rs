@@ -419,7 +419,25 @@ fn dollar_inside(value: &Bson, first_only: bool) -> bool {
     match value {
         Bson::Document(document) => dollar_keys(document, first_only),
         Bson::Array(items) => items.iter().any(|item| dollar_inside(item, first_only)),
-        Bson::JavaScriptCodeWithScope(code) => dollar_keys(&code.scope, first_only),
+        // A scope is read back by bson's reader, which takes any object
+        // with a `$` key for a wrapper.
+        Bson::JavaScriptCodeWithScope(code) => dollar_keys(&code.scope, false),
+        _ => false,
+    }
+}
+
+/// Whether any value is a date past the year 9999, which bson's own
+/// relaxed Extended JSON saturates to 9999-12-31 (Ferry writes it exactly).
+pub fn has_far_date(document: &Document) -> bool {
+    document.values().any(far_date_inside)
+}
+
+fn far_date_inside(value: &Bson) -> bool {
+    match value {
+        Bson::DateTime(date) => date.timestamp_millis() > 253_402_300_799_999,
+        Bson::Document(document) => has_far_date(document),
+        Bson::Array(items) => items.iter().any(far_date_inside),
+        Bson::JavaScriptCodeWithScope(code) => has_far_date(&code.scope),
         _ => false,
     }
 }

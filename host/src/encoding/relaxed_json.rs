@@ -11,7 +11,9 @@
 //! Common types (strings, numbers, booleans, null, documents, arrays, object
 //! ids, dates, timestamps) are written here; every other type goes through
 //! bson's own conversion, so the output is the same JSON value that
-//! `Bson::into_relaxed_extjson` gives (Int64 aside, in Ferry's dialect).
+//! `Bson::into_relaxed_extjson` gives (Int64 aside, in Ferry's dialect; and
+//! dates past the year 9999, which bson saturates to 9999-12-31 and Ferry
+//! writes as `{"$date": {"$numberLong": ...}}`, as the specification says).
 
 use std::ops::Range;
 
@@ -134,6 +136,23 @@ fn write_value(value: RawBsonRef<'_>, dialect: Dialect, out: &mut Vec<u8>) -> Re
             write_rfc3339(date.timestamp_millis(), out);
             out.extend_from_slice(br#""}"#);
         }
+        // Written here too: bson writes a date past the year 9999 as
+        // 9999-12-31T23:59:59.999999999Z (it saturates), so it read
+        // back as another date (found by fuzz/).
+        RawBsonRef::DateTime(date) => {
+            out.extend_from_slice(br#"{"$date":{"$numberLong":""#);
+            write_json(&date.timestamp_millis(), out);
+            out.extend_from_slice(br#""}}"#);
+        }
+        // Its scope is a document like any other, written here so that its
+        // dates and Int64s keep their types too (found by fuzz/).
+        RawBsonRef::JavaScriptCodeWithScope(code) => {
+            out.extend_from_slice(br#"{"$code":"#);
+            write_json(code.code, out);
+            out.extend_from_slice(br#","$scope":"#);
+            write_document(code.scope, dialect, out)?;
+            out.push(b'}');
+        }
         other => {
             let bson = Bson::try_from(other).map_err(RelaxedJsonError)?;
             write_json(&bson.into_relaxed_extjson(), out);
@@ -211,13 +230,18 @@ mod tests {
         let raw = RawDocumentBuf::try_from(&document).unwrap();
         let ours: serde_json::Value =
             serde_json::from_slice(&to_relaxed_json(&raw, Dialect::Relaxed).unwrap()).unwrap();
-        assert_eq!(ours, Bson::Document(document.clone()).into_relaxed_extjson());
+        let mut bsons = Bson::Document(document.clone()).into_relaxed_extjson();
+        // bson saturates dates past 9999 (see write_value); Ferry keeps them.
+        assert_eq!(bsons["far"], serde_json::json!({"$date": "9999-12-31T23:59:59.999999999Z"}));
+        bsons["far"] = serde_json::json!({"$date": {"$numberLong": "253402300800000"}});
+        assert_eq!(ours, bsons);
 
         // Ferry's dialect differs in Int64 alone.
         let typed: serde_json::Value =
             serde_json::from_slice(&to_relaxed_json(&raw, Dialect::TypePreserving).unwrap()).unwrap();
         let mut expected = Bson::Document(document).into_relaxed_extjson();
         expected["l"] = serde_json::json!({"$numberLong": "9000000000"});
+        expected["far"] = serde_json::json!({"$date": {"$numberLong": "253402300800000"}});
         assert_eq!(typed, expected);
     }
 
@@ -241,6 +265,26 @@ mod tests {
         let raw = RawDocumentBuf::try_from(&doc! { "temp_f": double }).unwrap();
         let json = to_relaxed_json(&raw, Dialect::TypePreserving).unwrap();
         assert_eq!(json, br#"{"temp_f":1.0945292999187847e+300}"#);
+        assert_eq!(crate::encoding::json_to_bson::json_to_bson(&json).unwrap(), raw);
+    }
+
+    #[test]
+    fn given_a_date_past_the_year_9999_then_it_reads_back_as_itself() {
+        // Found by fuzz/ (relaxed_json): bson's conversion wrote it as 9999-12-31.
+        let raw = RawDocumentBuf::try_from(&doc! { "wallTime": bson::DateTime::MAX }).unwrap();
+        let json = to_relaxed_json(&raw, Dialect::Relaxed).unwrap();
+        assert_eq!(json, br#"{"wallTime":{"$date":{"$numberLong":"9223372036854775807"}}}"#);
+        assert_eq!(crate::encoding::json_to_bson::json_to_bson(&json).unwrap(), raw);
+    }
+
+    #[test]
+    fn given_code_with_scope_then_its_scope_reads_back_as_itself() {
+        // Found by fuzz/ (relaxed_json): the scope went through bson, which
+        // saturated its dates and wrote its Int64s as bare numbers.
+        let scope = doc! { "at": bson::DateTime::MAX, "n": 7_i64 };
+        let code = bson::JavaScriptCodeWithScope { code: "f()".into(), scope };
+        let raw = RawDocumentBuf::try_from(&doc! { "code": code }).unwrap();
+        let json = to_relaxed_json(&raw, Dialect::TypePreserving).unwrap();
         assert_eq!(crate::encoding::json_to_bson::json_to_bson(&json).unwrap(), raw);
     }
 
