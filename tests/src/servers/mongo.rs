@@ -77,7 +77,7 @@ impl MongoServer {
     pub async fn not_started(test: &str) -> Option<Self> {
         let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/secantusd-py");
         let Some(binary) = find_binary("SECANTUSD_BIN", "secantusd-py", &[venv]) else {
-            missing(test, "no secantusd-py (`pip install secantusdb`), which this test starts once Ferry is waiting");
+            missing(test, "no secantusd-py (`pip install secantusdb`), a server this test starts and controls itself");
             return None;
         };
         let port = free_port();
