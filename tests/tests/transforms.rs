@@ -172,6 +172,28 @@ fn once_batches_have_run_a_hanging_batch_is_cut_short_long_before_its_timeout() 
 }
 
 #[test]
+fn calls_on_one_record_leave_the_learned_cost_alone() {
+    let mut config = probe();
+    // A timeout far above any learned deadline, so neither bound hides a change.
+    config.timeout = Duration::from_secs(3600);
+    let mut chain = chain(&[config]);
+    let cheap: Vec<String> = (0..100).map(|i| format!("{{\"n\":{i}}}")).collect();
+    let cheap: Vec<&str> = cheap.iter().map(String::as_str).collect();
+    for _ in 0..5 {
+        chain.run(&batch(&cheap)).unwrap();
+    }
+    let learned = chain.transforms()[0].deadline(1_000_000);
+    // What a record-by-record retry does: many calls, one record each, where
+    // the call's own overhead is most of the cost.
+    for _ in 0..50 {
+        chain.run(&batch(&["ok"])).unwrap();
+    }
+    assert_eq!(chain.transforms()[0].deadline(1_000_000), learned);
+    chain.run(&batch(&cheap[..2])).unwrap();
+    assert_ne!(chain.transforms()[0].deadline(1_000_000), learned, "a call on two records is learned from");
+}
+
+#[test]
 fn a_memory_hog_is_reported_as_out_of_memory() {
     let mut config = probe();
     config.memory_limit = ByteSize::mib(16);

@@ -164,8 +164,16 @@ impl Transform {
         Ok(outcomes)
     }
 
+    /// Folds a successful call into the recent cost per record. Calls on one
+    /// record teach nothing: they are the record-by-record retry after a cut
+    /// batch, or a trickle, and a call's fixed overhead divided by one record
+    /// would raise the deadline of the next full batch — exactly when a
+    /// hanging record should cost little.
     fn learn_cost(&mut self, elapsed: Duration, records: usize) {
-        let cost = elapsed.as_secs_f64() / records.max(1) as f64;
+        if records < 2 {
+            return;
+        }
+        let cost = elapsed.as_secs_f64() / records as f64;
         self.recent_cost = Some(match self.recent_cost {
             None => cost,
             Some(recent) => recent + COST_WEIGHT * (cost - recent),
