@@ -54,6 +54,10 @@ impl ChangePosition {
                 } else {
                     match (cluster_time, last_time) {
                         (Some(time), Some(last)) if time > last => Relation::Ahead,
+                        // The events of one transaction share a cluster time;
+                        // MongoDB orders them by the token's `_data`, a string
+                        // that sorts as the events do (since 4.0).
+                        (Some(time), Some(last)) if time == last && sorts_after(token, last_token) => Relation::Ahead,
                         _ => Relation::Behind,
                     }
                 }
@@ -226,6 +230,15 @@ fn piece_name(index: usize) -> String {
     name
 }
 
+/// Whether both resume tokens have a `_data` string and `token`'s sorts
+/// after `last`'s.
+fn sorts_after(token: &Document, last: &Document) -> bool {
+    match (token.get_str("_data"), last.get_str("_data")) {
+        (Ok(data), Ok(last_data)) => data > last_data,
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -259,8 +272,19 @@ mod tests {
         assert_eq!(stream("a", Some((10, 1))).relation_to(&last), Relation::Same);
         assert_eq!(stream("b", Some((10, 2))).relation_to(&last), Relation::Ahead);
         assert_eq!(stream("c", Some((9, 5))).relation_to(&last), Relation::Behind);
-        // Same cluster time, another token: a transaction's earlier event.
-        assert_eq!(stream("d", Some((10, 1))).relation_to(&last), Relation::Behind);
+    }
+
+    #[test]
+    fn given_a_transactions_events_then_their_tokens_order_them() {
+        // MongoDB 7 tokens of one transaction's second and third events: one
+        // cluster time, and `_data` grows with the event's index in it.
+        let second = stream("8265A1B2C3000000012B0429296E1804", Some((10, 1)));
+        let third = stream("8265A1B2C3000000012B0429296E1806", Some((10, 1)));
+        assert_eq!(third.relation_to(&second), Relation::Ahead, "a later event of the same transaction is new");
+        assert_eq!(second.relation_to(&third), Relation::Behind);
+        let no_data = ChangePosition::Stream { token: doc! { "other": 1 }, cluster_time: Some((10, 1)) };
+        assert_eq!(no_data.relation_to(&second), Relation::Behind, "without `_data` a tie is taken as held");
+        assert_eq!(third.relation_to(&no_data), Relation::Behind);
     }
 
     #[test]
