@@ -11,7 +11,7 @@ use ferry::pipeline::{Counts, PipelineError};
 use ferry::telemetry::PipelineTelemetry;
 use ferry::wasm::{CompileCache, WasmRuntime};
 use iggy::prelude::{
-    Consumer, ConsumerGroupClient, ConsumerGroupDetails, Identifier, IggyClient, IggyMessage, MessageClient,
+    Consumer, ConsumerGroupClient, ConsumerGroupDetails, Identifier, IggyClient, IggyError, IggyMessage, MessageClient,
     Partitioning, PollingStrategy, TopicClient,
 };
 use tokio::task::JoinHandle;
@@ -105,20 +105,32 @@ pub async fn read_topic(client: &IggyClient, stream: &str, topic: &str) -> Vec<I
 
 /// Every message of a topic partition, from the start.
 pub async fn read_all(client: &IggyClient, stream: &str, topic: &str, partition: u32) -> Vec<IggyMessage> {
+    let (messages, error) = read_until_error(client, stream, topic, partition).await;
+    if let Some(error) = error {
+        panic!("the topic can be read: {error}");
+    }
+    messages
+}
+
+/// The messages of a topic partition from the start up to its end, or up
+/// to the first poll the server refuses (and its error).
+pub async fn read_until_error(
+    client: &IggyClient,
+    stream: &str,
+    topic: &str,
+    partition: u32,
+) -> (Vec<IggyMessage>, Option<IggyError>) {
     let (stream, topic) = (Identifier::named(stream).unwrap(), Identifier::named(topic).unwrap());
     let consumer = Consumer::new(Identifier::named("test-reader").unwrap());
     let mut messages: Vec<IggyMessage> = Vec::new();
     loop {
         let next = messages.last().map_or(0, |message| message.header.offset + 1);
         let strategy = PollingStrategy::offset(next);
-        let polled = client
-            .poll_messages(&stream, &topic, Some(partition), &consumer, &strategy, 1000, false)
-            .await
-            .expect("the topic can be read");
-        if polled.messages.is_empty() {
-            return messages;
+        match client.poll_messages(&stream, &topic, Some(partition), &consumer, &strategy, 1000, false).await {
+            Ok(polled) if polled.messages.is_empty() => return (messages, None),
+            Ok(polled) => messages.extend(polled.messages),
+            Err(error) => return (messages, Some(error)),
         }
-        messages.extend(polled.messages);
     }
 }
 

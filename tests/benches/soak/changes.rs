@@ -7,9 +7,9 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
-use ferry_tests::pipelines::{partitions, read_all, unique};
+use ferry_tests::pipelines::{partitions, read_until_error, unique};
 use ferry_tests::servers::{IggyServer, MongoServer};
-use iggy::prelude::{Identifier, TopicClient};
+use iggy::prelude::{Identifier, IggyClient, TopicClient};
 use mongodb::bson::{Document, doc};
 use serde_json::Value;
 
@@ -21,6 +21,9 @@ const VERSIONS: usize = 10;
 /// Documents written (or updated) per command.
 const CHUNK: usize = 1000;
 const DEADLINE: Duration = Duration::from_secs(1800);
+/// How long the topic may stop growing short of its target before the run
+/// says where the changes stopped (past any retry pause and restart).
+const STALL: Duration = Duration::from_secs(120);
 
 struct Run {
     stream: String,
@@ -82,8 +85,7 @@ retry_max = "2s"
     }
 
     /// How many messages the topic holds.
-    async fn in_topic(&self, iggy: &IggyServer) -> u64 {
-        let client = iggy.client().await;
+    async fn in_topic(&self, client: &IggyClient) -> u64 {
         let (stream, topic) = (Identifier::named(&self.stream).unwrap(), Identifier::named("changes").unwrap());
         match client.get_topic(&stream, &topic).await {
             Ok(Some(topic)) => topic.messages_count,
@@ -94,13 +96,25 @@ retry_max = "2s"
     async fn wait_in_topic(&self, iggy: &IggyServer, ferry: &mut FerryProcess, target: u64) {
         let started = Instant::now();
         let mut said = Instant::now();
+        let (mut last_seen, mut grew) = (0, Instant::now());
+        // One client for the whole wait: logging in every 50 ms for a
+        // quarter of an hour wore iggy-server down until logins timed out.
+        let client = iggy.client().await;
         loop {
-            let in_topic = self.in_topic(iggy).await;
+            let in_topic = self.in_topic(&client).await;
             if in_topic >= target {
                 return;
             }
             ferry.assert_running();
-            assert!(started.elapsed() < DEADLINE, "{target} changes not in the topic within {DEADLINE:?}");
+            if in_topic != last_seen {
+                (last_seen, grew) = (in_topic, Instant::now());
+            }
+            if grew.elapsed() > STALL || started.elapsed() > DEADLINE {
+                panic!(
+                    "{target} changes waited for, and the topic stopped growing at {in_topic}:\n{}",
+                    self.diagnosis(iggy, ferry).await
+                );
+            }
             if said.elapsed() > Duration::from_secs(30) {
                 eprintln!("  … {in_topic} of the {target} changes waited for are in the topic");
                 said = Instant::now();
@@ -109,13 +123,47 @@ retry_max = "2s"
         }
     }
 
+    /// Where the changes stopped: what the topic's statistics say, what
+    /// reading it finds, what ferry says it read and wrote, its log's tail.
+    async fn diagnosis(&self, iggy: &IggyServer, ferry: &FerryProcess) -> String {
+        let client = iggy.client().await;
+        let (stream, topic) = (Identifier::named(&self.stream).unwrap(), Identifier::named("changes").unwrap());
+        let mut lines = Vec::new();
+        if let Ok(Some(details)) = client.get_topic(&stream, &topic).await {
+            for partition in &details.partitions {
+                let (read, error) = read_until_error(&client, &self.stream, "changes", partition.id).await;
+                lines.push(format!(
+                    "partition {}: messages_count {}, current_offset {}, {} messages read, last offset {:?}{}",
+                    partition.id,
+                    partition.messages_count,
+                    partition.current_offset,
+                    read.len(),
+                    read.last().map(|message| message.header.offset),
+                    error.map(|error| format!(", then: {error}")).unwrap_or_default(),
+                ));
+            }
+        }
+        let metrics = ferry.metrics().await;
+        for series in ["ferry_records_read_total", "ferry_outputs_written_total", "ferry_batches_total"] {
+            lines.push(format!("{series}: {:?}", ferry_tests::ferry::sample(&metrics, series)));
+        }
+        lines.push(format!("oplog changes written: {}", self.changes()));
+        lines.push(format!("ferry's log:\n{}", ferry.log_tail(40)));
+        lines.join("\n")
+    }
+
     /// Reads the whole topic: every document's versions in topic order.
     async fn verify(&self, iggy: &IggyServer) -> Tally {
         let client = iggy.client().await;
         let mut versions: HashMap<String, Vec<i64>> = HashMap::with_capacity(self.documents);
         let mut tally = Tally::default();
         for partition in partitions(&client, &self.stream, "changes").await {
-            for message in read_all(&client, &self.stream, "changes", partition).await {
+            let (messages, error) = read_until_error(&client, &self.stream, "changes", partition).await;
+            if let Some(error) = error {
+                let from = messages.last().map_or(0, |message| message.header.offset + 1);
+                tally.unreadable.push(format!("partition {partition} from offset {from} ({error})"));
+            }
+            for message in messages {
                 tally.messages += 1;
                 let event: Value = serde_json::from_slice(&message.payload).expect("a change event");
                 let id = event["documentKey"]["_id"].as_str().expect("a document key").to_owned();
@@ -142,11 +190,13 @@ struct Tally {
     /// Documents whose versions are not 0, 1, …, each once and in order.
     wrong: usize,
     missing: usize,
+    /// Partitions iggy-server refused to read to the end, and where.
+    unreadable: Vec<String>,
 }
 
 impl Tally {
     fn passed(&self, run: &Run) -> bool {
-        self.messages as u64 == run.changes() && self.wrong == 0 && self.missing == 0
+        self.messages as u64 == run.changes() && self.wrong == 0 && self.missing == 0 && self.unreadable.is_empty()
     }
 }
 
@@ -156,7 +206,11 @@ impl std::fmt::Display for Tally {
             f,
             "{} in the topic, {} documents, {} out of order or not exactly once, {} missing",
             self.messages, self.documents, self.wrong, self.missing
-        )
+        )?;
+        if !self.unreadable.is_empty() {
+            write!(f, "; iggy-server cannot read {}", self.unreadable.join(", "))?;
+        }
+        Ok(())
     }
 }
 

@@ -80,9 +80,7 @@ impl FerryProcess {
     pub fn assert_running(&mut self) {
         let child = self.child.as_mut().expect("ferry was started");
         if let Some(status) = child.try_wait().expect("the process can be waited on") {
-            let log = std::fs::read_to_string(self.work.join("ferry.log")).unwrap_or_default();
-            let tail: Vec<&str> = log.lines().rev().take(20).collect();
-            panic!("ferry exited by itself ({status}):\n{}", tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
+            panic!("ferry exited by itself ({status}):\n{}", self.log_tail(20));
         }
     }
 
@@ -95,6 +93,22 @@ impl FerryProcess {
         let url = format!("http://{}/pipelines/{pipeline}", self.admin);
         let response = self.http.get(url).timeout(Duration::from_secs(5)).send().await.ok()?;
         response.json().await.ok()
+    }
+
+    /// `/metrics` as Prometheus text (empty while ferry is starting).
+    pub async fn metrics(&self) -> String {
+        let url = format!("http://{}/metrics", self.admin);
+        match self.http.get(url).timeout(Duration::from_secs(5)).send().await {
+            Ok(response) => response.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        }
+    }
+
+    /// The last `lines` lines ferry logged.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let log = std::fs::read_to_string(self.work.join("ferry.log")).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(lines).collect();
+        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
     }
 
     /// How many messages of its Iggy source the pipeline has committed, over
