@@ -162,9 +162,15 @@ async fn metrics_count_what_flowed_and_lag_reaches_zero_when_caught_up() {
     );
     assert_eq!(setup.count("sensors").await, 900);
 
-    // The lag probe reads the committed offsets: 0 once everything is.
-    wait::until("lag 0", PATIENCE, || async {
-        (ferry.metric(&series("ferry_iggy_lag_messages")).await == Some(0.0)).then_some(())
+    // The lag probe reads the committed offsets: 0 once everything is. A
+    // probe that ran before the messages arrived also says 0 (empty
+    // partitions), so wait for one that has read the heads.
+    wait::until("lag 0, with the heads read", PATIENCE, || async {
+        let status = ferry.pipeline("sensors").await;
+        let heads_read = status["position"]["partitions"]
+            .as_array()
+            .is_some_and(|partitions| partitions.iter().all(|partition| partition["head_offset"] == 499));
+        (heads_read && ferry.metric(&series("ferry_iggy_lag_messages")).await == Some(0.0)).then_some(())
     })
     .await;
     let status = ferry.pipeline("sensors").await;
