@@ -150,17 +150,28 @@ fn a_runaway_guest_is_stopped_at_its_deadline_and_the_next_batch_runs() {
     assert_eq!(error.to_string(), "transform `probe` timed out: one record ran longer than 100ms (record_timeout)");
 }
 
+/// A hundred records the probe passes through at once: `{"n":0}` … `{"n":99}`.
+fn cheap_records() -> Vec<String> {
+    (0..100).map(|i| format!("{{\"n\":{i}}}")).collect()
+}
+
+/// Runs five batches of `records`, so the transform has a recent cost per
+/// record to set its deadlines by.
+fn learn_the_cost_of(chain: &mut TransformChain, records: &[&str]) {
+    for _ in 0..5 {
+        chain.run(&batch(records)).unwrap();
+    }
+}
+
 #[test]
 fn once_batches_have_run_a_hanging_batch_is_cut_short_long_before_its_timeout() {
     let mut config = probe();
     config.timeout = Duration::from_secs(30);
     let mut chain = chain(&[config]);
-    let cheap: Vec<String> = (0..100).map(|i| format!("{{\"n\":{i}}}")).collect();
+    let cheap = cheap_records();
     let cheap: Vec<&str> = cheap.iter().map(String::as_str).collect();
     assert_eq!(chain.transforms()[0].deadline(100), Duration::from_secs(30), "nothing measured yet");
-    for _ in 0..5 {
-        chain.run(&batch(&cheap)).unwrap();
-    }
+    learn_the_cost_of(&mut chain, &cheap);
     // Twenty times what such a batch costs, but never under record_timeout.
     let deadline = chain.transforms()[0].deadline(100);
     assert!(deadline >= Duration::from_millis(100) && deadline < Duration::from_secs(2), "{deadline:?}");
@@ -177,11 +188,9 @@ fn calls_on_one_record_leave_the_learned_cost_alone() {
     // A timeout far above any learned deadline, so neither bound hides a change.
     config.timeout = Duration::from_secs(3600);
     let mut chain = chain(&[config]);
-    let cheap: Vec<String> = (0..100).map(|i| format!("{{\"n\":{i}}}")).collect();
+    let cheap = cheap_records();
     let cheap: Vec<&str> = cheap.iter().map(String::as_str).collect();
-    for _ in 0..5 {
-        chain.run(&batch(&cheap)).unwrap();
-    }
+    learn_the_cost_of(&mut chain, &cheap);
     let learned = chain.transforms()[0].deadline(1_000_000);
     // What a record-by-record retry does: many calls, one record each, where
     // the call's own overhead is most of the cost.
