@@ -1,5 +1,6 @@
 //! An Iggy server for a test.
 
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -7,6 +8,7 @@ use ferry::config::{IggyConnection, IggyTls};
 use iggy::prelude::IggyClient;
 
 use super::docker::DockerContainer;
+use super::iggy_segments::{TrimmedSegment, trim_unindexed_tails, unindex_last_messages};
 use super::process::{ServerProcess, find_binary};
 use super::tls::{SERVER_NAME, TestCa};
 use super::{free_port, missing};
@@ -144,14 +146,45 @@ impl IggyServer {
     /// Kills the server (keeping its data) and starts it again on the same
     /// port. Only for servers this fixture started itself.
     pub async fn restart(&mut self) {
-        if let Running::Process { process, command } = &mut self.running {
-            process.kill();
-            let log = self._data.as_ref().expect("own server").path().join("iggy-server-restarted.log");
-            *process = ServerProcess::spawn(command(), &log).expect("iggy-server restarts");
-            self.wait_ready().await;
-        } else {
+        self.relaunch(|_| ()).await;
+    }
+
+    /// Kills the server, then, before starting it again, cuts off what a
+    /// flush the kill interrupted left in the log beyond the index (see
+    /// [`trim_unindexed_tails`]): a batch the server never acknowledged,
+    /// which its client sends again, and whose offsets 0.8 would otherwise
+    /// reuse. For tests of what clients do through a crash, not of 0.8's
+    /// recovery. Returns the segments it cut.
+    pub async fn restart_recovered(&mut self) -> Vec<TrimmedSegment> {
+        let mut trimmed = Vec::new();
+        self.relaunch(|system| trimmed = trim_unindexed_tails(system).expect("the segments can be trimmed")).await;
+        trimmed
+    }
+
+    /// Kills the server as if between a flush's `.log` and `.index` writes
+    /// of the last `messages` messages of `partition` (of the one topic the
+    /// server holds), and starts it again: the state iggy-server 0.8 cannot
+    /// recover from.
+    pub async fn crash_between_log_and_index(&mut self, partition: u32, messages: u64) {
+        self.relaunch(|system| {
+            let dir = only_partition(system, partition);
+            unindex_last_messages(&dir, messages).expect("the index can be cut");
+        })
+        .await;
+    }
+
+    /// Kills the server, runs `while_down` on its system folder, and starts
+    /// it again on the same port. Only for servers this fixture started.
+    async fn relaunch(&mut self, while_down: impl FnOnce(&Path)) {
+        let Running::Process { process, command } = &mut self.running else {
             panic!("only a server started by the test can be restarted");
-        }
+        };
+        process.kill();
+        let data = self._data.as_ref().expect("own server").path();
+        while_down(&data.join("iggy"));
+        *process =
+            ServerProcess::spawn(command(), &data.join("iggy-server-restarted.log")).expect("iggy-server restarts");
+        self.wait_ready().await;
     }
 
     /// Kills the server for good (its data stays until the fixture drops).
@@ -179,5 +212,19 @@ impl IggyServer {
                 }
             }
         }
+    }
+}
+
+/// The folder of `partition` in the one topic under `system`.
+fn only_partition(system: &Path, partition: u32) -> PathBuf {
+    let children = |dir: &Path| std::fs::read_dir(dir).into_iter().flatten().flatten().map(|entry| entry.path());
+    let found: Vec<PathBuf> = children(&system.join("streams"))
+        .flat_map(|stream| children(&stream.join("topics")).collect::<Vec<_>>())
+        .map(|topic| topic.join("partitions").join(partition.to_string()))
+        .filter(|dir| dir.is_dir())
+        .collect();
+    match found.as_slice() {
+        [dir] => dir.clone(),
+        _ => panic!("expected one topic with partition {partition} under {}, found {found:?}", system.display()),
     }
 }

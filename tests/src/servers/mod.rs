@@ -12,6 +12,7 @@
 
 mod docker;
 mod iggy;
+mod iggy_segments;
 mod mongo;
 mod process;
 mod tls;
@@ -19,6 +20,7 @@ mod tls;
 use std::io::Write;
 
 pub use iggy::IggyServer;
+pub use iggy_segments::TrimmedSegment;
 pub use mongo::{MongoServer, SecantusOptions};
 pub use process::find_binary;
 pub use tls::{SERVER_NAME, TestCa};
