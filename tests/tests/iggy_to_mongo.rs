@@ -26,7 +26,11 @@ struct Setup {
 impl Setup {
     async fn new(test: &str, partitions: u32) -> Option<Self> {
         ferry_tests::init_logging();
-        let iggy = IggyServer::start(test).await?;
+        Self::with_iggy(test, IggyServer::start(test).await?, partitions).await
+    }
+
+    /// The setup around an Iggy server the test chose.
+    async fn with_iggy(test: &str, iggy: IggyServer, partitions: u32) -> Option<Self> {
         let mongo = MongoServer::start(test).await?;
         let (stream, topic, database) = (unique("sensors"), "readings".to_owned(), unique("iot"));
         let client = iggy.client().await;
@@ -269,6 +273,52 @@ async fn iggy_restarting_mid_run_is_survived() {
     setup.wait_for_count(4_000).await;
     pipeline.stop().await.expect("a clean stop");
     assert_eq!(seqs(&setup.documents("readings").await), (0..4_000).collect::<Vec<i64>>());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_iggy_server_cannot_read_back_stops_the_pipeline_naming_the_offset() {
+    let test = "a_partition_iggy_server_cannot_read_back_stops_the_pipeline_naming_the_offset";
+    ferry_tests::init_logging();
+    let Some(iggy) = IggyServer::start_durable(test).await else { return };
+    let Some(mut setup) = Setup::with_iggy(test, iggy, 1).await else { return };
+    setup.produce((0..100).map(reading)).await;
+    // Readings 90..99 stay in the log unindexed: the restarted server 0.8
+    // gives the next ten readings their offsets again.
+    setup.iggy.crash_between_log_and_index(0, 10).await;
+    setup.produce((100..150).map(reading)).await;
+
+    let pipeline = RunningPipeline::start(parse(&setup.pipeline("batch_size = 10", "", false)));
+    let outcome = tokio::time::timeout(PATIENCE, pipeline.task).await.expect("the pipeline stops by itself").unwrap();
+    let Err(PipelineError::Service(error)) = outcome else {
+        panic!("expected the poll to fail, got {outcome:?}");
+    };
+    assert!(!error.transient, "retrying cannot read the partition: {error:?}");
+    let expected = format!("polling {}/readings partition 0 from offset 90: ", setup.stream);
+    assert!(error.what.starts_with(&expected), "{}", error.what);
+    assert!(error.what.contains("killed between writing a segment's .log and its .index"), "{}", error.what);
+    // Everything before the damage was written, once; nothing was skipped.
+    assert_eq!(seqs(&setup.documents("readings").await), (0..90).collect::<Vec<i64>>());
+}
+
+/// The soak's `iggy-sink` scenario relies on this cut to measure Ferry
+/// rather than iggy-server 0.8's recovery.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_unindexed_tail_cut_before_the_restart_the_partition_reads_back_whole() {
+    let test = "with_the_unindexed_tail_cut_before_the_restart_the_partition_reads_back_whole";
+    ferry_tests::init_logging();
+    let Some(iggy) = IggyServer::start_durable(test).await else { return };
+    let Some(mut setup) = Setup::with_iggy(test, iggy, 1).await else { return };
+    setup.produce((0..100).map(reading)).await;
+    setup.iggy.crash_between_log_and_index(0, 10).await;
+    let trimmed = setup.iggy.restart_recovered().await;
+    assert_eq!(trimmed.len(), 1, "one segment ran past its index: {trimmed:?}");
+    setup.produce((100..150).map(reading)).await;
+
+    let pipeline = RunningPipeline::start(parse(&setup.pipeline("batch_size = 10", "", false)));
+    setup.wait_for_count(140).await;
+    pipeline.stop().await.expect("a clean stop");
+    // Readings 90..99 went with the cut; every other one arrives once.
+    assert_eq!(seqs(&setup.documents("readings").await), (0..90).chain(100..150).collect::<Vec<i64>>());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

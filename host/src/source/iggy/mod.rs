@@ -19,9 +19,11 @@ use iggy::prelude::{
 
 mod lag;
 mod message;
+mod unreadable;
 
 pub use lag::watch_lag;
 pub use message::{KEY_HEADER, message_id_parts, to_record};
+use unreadable::{PollStart, unreadable_partition};
 
 use super::{Polled, Source};
 use crate::config::{IggySourceConfig, StartPosition};
@@ -135,6 +137,20 @@ impl IggySource {
         Ok(())
     }
 
+    /// Where the last poll of `partition` started, for an error message.
+    async fn poll_start(&mut self, partition: u32) -> PollStart {
+        if let Some(&offset) = self.cursors.get(&partition) {
+            return PollStart::Cursor(offset);
+        }
+        let Ok((client, _)) = self.link.client().await else { return PollStart::Unknown };
+        let stored =
+            client.get_consumer_offset(&self.ids.group, &self.ids.stream, &self.ids.topic, Some(partition)).await;
+        match stored {
+            Ok(info) => PollStart::AfterStored(info.map(|info| info.stored_offset)),
+            Err(_) => PollStart::Unknown,
+        }
+    }
+
     async fn failed(&mut self, error: ServiceError) -> ServiceError {
         if error.transient {
             self.link.reset().await;
@@ -178,6 +194,10 @@ impl Source for IggySource {
                 .await;
             let polled = match polled {
                 Ok(polled) => polled,
+                Err(error @ IggyError::InvalidOffset(_)) => {
+                    let start = self.poll_start(partition).await;
+                    return Err(ServiceError::iggy(unreadable_partition(&topic_name, partition, start), error));
+                }
                 Err(error) => {
                     let error = ServiceError::iggy(format!("polling {topic_name} partition {partition}"), error);
                     return Err(self.failed(error).await);
