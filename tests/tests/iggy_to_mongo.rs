@@ -275,16 +275,22 @@ async fn iggy_restarting_mid_run_is_survived() {
     assert_eq!(seqs(&setup.documents("readings").await), (0..4_000).collect::<Vec<i64>>());
 }
 
+/// Readings 0..99 in one partition of a durable iggy-server, killed as if
+/// between writing the last ten to the log and indexing them, and started
+/// again: 90..99 stay in the log, unindexed.
+async fn crashed_between_log_and_index(test: &str) -> Option<Setup> {
+    ferry_tests::init_logging();
+    let mut setup = Setup::with_iggy(test, IggyServer::start_durable(test).await?, 1).await?;
+    setup.produce((0..100).map(reading)).await;
+    setup.iggy.crash_between_log_and_index(0, 10).await;
+    Some(setup)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partition_iggy_server_cannot_read_back_stops_the_pipeline_naming_the_offset() {
     let test = "a_partition_iggy_server_cannot_read_back_stops_the_pipeline_naming_the_offset";
-    ferry_tests::init_logging();
-    let Some(iggy) = IggyServer::start_durable(test).await else { return };
-    let Some(mut setup) = Setup::with_iggy(test, iggy, 1).await else { return };
-    setup.produce((0..100).map(reading)).await;
-    // Readings 90..99 stay in the log unindexed: the restarted server 0.8
-    // gives the next ten readings their offsets again.
-    setup.iggy.crash_between_log_and_index(0, 10).await;
+    let Some(setup) = crashed_between_log_and_index(test).await else { return };
+    // The restarted server 0.8 gives the next readings the offsets of 90..99 again.
     setup.produce((100..150).map(reading)).await;
 
     let pipeline = RunningPipeline::start(parse(&setup.pipeline("batch_size = 10", "", false)));
@@ -305,11 +311,7 @@ async fn a_partition_iggy_server_cannot_read_back_stops_the_pipeline_naming_the_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_the_unindexed_tail_cut_before_the_restart_the_partition_reads_back_whole() {
     let test = "with_the_unindexed_tail_cut_before_the_restart_the_partition_reads_back_whole";
-    ferry_tests::init_logging();
-    let Some(iggy) = IggyServer::start_durable(test).await else { return };
-    let Some(mut setup) = Setup::with_iggy(test, iggy, 1).await else { return };
-    setup.produce((0..100).map(reading)).await;
-    setup.iggy.crash_between_log_and_index(0, 10).await;
+    let Some(mut setup) = crashed_between_log_and_index(test).await else { return };
     let trimmed = setup.iggy.restart_recovered().await;
     assert_eq!(trimmed.len(), 1, "one segment ran past its index: {trimmed:?}");
     setup.produce((100..150).map(reading)).await;
