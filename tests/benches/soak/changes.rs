@@ -260,11 +260,16 @@ pub async fn iggy_crashed(work: &Path, mongo: &MongoServer, changes: usize) -> O
     let mut ferry = FerryProcess::start(work, &run.pipeline(&iggy, mongo));
     let started = Instant::now();
     let writer = run.write(mongo);
+    // Killed mid-write, iggy-server 0.8 can leave a batch it never
+    // acknowledged in the log beyond the index, and then reuses its offsets
+    // (see the README); the restart cuts that batch off first (Ferry sends
+    // it again, unacknowledged as it is), so what is measured is Ferry's sink.
     let crash = async {
         run.wait_in_topic(&iggy, &mut ferry, run.changes() / 3).await;
-        iggy.restart().await;
+        iggy.restart_recovered().await
     };
-    tokio::join!(writer, crash);
+    let ((), trimmed) = tokio::join!(writer, crash);
+    let unindexed: u64 = trimmed.iter().map(|segment| segment.unindexed_bytes).sum();
     run.wait_in_topic(&iggy, &mut ferry, run.changes()).await;
     let elapsed = started.elapsed();
     ferry.stop();
@@ -272,7 +277,8 @@ pub async fn iggy_crashed(work: &Path, mongo: &MongoServer, changes: usize) -> O
     Some(Summary {
         passed: tally.passed(&run),
         line: format!(
-            "iggy-server kill -9 and restart under the sink, {} changes (change stream → Iggy): {tally}; {:.1} s",
+            "iggy-server kill -9 and restart under the sink, {} changes (change stream → Iggy): {tally}; {:.1} s; \
+             the kill left {unindexed} unacknowledged bytes beyond the index, cut before the restart",
             run.changes(),
             elapsed.as_secs_f64()
         ),

@@ -14,7 +14,7 @@
 //! `FERRY_SOAK_OUTAGE_SECONDS` (60), `FERRY_SOAK_SEED` (the kill moments; printed
 //! so that a run can be repeated), `FERRY_SOAK_SCENARIOS` (comma-separated, of
 //! `killed`, `mongo-stopped`, `mongo-frozen`, `iggy-source`, `iggy-sink`,
-//! `changes-killed`; all but `iggy-sink` by default). Ferry runs as its own process
+//! `changes-killed`; all by default). Ferry runs as its own process
 //! (`target/release/ferry`, or `FERRY_BIN`); the servers come from the test
 //! fixtures (iggy-server and SecantusDB, which this must be able to stop).
 
@@ -56,11 +56,7 @@ async fn main() {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
     let seed = std::env::var("FERRY_SOAK_SEED").ok().and_then(|seed| seed.parse().ok()).unwrap_or(now | 1);
     let wanted = std::env::var("FERRY_SOAK_SCENARIOS").unwrap_or_default();
-    // `iggy-sink` runs only when named: it is not reliable yet (see the README).
-    let runs = |scenario: &str| match wanted.is_empty() {
-        true => scenario != "iggy-sink",
-        false => wanted.split(',').any(|name| name.trim() == scenario),
-    };
+    let runs = |scenario: &str| wanted.is_empty() || wanted.split(',').any(|name| name.trim() == scenario);
     println!("soak: {size} records per scenario, seed {seed}");
 
     let (iggy, mut mongo) = servers("soak").await;
