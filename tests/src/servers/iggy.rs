@@ -1,6 +1,6 @@
 //! An Iggy server for a test.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -8,7 +8,7 @@ use ferry::config::{IggyConnection, IggyTls};
 use iggy::prelude::IggyClient;
 
 use super::docker::DockerContainer;
-use super::iggy_segments::{TrimmedSegment, trim_unindexed_tails, unindex_last_messages};
+use super::iggy_segments::{TrimmedSegment, only_partition, trim_unindexed_tails, unindex_last_messages};
 use super::process::{ServerProcess, find_binary};
 use super::tls::{SERVER_NAME, TestCa};
 use super::{free_port, missing};
@@ -212,19 +212,5 @@ impl IggyServer {
                 }
             }
         }
-    }
-}
-
-/// The folder of `partition` in the one topic under `system`.
-fn only_partition(system: &Path, partition: u32) -> PathBuf {
-    let children = |dir: &Path| std::fs::read_dir(dir).into_iter().flatten().flatten().map(|entry| entry.path());
-    let found: Vec<PathBuf> = children(&system.join("streams"))
-        .flat_map(|stream| children(&stream.join("topics")).collect::<Vec<_>>())
-        .map(|topic| topic.join("partitions").join(partition.to_string()))
-        .filter(|dir| dir.is_dir())
-        .collect();
-    match found.as_slice() {
-        [dir] => dir.clone(),
-        _ => panic!("expected one topic with partition {partition} under {}, found {found:?}", system.display()),
     }
 }

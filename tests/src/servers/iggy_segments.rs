@@ -1,7 +1,7 @@
 //! iggy-server 0.8's partition files, read and cut while the server is
 //! down: to put a partition in the state a kill -9 between a flush's two
-//! writes leaves, and to recover from that state the way the next server
-//! version does before it starts.
+//! writes leaves, and to cut such a log back to its index before the
+//! server starts again.
 //!
 //! A partition is `<system>/streams/<stream id>/topics/<topic id>/partitions/<partition id>/`,
 //! holding segments named by their first offset (`00000000000000000000.log`
@@ -10,7 +10,8 @@
 //! message ends (u32 LE) and its timestamp (u64 LE). A flush appends the
 //! messages to the `.log`, then their entries to the `.index`; a kill
 //! between the two leaves messages in the log that no entry covers, and
-//! server 0.8 then reuses their offsets (see the README, "What it survives").
+//! server 0.8 then reuses their offsets (see the README, "When iggy-server
+//! cannot read a partition").
 
 use std::fs::OpenOptions;
 use std::io;
@@ -60,6 +61,20 @@ pub fn unindex_last_messages(partition: &Path, messages: u64) -> io::Result<()> 
         return Err(io::Error::new(io::ErrorKind::InvalidInput, what));
     }
     OpenOptions::new().write(true).open(&index)?.set_len((entries - messages) * INDEX_ENTRY)
+}
+
+/// The folder of `partition` in the one topic under `system`.
+pub fn only_partition(system: &Path, partition: u32) -> PathBuf {
+    let children = |dir: &Path| std::fs::read_dir(dir).into_iter().flatten().flatten().map(|entry| entry.path());
+    let found: Vec<PathBuf> = children(&system.join("streams"))
+        .flat_map(|stream| children(&stream.join("topics")).collect::<Vec<_>>())
+        .map(|topic| topic.join("partitions").join(partition.to_string()))
+        .filter(|dir| dir.is_dir())
+        .collect();
+    match found.as_slice() {
+        [dir] => dir.clone(),
+        _ => panic!("expected one topic with partition {partition} under {}, found {found:?}", system.display()),
+    }
 }
 
 /// The `.log` length the index's last entry accounts for.
