@@ -133,11 +133,12 @@ fn outputs_of_one_input_stay_in_order_and_a_later_failure_fails_the_input() {
 #[test]
 fn a_runaway_guest_is_stopped_at_its_deadline_and_the_next_batch_runs() {
     let mut config = probe();
-    config.timeout = Duration::from_millis(200);
+    // Equal, so every call's deadline is exactly 200ms whatever was learned.
+    (config.timeout, config.record_timeout) = (Duration::from_millis(200), Duration::from_millis(200));
     let mut chain = chain(&[config]);
     let started = Instant::now();
-    // No call has succeeded yet, so the batch has all of `timeout`.
-    let error = chain.run(&batch(&["ok", "loop"])).unwrap_err();
+    // Nothing was measured yet, so the first record runs alone first.
+    let error = chain.run(&batch(&["ok", "ok", "loop"])).unwrap_err();
     let elapsed = started.elapsed();
     assert!(matches!(error, TransformError::Timeout { records: 2, .. }), "{error:?}");
     assert_eq!(error.to_string(), "transform `probe` timed out: a call on 2 records ran longer than 200ms");
@@ -147,7 +148,7 @@ fn a_runaway_guest_is_stopped_at_its_deadline_and_the_next_batch_runs() {
 
     // A record alone has `record_timeout`.
     let error = chain.run(&batch(&["loop"])).unwrap_err();
-    assert_eq!(error.to_string(), "transform `probe` timed out: one record ran longer than 100ms (record_timeout)");
+    assert_eq!(error.to_string(), "transform `probe` timed out: one record ran longer than 200ms (record_timeout)");
 }
 
 /// A hundred records the probe passes through at once: `{"n":0}` … `{"n":99}`.
@@ -202,6 +203,64 @@ fn calls_on_one_record_leave_the_learned_cost_alone() {
     assert_ne!(chain.transforms()[0].deadline(1_000_000), learned, "a call on two records is learned from");
 }
 
+/// `cheap_records` with the probe told to hang at each of `at`.
+fn hanging_at(at: &[usize]) -> Vec<String> {
+    let mut records = cheap_records();
+    for &i in at {
+        records[i] = "loop".to_owned();
+    }
+    records
+}
+
+#[test]
+fn before_anything_was_measured_a_first_record_that_hangs_costs_its_record_timeout_not_the_timeout() {
+    let mut config = probe();
+    config.timeout = Duration::from_secs(3600);
+    let mut chain = chain(&[config]);
+    let records = hanging_at(&[0]);
+    let records: Vec<&str> = records.iter().map(String::as_str).collect();
+    let error = chain.run(&batch(&records)).unwrap_err();
+    let TransformError::Timeout { records: 1, deadline, .. } = error else { panic!("{error:?}") };
+    assert_eq!(deadline, Duration::from_millis(100));
+}
+
+#[test]
+fn before_anything_was_measured_the_first_record_alone_sets_the_deadline_of_the_rest() {
+    let mut config = probe();
+    config.timeout = Duration::from_secs(3600);
+    let mut chain = chain(&[config]);
+    let records = hanging_at(&[50]);
+    let records: Vec<&str> = records.iter().map(String::as_str).collect();
+    let error = chain.run(&batch(&records)).unwrap_err();
+    // Twenty times what one record alone took for each of the 99, but never
+    // under record_timeout: far below the hour the batch could have had.
+    let TransformError::Timeout { records: 99, deadline, .. } = error else { panic!("{error:?}") };
+    assert!(deadline >= Duration::from_millis(100) && deadline < Duration::from_secs(2), "{deadline:?}");
+}
+
+#[test]
+fn when_every_batch_holds_hanging_records_a_clean_batch_after_them_still_runs_whole_within_its_bounds() {
+    let mut config = probe();
+    config.timeout = Duration::from_secs(3600);
+    let mut chain = chain(&[config]);
+    let poisoned = hanging_at(&[0, 10, 90]);
+    let poisoned: Vec<&str> = poisoned.iter().map(String::as_str).collect();
+    for _ in 0..3 {
+        // As a pipeline does: cut short, then record by record.
+        let results = ferry::pipeline::run_isolating(&mut chain, &batch(&poisoned));
+        let timed_out = results.iter().filter(|result| matches!(result, RecordResult::Failed(_))).count();
+        assert_eq!(timed_out, 3);
+        // Only the calls on one record succeeded, yet they set the deadline.
+        let deadline = chain.transforms()[0].deadline(100);
+        assert!(deadline >= Duration::from_millis(100) && deadline < Duration::from_secs(2), "{deadline:?}");
+    }
+    let cheap = cheap_records();
+    let cheap: Vec<&str> = cheap.iter().map(String::as_str).collect();
+    let instantiations = chain.transforms()[0].instantiations();
+    assert_eq!(chain.run(&batch(&cheap)).unwrap().len(), 100, "the clean batch runs as one call");
+    assert_eq!(chain.transforms()[0].instantiations(), instantiations, "and nothing was cut");
+}
+
 #[test]
 fn a_memory_hog_is_reported_as_out_of_memory() {
     let mut config = probe();
@@ -241,7 +300,9 @@ fn an_empty_chain_passes_records_through() {
 #[test]
 fn contract_breaches_fail_the_batch_naming_the_transform() {
     let mut chain = chain(&[probe()]);
-    let error = chain.run(&batch(&["short", "x"])).unwrap_err();
+    // The first record runs alone (nothing was measured yet); the breach is
+    // in the call on the other two.
+    let error = chain.run(&batch(&["x", "short", "y"])).unwrap_err();
     assert_eq!(error.to_string(), "transform `probe` broke the contract: it returned 0 outcomes for 2 records");
     let error = chain.run(&batch(&["reject-batch"])).unwrap_err();
     assert_eq!(error.to_string(), "transform `probe` failed the batch: probe rejects this batch");

@@ -3,6 +3,7 @@
 
 pub mod bindings;
 mod cache;
+mod call_cost;
 mod chain;
 mod engine;
 mod error;

@@ -10,21 +10,14 @@ use wasmtime::Store;
 
 use super::bindings;
 use super::cache::CacheOutcome;
+use super::call_cost::CallCost;
 use super::engine::EpochClock;
 use super::error::TransformError;
 use super::host_state::HostState;
 use super::limits::{Stop, classify};
 use crate::config::TransformConfig;
-use crate::record::{Batch, Outcome};
+use crate::record::{Batch, Outcome, Record};
 use crate::telemetry::TransformTelemetry;
-
-/// How many times its recent cost per record a batch may take before it is
-/// cut short (and retried record by record, each with `record_timeout`).
-/// Generous, so a slow moment costs a retry rarely; a hanging record costs
-/// this, not the full `timeout`.
-const SLOWDOWN_ALLOWED: f64 = 20.0;
-/// The weight of the newest call in the recent cost per record.
-const COST_WEIGHT: f64 = 0.2;
 
 /// A transform ready to process batches.
 pub struct Transform {
@@ -33,9 +26,8 @@ pub struct Transform {
     pre: bindings::TransformPre<HostState>,
     /// Held so that deadlines keep firing while this transform lives.
     clock: Arc<EpochClock>,
-    /// Seconds per record of recent successful calls (a moving average);
-    /// `None` until one succeeds.
-    recent_cost: Option<f64>,
+    /// What recent successful calls cost: what deadlines are set by.
+    cost: CallCost,
     cache_outcome: CacheOutcome,
     /// The SHA-256 of the component file, in hex.
     sha256: String,
@@ -66,7 +58,7 @@ impl Transform {
     ) -> Self {
         Self {
             name: Arc::from(config.name.as_str()),
-            recent_cost: None,
+            cost: CallCost::default(),
             config,
             pre,
             clock,
@@ -123,22 +115,42 @@ impl Transform {
     }
 
     /// How long a call on `records` records may run: `record_timeout` for
-    /// one; for more, [`SLOWDOWN_ALLOWED`] times the recent cost, at least
-    /// `record_timeout` and at most `timeout` (all of `timeout` until a call
-    /// has succeeded).
+    /// one; for more, twenty times what they recently cost, at least
+    /// `record_timeout` and at most `timeout` (see [`CallCost`]).
     pub fn deadline(&self, records: usize) -> Duration {
-        let alone = self.config.single_record_deadline();
-        match (records, self.recent_cost) {
-            (0 | 1, _) => alone,
-            (_, None) => self.config.timeout,
-            (_, Some(cost)) => {
-                Duration::from_secs_f64(cost * records as f64 * SLOWDOWN_ALLOWED).clamp(alone, self.config.timeout)
-            }
-        }
+        self.cost.deadline(records, self.config.single_record_deadline(), self.config.timeout)
     }
 
     /// Runs one batch, returning exactly one outcome per record.
     pub fn transform(&mut self, batch: &Batch) -> Result<Vec<Outcome>, TransformError> {
+        match batch.records.split_first() {
+            Some((first, rest)) if !rest.is_empty() && !self.cost.is_known() => {
+                self.transform_first_alone(batch, first, rest)
+            }
+            _ => self.call(batch),
+        }
+    }
+
+    /// While no call has succeeded there is nothing to judge a batch's
+    /// running time by but all of `timeout`, and a hanging record in the
+    /// first batches would cost that much: every batch, if each holds one,
+    /// since a call that is cut short teaches nothing. So the first record
+    /// runs alone (with `record_timeout`, as any record alone), and what it
+    /// took sets the deadline of the rest.
+    fn transform_first_alone(
+        &mut self,
+        batch: &Batch,
+        first: &Record,
+        rest: &[Record],
+    ) -> Result<Vec<Outcome>, TransformError> {
+        let part = |records: &[Record]| Batch { source: batch.source.clone(), records: records.to_vec() };
+        let mut outcomes = self.call(&part(std::slice::from_ref(first)))?;
+        outcomes.extend(self.call(&part(rest))?);
+        Ok(outcomes)
+    }
+
+    /// Calls the guest on `batch` under the deadline its size earns.
+    fn call(&mut self, batch: &Batch) -> Result<Vec<Outcome>, TransformError> {
         let _ticking = self.clock.running();
         let records = batch.records.len();
         let deadline = self.deadline(records);
@@ -159,25 +171,9 @@ impl Transform {
             Err(error) => return Err(self.stopped(error, records, deadline)),
         };
         let outcomes = checked_answer(&self.name, records, answer)?;
-        self.learn_cost(elapsed, records);
+        self.cost.learn(elapsed, records);
         self.recycle_if_above_threshold(memory);
         Ok(outcomes)
-    }
-
-    /// Folds a successful call into the recent cost per record. Calls on one
-    /// record teach nothing: they are the record-by-record retry after a cut
-    /// batch, or a trickle, and a call's fixed overhead divided by one record
-    /// would raise the deadline of the next full batch — exactly when a
-    /// hanging record should cost little.
-    fn learn_cost(&mut self, elapsed: Duration, records: usize) {
-        if records < 2 {
-            return;
-        }
-        let cost = elapsed.as_secs_f64() / records as f64;
-        self.recent_cost = Some(match self.recent_cost {
-            None => cost,
-            Some(recent) => recent + COST_WEIGHT * (cost - recent),
-        });
     }
 
     /// Drops the instance when `memory` is past the threshold, so the next
