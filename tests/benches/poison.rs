@@ -1,17 +1,30 @@
-//! What hanging records cost: N readings (`FERRY_BENCH_MESSAGES`, default
-//! 10 000) of which one in a hundred makes the transform loop for ever,
-//! through Iggy → probe → MongoDB with a dead-letter topic, with the release
-//! `ferry` binary at default settings; the time until every good reading is
-//! written and every hanging one dead-lettered, and a check that each is
-//! there exactly once with the reason it timed out.
+//! What hanging records cost, wherever they fall: N readings
+//! (`FERRY_BENCH_MESSAGES`, default 10 000) in one partition, some of which
+//! make the transform loop for ever, through Iggy → probe → MongoDB with a
+//! dead-letter topic, with the release `ferry` binary at default settings
+//! (batches of 1000, `timeout` 5 s, `record_timeout` 100 ms). Each
+//! distribution runs on a topic and database of its own:
+//!
+//! | distribution      | which readings hang                                            |
+//! |-------------------|----------------------------------------------------------------|
+//! | none              | none: what the same readings take with nothing to cut           |
+//! | 1 % from offset 0 | every hundredth from the first on, so every batch holds ten      |
+//! | 1 % clustered     | every 40th of every third batch from the first (25 a batch)     |
+//! | one per batch     | one in each batch, at a different place in each (first: 0)     |
+//! | 10 % from 0       | every tenth from the first on                                   |
+//!
+//! For each: seconds from starting `ferry` until the group has committed the
+//! last reading, ms per hanging reading (those seconds over the hanging
+//! readings) and ms each hanging reading added to the run with none; then a
+//! check that every good reading was written once and every hanging one
+//! dead-lettered once as timed out.
 //!
 //! ```sh
 //! cargo build --release -p ferry && cargo bench -p ferry-tests --bench poison
 //! FERRY_BENCH_BASELINE=path/to/older/ferry cargo bench -p ferry-tests --bench poison
 //! ```
 //!
-//! `FERRY_BENCH_BASELINE` runs another build the same way, on a topic of its
-//! own, to compare with (say the release before record timeouts).
+//! `FERRY_BENCH_BASELINE` runs another build the same way, to compare with.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -20,14 +33,56 @@ use std::time::{Duration, Instant};
 
 use ferry_tests::bench::{servers, size_from_env};
 use ferry_tests::guests;
-use ferry_tests::pipelines::{header, produce, read_topic, reading, unique};
+use ferry_tests::pipelines::{header, partitions, produce, read_topic, reading, unique};
 use ferry_tests::process_stats::{ferry_binary, stop};
 use ferry_tests::servers::{IggyServer, MongoServer};
 use futures::TryStreamExt;
+use iggy::prelude::{Consumer, ConsumerOffsetClient, Identifier, IggyClient, IggyMessage};
 use mongodb::bson::{Document, doc};
 
-/// One reading in this many hangs.
-const EVERY: usize = 100;
+/// Records per poll, and so per transform call: the default.
+const BATCH: usize = 1000;
+
+/// Where the hanging readings fall.
+#[derive(Clone, Copy)]
+enum Distribution {
+    None,
+    OnePercentFromStart,
+    OnePercentClustered,
+    OnePerBatch,
+    TenPercentFromStart,
+}
+
+impl Distribution {
+    const ALL: [Distribution; 5] = [
+        Distribution::None,
+        Distribution::OnePercentFromStart,
+        Distribution::OnePercentClustered,
+        Distribution::OnePerBatch,
+        Distribution::TenPercentFromStart,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            Distribution::None => "none",
+            Distribution::OnePercentFromStart => "1 % from offset 0",
+            Distribution::OnePercentClustered => "1 % clustered",
+            Distribution::OnePerBatch => "one per batch",
+            Distribution::TenPercentFromStart => "10 % from offset 0",
+        }
+    }
+
+    fn hangs(self, i: usize) -> bool {
+        let (batch, place) = (i / BATCH, i % BATCH);
+        match self {
+            Distribution::None => false,
+            Distribution::OnePercentFromStart => i % 100 == 0,
+            Distribution::OnePercentClustered => batch % 3 == 0 && place % 40 == 0,
+            Distribution::OnePerBatch => place == batch * 137 % BATCH,
+            Distribution::TenPercentFromStart => i % 10 == 0,
+        }
+    }
+}
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
@@ -37,41 +92,83 @@ async fn main() {
     if let Some(baseline) = std::env::var_os("FERRY_BENCH_BASELINE") {
         binaries.push(("baseline", baseline.into()));
     }
-    println!("{messages} readings, one in {EVERY} hanging, batches of 1000, default transform settings");
-    for (run, (label, binary)) in binaries.iter().enumerate() {
-        let elapsed = run_once(run, binary, messages, &iggy, &mongo).await;
-        println!(
-            "{label:<11} {:>8.1} s to finish   {:>7.0} ms per hanging reading   ({})",
-            elapsed.as_secs_f64(),
-            elapsed.as_secs_f64() * 1000.0 / (messages / EVERY) as f64,
-            binary.display()
-        );
+    println!("{messages} readings in one partition, batches of {BATCH}, default transform settings");
+    println!(
+        "{:<11} {:<19} {:>8} {:>13} {:>18} {:>16}",
+        "build", "distribution", "hanging", "s to finish", "ms per hanging", "ms added each"
+    );
+    for (label, binary) in &binaries {
+        let mut clean = None;
+        for distribution in Distribution::ALL {
+            let hanging = (0..messages).filter(|i| distribution.hangs(*i)).count();
+            let elapsed = run_once(binary, distribution, messages, &iggy, &mongo).await.as_secs_f64();
+            let clean_elapsed = *clean.get_or_insert(elapsed);
+            let per_hanging = |seconds: f64| match hanging {
+                0 => "".to_owned(),
+                _ => format!("{:.0}", seconds * 1000.0 / hanging as f64),
+            };
+            println!(
+                "{label:<11} {:<19} {hanging:>8} {elapsed:>13.2} {:>18} {:>16}",
+                distribution.label(),
+                per_hanging(elapsed),
+                per_hanging(elapsed - clean_elapsed),
+            );
+        }
+        println!("({label}: {})", binary.display());
     }
 }
 
-fn hangs(i: usize) -> bool {
-    i % EVERY == EVERY / 2
-}
-
-async fn run_once(run: usize, binary: &Path, messages: usize, iggy: &IggyServer, mongo: &MongoServer) -> Duration {
+/// Runs `binary` on `messages` readings hanging as `distribution` says, and
+/// returns how long it took to commit them all, after checking what arrived.
+async fn run_once(
+    binary: &Path,
+    distribution: Distribution,
+    messages: usize,
+    iggy: &IggyServer,
+    mongo: &MongoServer,
+) -> Duration {
     let (stream, database) = (unique("poison"), unique("poison"));
     let client = iggy.client().await;
     ferry::iggy_client::ensure_topic(&client, &stream, "readings", 1).await.unwrap();
-    produce(&client, &stream, "readings", (0..messages).map(|i| if hangs(i) { b"loop".to_vec() } else { reading(i) }))
-        .await;
+    let payloads = (0..messages).map(|i| if distribution.hangs(i) { b"loop".to_vec() } else { reading(i) });
+    produce(&client, &stream, "readings", payloads).await;
     let work = tempfile::tempdir().unwrap();
-    let pipeline = work.path().join(format!("poison-{run}.toml"));
-    std::fs::write(
-        &pipeline,
-        format!(
-            r#"
+    let pipeline = work.path().join("poison.toml");
+    std::fs::write(&pipeline, pipeline_file(&stream, &database, iggy, mongo)).unwrap();
+    let ferry = |command: &str| {
+        let mut ferry = Command::new(binary);
+        ferry.arg(command).arg(&pipeline).env("FERRY_CACHE_DIR", work.path().join("cache")).env("FERRY_LOG", "error");
+        ferry
+    };
+    // Compile the transform into the cache first, as a deployment would.
+    assert!(ferry("validate").stdout(Stdio::null()).status().unwrap().success());
+
+    let started = Instant::now();
+    let mut process = ferry("run").stdout(Stdio::null()).spawn().expect("ferry starts");
+    // The group commits a batch's offsets once its documents and dead letters
+    // are written, so the last reading's commit is the end. Asking Iggy for an
+    // offset costs the MongoDB server nothing, unlike counting documents.
+    let partition = partitions(&client, &stream, "readings").await[0];
+    while committed(&client, &stream, partition).await != Some(messages as u64 - 1) {
+        assert!(started.elapsed() < Duration::from_secs(3600), "not finished within an hour");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let elapsed = started.elapsed();
+    stop(&mut process);
+    check_exactly_once(distribution, messages, &client, &stream, mongo, &database).await;
+    elapsed
+}
+
+fn pipeline_file(stream: &str, database: &str, iggy: &IggyServer, mongo: &MongoServer) -> String {
+    format!(
+        r#"
 name = "poison"
 [source.iggy]
 address = "{}"
 stream = "{stream}"
 topic = "readings"
 consumer_group = "bench"
-batch_size = 1000
+batch_size = {BATCH}
 [[transforms]]
 name = "probe"
 wasm = "{}"
@@ -83,52 +180,55 @@ collection = "readings"
 stream = "{stream}"
 topic = "readings-dlq"
 "#,
-            iggy.address(),
-            guests::PROBE,
-            mongo.uri()
-        ),
+        iggy.address(),
+        guests::PROBE,
+        mongo.uri()
     )
-    .unwrap();
-    let ferry = |command: &str| {
-        let mut ferry = Command::new(binary);
-        ferry.arg(command).arg(&pipeline).env("FERRY_CACHE_DIR", work.path().join("cache")).env("FERRY_LOG", "error");
-        ferry
-    };
-    // Compile the transform into the cache first, as a deployment would.
-    assert!(ferry("validate").stdout(Stdio::null()).status().unwrap().success());
+}
 
-    let (good, hanging) = ((0..messages).filter(|i| !hangs(*i)).count(), messages / EVERY);
-    let documents = mongo.client().await.database(&database).collection::<Document>("readings");
-    let started = Instant::now();
-    let mut process = ferry("run").stdout(Stdio::null()).spawn().expect("ferry starts");
-    // The dead letters are written before the batch's documents are
-    // committed; the last document is the last thing to arrive. Counting
-    // scans the collection, so look once a second: this measures seconds.
-    loop {
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        if documents.count_documents(doc! {}).await.unwrap() as usize >= good
-            && read_topic(&client, &stream, "readings-dlq").await.len() >= hanging
-        {
-            break;
-        }
-        assert!(started.elapsed() < Duration::from_secs(3600), "not finished within an hour");
-    }
-    let elapsed = started.elapsed();
-    stop(&mut process);
+/// The offset group `bench` has committed on `partition`, if any.
+async fn committed(client: &IggyClient, stream: &str, partition: u32) -> Option<u64> {
+    let (stream, topic) = (Identifier::named(stream).unwrap(), Identifier::named("readings").unwrap());
+    let group = Consumer::group(Identifier::named("bench").unwrap());
+    let offset = client.get_consumer_offset(&group, &stream, &topic, Some(partition)).await.ok().flatten();
+    offset.map(|offset| offset.stored_offset)
+}
 
-    // Every good reading once, every hanging one dead-lettered once, as timed out.
+/// Every good reading written once, every hanging one dead-lettered once, as
+/// timed out.
+async fn check_exactly_once(
+    distribution: Distribution,
+    messages: usize,
+    client: &IggyClient,
+    stream: &str,
+    mongo: &MongoServer,
+    database: &str,
+) {
+    let documents = mongo.client().await.database(database).collection::<Document>("readings");
     let written: Vec<Document> = documents.find(doc! {}).await.unwrap().try_collect().await.unwrap();
-    let mut seqs: BTreeMap<i64, usize> = BTreeMap::new();
+    let mut seqs: BTreeMap<usize, usize> = BTreeMap::new();
     for document in &written {
         let seq = document.get_i64("seq").or_else(|_| document.get_i32("seq").map(i64::from)).unwrap();
-        *seqs.entry(seq).or_default() += 1;
+        *seqs.entry(seq as usize).or_default() += 1;
     }
-    assert!(seqs.values().all(|count| *count == 1) && seqs.len() == good, "every good reading exactly once");
-    let letters = read_topic(&client, &stream, "readings-dlq").await;
-    assert_eq!(letters.len(), hanging, "every hanging reading dead-lettered once");
+    let good: Vec<usize> = (0..messages).filter(|i| !distribution.hangs(*i)).collect();
+    assert!(seqs.values().all(|count| *count == 1), "{}: a reading was written twice", distribution.label());
+    assert!(seqs.keys().copied().eq(good.iter().copied()), "{}: every good reading is written", distribution.label());
+    let letters = read_topic(client, stream, "readings-dlq").await;
+    let mut lettered: Vec<usize> = letters.iter().map(source_offset).collect();
+    lettered.sort_unstable();
+    let hanging: Vec<usize> = (0..messages).filter(|i| distribution.hangs(*i)).collect();
+    assert_eq!(lettered, hanging, "{}: every hanging reading dead-lettered once", distribution.label());
     for letter in &letters {
+        assert_eq!(letter.payload.as_ref(), b"loop");
         let reason = header(letter, "ferry-reason").unwrap_or_default();
         assert!(reason.contains("timed out"), "a dead letter says why: {reason}");
     }
-    elapsed
+}
+
+/// The offset a dead letter's `ferry-source` names (`… partition 1 offset 42`).
+fn source_offset(letter: &IggyMessage) -> usize {
+    let source = header(letter, "ferry-source").expect("a dead letter names its source");
+    let offset = source.rsplit_once(" offset ").map(|(_, offset)| offset.parse().ok());
+    offset.flatten().unwrap_or_else(|| panic!("no offset in ferry-source {source:?}"))
 }
