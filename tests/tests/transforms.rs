@@ -212,26 +212,31 @@ fn hanging_at(at: &[usize]) -> Vec<String> {
     records
 }
 
-#[test]
-fn before_anything_was_measured_a_first_record_that_hangs_costs_its_record_timeout_not_the_timeout() {
+/// The probe with an hour's `timeout`, so only a measured deadline can cut a
+/// batch short in a test's time.
+fn patient_probe() -> TransformChain {
     let mut config = probe();
     config.timeout = Duration::from_secs(3600);
-    let mut chain = chain(&[config]);
-    let records = hanging_at(&[0]);
+    chain(&[config])
+}
+
+/// How a fresh probe's first batch, hanging at each of `at`, was cut short.
+fn first_batch_cut_short(at: &[usize]) -> TransformError {
+    let records = hanging_at(at);
     let records: Vec<&str> = records.iter().map(String::as_str).collect();
-    let error = chain.run(&batch(&records)).unwrap_err();
+    patient_probe().run(&batch(&records)).unwrap_err()
+}
+
+#[test]
+fn before_anything_was_measured_a_first_record_that_hangs_costs_its_record_timeout_not_the_timeout() {
+    let error = first_batch_cut_short(&[0]);
     let TransformError::Timeout { records: 1, deadline, .. } = error else { panic!("{error:?}") };
     assert_eq!(deadline, Duration::from_millis(100));
 }
 
 #[test]
 fn before_anything_was_measured_the_first_record_alone_sets_the_deadline_of_the_rest() {
-    let mut config = probe();
-    config.timeout = Duration::from_secs(3600);
-    let mut chain = chain(&[config]);
-    let records = hanging_at(&[50]);
-    let records: Vec<&str> = records.iter().map(String::as_str).collect();
-    let error = chain.run(&batch(&records)).unwrap_err();
+    let error = first_batch_cut_short(&[50]);
     // Twenty times what one record alone took for each of the 99, but never
     // under record_timeout: far below the hour the batch could have had.
     let TransformError::Timeout { records: 99, deadline, .. } = error else { panic!("{error:?}") };
@@ -240,9 +245,7 @@ fn before_anything_was_measured_the_first_record_alone_sets_the_deadline_of_the_
 
 #[test]
 fn when_every_batch_holds_hanging_records_a_clean_batch_after_them_still_runs_whole_within_its_bounds() {
-    let mut config = probe();
-    config.timeout = Duration::from_secs(3600);
-    let mut chain = chain(&[config]);
+    let mut chain = patient_probe();
     let poisoned = hanging_at(&[0, 10, 90]);
     let poisoned: Vec<&str> = poisoned.iter().map(String::as_str).collect();
     for _ in 0..3 {
