@@ -10,6 +10,7 @@ use iggy::prelude::{
 };
 
 use super::generation::{Generation, Unrecognised, detect};
+use super::probe_tls;
 use crate::config::{IggyConnection, IggyTls};
 use crate::error::ServiceError;
 
@@ -107,11 +108,7 @@ pub async fn connect(connection: &IggyConnection) -> Result<IggyClient, ServiceE
             format!("connecting to Iggy at {} over TLS ({})", connection.address, describe_tls(tls, connection))
         }
     };
-    if connection.tls.is_none() {
-        // Over TLS the probe would need a handshake of its own; there the
-        // login's own timeout names a server of another generation.
-        probe_protocol(connection).await?;
-    }
+    probe_protocol(connection).await?;
     let mut builder = IggyClient::builder()
         .with_tcp()
         .with_server_address(connection.address.clone())
@@ -141,22 +138,34 @@ pub async fn connect(connection: &IggyConnection) -> Result<IggyClient, ServiceE
 
 /// Asks the server which protocol it speaks, on a connection of its own,
 /// and stops here unless it is one this Ferry speaks: a server of another
-/// generation never will answer, so retrying would only hide why.
-async fn probe_protocol(connection: &IggyConnection) -> Result<Generation, ServiceError> {
+/// generation never will answer, so retrying would only hide why. A TLS
+/// handshake the probe cannot complete is left to the client's own connect,
+/// which reports it (and retries) as it always has.
+async fn probe_protocol(connection: &IggyConnection) -> Result<Option<Generation>, ServiceError> {
     let what = || format!("asking the Iggy server at {} which protocol it speaks", connection.address);
     let connecting = tokio::time::timeout(PROBE_ANSWER, tokio::net::TcpStream::connect(&connection.address)).await;
-    let mut stream = match connecting {
+    let stream = match connecting {
         Ok(Ok(stream)) => stream,
         Ok(Err(error)) => return Err(ServiceError::iggy_unreachable(what(), error)),
         Err(_) => return Err(ServiceError::timed_out(what(), PROBE_ANSWER)),
     };
     let _ = stream.set_nodelay(true);
-    let generation = detect(&mut stream, PROBE_ANSWER)
-        .await
-        .map_err(|unrecognised| ServiceError::fatal(what(), UnspokenProtocol::Unrecognised(unrecognised)))?;
-    tracing::debug!(address = %connection.address, %generation, "Iggy server protocol detected");
+    let detected = match &connection.tls {
+        None => detect(&mut { stream }, PROBE_ANSWER).await,
+        Some(tls) => match tokio::time::timeout(PROBE_ANSWER, probe_tls::handshake(stream, connection, tls)).await {
+            Ok(Ok(mut stream)) => detect(&mut stream, PROBE_ANSWER).await,
+            Ok(Err(error)) => {
+                tracing::debug!(address = %connection.address, "the protocol probe's TLS handshake failed: {error}");
+                return Ok(None);
+            }
+            Err(_) => return Err(ServiceError::timed_out(what(), PROBE_ANSWER)),
+        },
+    };
+    let generation =
+        detected.map_err(|unrecognised| ServiceError::fatal(what(), UnspokenProtocol::Unrecognised(unrecognised)))?;
+    tracing::info!(address = %connection.address, %generation, "the Iggy server speaks the {generation} protocol");
     match generation {
-        Generation::V0_8 => Ok(generation),
+        Generation::V0_8 => Ok(Some(generation)),
         other => Err(ServiceError::fatal(what(), UnspokenProtocol::Known(other))),
     }
 }

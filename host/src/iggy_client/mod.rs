@@ -6,6 +6,7 @@
 mod generation;
 mod headers;
 mod link;
+mod probe_tls;
 mod topic;
 
 pub use generation::{Generation, Unrecognised, detect};
