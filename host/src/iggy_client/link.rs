@@ -42,11 +42,7 @@ pub enum UnspokenProtocol {
 
 /// A server accepted the TCP connection and then said nothing to the login.
 #[derive(Debug, thiserror::Error)]
-#[error(
-    "the server accepted the connection but did not answer the login within {waited:?}: it is likely another Iggy \
-     server version (Iggy 0.9 changed its wire protocol without negotiation, and the two sides then wait for each \
-     other); this Ferry speaks with {SPOKEN_SERVER_VERSIONS}"
-)]
+#[error("the server accepted the connection but did not answer the login within {waited:?}")]
 pub struct LoginUnanswered {
     pub waited: std::time::Duration,
 }
