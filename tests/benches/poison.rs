@@ -76,10 +76,10 @@ impl Distribution {
         let (batch, place) = (i / BATCH, i % BATCH);
         match self {
             Distribution::None => false,
-            Distribution::OnePercentFromStart => i % 100 == 0,
-            Distribution::OnePercentClustered => batch % 3 == 0 && place % 40 == 0,
+            Distribution::OnePercentFromStart => i.is_multiple_of(100),
+            Distribution::OnePercentClustered => batch.is_multiple_of(3) && place.is_multiple_of(40),
             Distribution::OnePerBatch => place == batch * 137 % BATCH,
-            Distribution::TenPercentFromStart => i % 10 == 0,
+            Distribution::TenPercentFromStart => i.is_multiple_of(10),
         }
     }
 }
