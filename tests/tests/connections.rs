@@ -131,6 +131,10 @@ async fn iggy_over_tls_carries_the_source_the_sink_and_dead_letters() {
     let Some(mongo) = MongoServer::start(TEST).await else { return };
     let (stream, database) = (unique("tls"), unique("tls"));
     both_directions(&iggy, &tls_line(&ca), &mongo, &stream, &database).await;
+    // The protocol probe ran over TLS too (a failed handshake would have
+    // left it to the client, saying nothing of the protocol).
+    let probed = logs::containing("the Iggy server speaks the 0.8 protocol");
+    assert!(probed.iter().any(|line| line.contains(iggy.address())), "{probed:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

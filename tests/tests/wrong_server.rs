@@ -1,33 +1,42 @@
-//! A server that takes the connection and never answers — as an Iggy 0.9
-//! server does to this Ferry's 0.8 protocol — is named for what it likely
-//! is, in the log and in the status, rather than retried as a silent
-//! timeout.
+//! Servers of other protocol generations, and listeners that are no Iggy
+//! server at all: Ferry asks which protocol a server speaks before logging
+//! in, and a server it cannot speak with stops the pipeline at once with an
+//! error saying what was seen — never a silent retry loop.
 
 use std::time::Duration;
 
+use ferry::iggy_client::{Generation, detect};
+use ferry::pipeline::PipelineError;
 use ferry_tests::pipelines::{RunningPipeline, parse};
-use ferry_tests::{logs, wait};
+use ferry_tests::servers::IggyServer;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
 
-/// Accepts TCP connections, keeps them open, and never says a word.
-async fn silent_listener() -> (String, tokio::task::JoinHandle<()>) {
+/// Long enough for the probe's own deadline (5 s) and a start-up.
+const PATIENCE: Duration = Duration::from_secs(60);
+
+/// Accepts TCP connections and answers each with `answer` (nothing, if
+/// empty), keeping them open.
+async fn listener(answer: &'static [u8]) -> (String, tokio::task::JoinHandle<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap().to_string();
     let task = tokio::spawn(async move {
         let mut held = Vec::new();
-        while let Ok((socket, _)) = listener.accept().await {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            if !answer.is_empty() {
+                let _ = socket.write_all(answer).await;
+            }
             held.push(socket);
         }
     });
     (address, task)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_server_that_never_answers_the_login_is_named_as_likely_another_iggy_version() {
-    ferry_tests::init_logging();
-    let (address, listener) = silent_listener().await;
-    let pipeline = RunningPipeline::start(parse(&format!(
+/// A pipeline reading from the Iggy server at `address`.
+fn pipeline_from(address: &str) -> RunningPipeline {
+    RunningPipeline::start(parse(&format!(
         r#"
-name = "silent"
+name = "elsewhere"
 [source.iggy]
 address = "{address}"
 stream = "sensors"
@@ -41,16 +50,58 @@ collection = "readings"
 retry_initial = "50ms"
 retry_max = "1s"
 "#
-    )));
-    let note = wait::until("the status to say why", Duration::from_secs(60), || async {
-        pipeline.telemetry.status().failing.get("connect").map(|note| note.message.clone())
-    })
-    .await;
-    assert!(note.contains(&format!("logging in to Iggy at {address} as iggy: ")), "{note}");
-    assert!(note.contains("accepted the connection but did not answer the login within 10s"), "{note}");
-    assert!(note.contains("likely another Iggy server version") && note.contains("iggy-server 0.8"), "{note}");
-    let logged = logs::containing("did not answer the login");
-    assert!(!logged.is_empty(), "the log says it too");
-    pipeline.stop().await.expect("a clean stop");
+    )))
+}
+
+/// The error the pipeline stopped with by itself, as its chain reads.
+async fn stopped_with(pipeline: RunningPipeline) -> String {
+    let result = tokio::time::timeout(PATIENCE, pipeline.task).await.expect("the pipeline stops by itself");
+    let error: PipelineError = result.expect("no panic").expect_err("it stops with an error");
+    ferry::error::error_chain(&error)
+}
+
+async fn detected(address: &str) -> Result<Generation, String> {
+    let mut stream = TcpStream::connect(address).await.unwrap();
+    detect(&mut stream, Duration::from_secs(5)).await.map_err(|error| error.to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn iggy_server_0_8_is_detected_as_the_0_8_protocol() {
+    ferry_tests::init_logging();
+    let Some(iggy) = IggyServer::start("iggy_server_0_8_is_detected_as_the_0_8_protocol").await else { return };
+    assert_eq!(detected(iggy.address()).await, Ok(Generation::V0_8));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn iggy_server_0_9_is_detected_and_a_pipeline_says_it_does_not_speak_it_yet() {
+    let test = "iggy_server_0_9_is_detected_and_a_pipeline_says_it_does_not_speak_it_yet";
+    ferry_tests::init_logging();
+    let Some(iggy) = IggyServer::start_0_9(test).await else { return };
+    assert_eq!(detected(iggy.address()).await, Ok(Generation::V0_9));
+    let error = stopped_with(pipeline_from(iggy.address())).await;
+    let expected = format!("asking the Iggy server at {} which protocol it speaks: ", iggy.address());
+    assert!(error.contains(&expected), "{error}");
+    assert!(error.contains("the server speaks Iggy's 0.9 protocol (iggy-server 0.9.x)"), "{error}");
+    assert!(error.contains("this Ferry speaks with iggy-server 0.8"), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listener_that_never_answers_stops_the_pipeline_saying_so() {
+    ferry_tests::init_logging();
+    let (address, listener) = listener(b"").await;
+    let error = stopped_with(pipeline_from(&address)).await;
+    assert!(error.contains(&format!("asking the Iggy server at {address} which protocol it speaks: ")), "{error}");
+    assert!(error.contains("the server said nothing to a 0.8 PING or a 0.9 PING within 5s"), "{error}");
+    assert!(error.contains("this Ferry speaks with iggy-server 0.8"), "{error}");
+    listener.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listener_that_answers_garbage_stops_the_pipeline_quoting_it() {
+    ferry_tests::init_logging();
+    let (address, listener) = listener(b"HTTP/1.1 400 Bad Request\r\n\r\n").await;
+    let error = stopped_with(pipeline_from(&address)).await;
+    // "HTTP/1.1", the first 8 bytes, in hex.
+    assert!(error.contains("the server answered a 0.8 PING with 485454502f312e31"), "{error}");
     listener.abort();
 }

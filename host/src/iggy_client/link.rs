@@ -9,6 +9,8 @@ use iggy::prelude::{
     StreamClient, TopicClient, UserClient,
 };
 
+use super::generation::{Generation, Unrecognised, detect};
+use super::probe_tls;
 use crate::config::{IggyConnection, IggyTls};
 use crate::error::ServiceError;
 
@@ -24,13 +26,23 @@ const LOGIN_ANSWER: std::time::Duration = std::time::Duration::from_secs(10);
 /// The Iggy servers this Ferry's SDK (`iggy` 0.10) speaks with.
 pub const SPOKEN_SERVER_VERSIONS: &str = "iggy-server 0.8";
 
+/// How long the protocol probe before login may take in all.
+const PROBE_ANSWER: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The server speaks a generation of Iggy's protocol this Ferry does not.
+#[derive(Debug, thiserror::Error)]
+pub enum UnspokenProtocol {
+    #[error(
+        "the server speaks Iggy's {0} protocol (iggy-server {0}.x); this Ferry speaks with {SPOKEN_SERVER_VERSIONS}"
+    )]
+    Known(Generation),
+    #[error("{}; this Ferry speaks with {SPOKEN_SERVER_VERSIONS}", .0.seen)]
+    Unrecognised(Unrecognised),
+}
+
 /// A server accepted the TCP connection and then said nothing to the login.
 #[derive(Debug, thiserror::Error)]
-#[error(
-    "the server accepted the connection but did not answer the login within {waited:?}: it is likely another Iggy \
-     server version (Iggy 0.9 changed its wire protocol without negotiation, and the two sides then wait for each \
-     other); this Ferry speaks with {SPOKEN_SERVER_VERSIONS}"
-)]
+#[error("the server accepted the connection but did not answer the login within {waited:?}")]
 pub struct LoginUnanswered {
     pub waited: std::time::Duration,
 }
@@ -92,6 +104,7 @@ pub async fn connect(connection: &IggyConnection) -> Result<IggyClient, ServiceE
             format!("connecting to Iggy at {} over TLS ({})", connection.address, describe_tls(tls, connection))
         }
     };
+    probe_protocol(connection).await?;
     let mut builder = IggyClient::builder()
         .with_tcp()
         .with_server_address(connection.address.clone())
@@ -117,6 +130,40 @@ pub async fn connect(connection: &IggyConnection) -> Result<IggyClient, ServiceE
         }
     };
     Ok(client)
+}
+
+/// Asks the server which protocol it speaks, on a connection of its own,
+/// and stops here unless it is one this Ferry speaks: a server of another
+/// generation never will answer, so retrying would only hide why. A TLS
+/// handshake the probe cannot complete is left to the client's own connect,
+/// which reports it (and retries) as it always has.
+async fn probe_protocol(connection: &IggyConnection) -> Result<Option<Generation>, ServiceError> {
+    let what = || format!("asking the Iggy server at {} which protocol it speaks", connection.address);
+    let connecting = tokio::time::timeout(PROBE_ANSWER, tokio::net::TcpStream::connect(&connection.address)).await;
+    let stream = match connecting {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(error)) => return Err(ServiceError::iggy_unreachable(what(), error)),
+        Err(_) => return Err(ServiceError::timed_out(what(), PROBE_ANSWER)),
+    };
+    let _ = stream.set_nodelay(true);
+    let detected = match &connection.tls {
+        None => detect(&mut { stream }, PROBE_ANSWER).await,
+        Some(tls) => match tokio::time::timeout(PROBE_ANSWER, probe_tls::handshake(stream, connection, tls)).await {
+            Ok(Ok(mut stream)) => detect(&mut stream, PROBE_ANSWER).await,
+            Ok(Err(error)) => {
+                tracing::debug!(address = %connection.address, "the protocol probe's TLS handshake failed: {error}");
+                return Ok(None);
+            }
+            Err(_) => return Err(ServiceError::timed_out(what(), PROBE_ANSWER)),
+        },
+    };
+    let generation =
+        detected.map_err(|unrecognised| ServiceError::fatal(what(), UnspokenProtocol::Unrecognised(unrecognised)))?;
+    tracing::info!(address = %connection.address, %generation, "the Iggy server speaks the {generation} protocol");
+    match generation {
+        Generation::V0_8 => Ok(Some(generation)),
+        other => Err(ServiceError::fatal(what(), UnspokenProtocol::Known(other))),
+    }
 }
 
 /// The server name a TLS connection verifies and the roots it trusts.

@@ -3,10 +3,13 @@
 //! lazily and remade after failures, topics opened (or created) with
 //! their partitions, and message headers in Iggy's wire form.
 
+mod generation;
 mod headers;
 mod link;
+mod probe_tls;
 mod topic;
 
+pub use generation::{Generation, Unrecognised, detect};
 pub use headers::{Headers, MAX_HEADER_VALUE};
-pub use link::{IggyLink, connect, ensure_topic, named};
+pub use link::{IggyLink, UnspokenProtocol, connect, ensure_topic, named};
 pub use topic::{OpenTopic, TopicOpener};

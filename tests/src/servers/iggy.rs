@@ -5,6 +5,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ferry::config::{IggyConnection, IggyTls};
+use ferry::iggy_client::Generation;
 use iggy::prelude::IggyClient;
 
 use super::docker::DockerContainer;
@@ -17,6 +18,8 @@ const START_DEADLINE: Duration = Duration::from_secs(60);
 
 pub struct IggyServer {
     address: String,
+    /// The protocol generation the server speaks.
+    generation: Generation,
     /// How clients reach a server that speaks TLS only.
     tls: Option<IggyTls>,
     running: Running,
@@ -39,16 +42,23 @@ impl IggyServer {
     /// A running server, or `None` (after saying so) when none can be had.
     pub async fn start(test: &str) -> Option<Self> {
         if let Ok(address) = std::env::var("IGGY_ADDRESS") {
-            let server = Self { address, tls: None, running: Running::External, _data: None };
+            let server =
+                Self { address, generation: Generation::V0_8, tls: None, running: Running::External, _data: None };
             server.wait_ready().await;
             return Some(server);
         }
         if let Some(binary) = find_binary("IGGY_SERVER_BIN", "iggy-server", &[]) {
-            return Some(Self::spawn(binary, None, false).await);
+            return Some(Self::spawn(binary, Generation::V0_8, None, false).await);
         }
         if let Some(container) = DockerContainer::iggy().await {
             let address = container.address();
-            let server = Self { address, tls: None, running: Running::Docker { _container: container }, _data: None };
+            let server = Self {
+                address,
+                generation: Generation::V0_8,
+                tls: None,
+                running: Running::Docker { _container: container },
+                _data: None,
+            };
             server.wait_ready().await;
             return Some(server);
         }
@@ -67,7 +77,7 @@ impl IggyServer {
             missing(test, "no iggy-server binary (on PATH or in IGGY_SERVER_BIN) to start with a test certificate");
             return None;
         };
-        Some(Self::spawn(binary, Some(ca), false).await)
+        Some(Self::spawn(binary, Generation::V0_8, Some(ca), false).await)
     }
 
     /// A server of its own that saves every message batch to disk (fsync)
@@ -79,10 +89,20 @@ impl IggyServer {
             missing(test, "no iggy-server binary (on PATH or in IGGY_SERVER_BIN) to start, crash and restart");
             return None;
         };
-        Some(Self::spawn(binary, None, true).await)
+        Some(Self::spawn(binary, Generation::V0_8, None, true).await)
     }
 
-    async fn spawn(binary: std::path::PathBuf, ca: Option<&TestCa>, durable: bool) -> Self {
+    /// An iggy-server 0.9 of its own (`IGGY_SERVER_09_BIN`, or
+    /// `iggy-server-0.9` on PATH), or `None` after saying so.
+    pub async fn start_0_9(test: &str) -> Option<Self> {
+        let Some(binary) = find_binary("IGGY_SERVER_09_BIN", "iggy-server-0.9", &[]) else {
+            missing(test, "no iggy-server 0.9 (put iggy-server-0.9 on PATH or set IGGY_SERVER_09_BIN)");
+            return None;
+        };
+        Some(Self::spawn(binary, Generation::V0_9, None, false).await)
+    }
+
+    async fn spawn(binary: std::path::PathBuf, generation: Generation, ca: Option<&TestCa>, durable: bool) -> Self {
         let data = tempfile::tempdir().expect("a temporary directory");
         let address = format!("127.0.0.1:{}", free_port());
         let (bind, system_path) = (address.clone(), data.path().join("iggy"));
@@ -119,8 +139,13 @@ impl IggyServer {
         });
         let process =
             ServerProcess::spawn(command(), &data.path().join("iggy-server.log")).expect("iggy-server starts");
-        let server =
-            Self { address, tls, running: Running::Process { process, command: Box::new(command) }, _data: Some(data) };
+        let server = Self {
+            address,
+            generation,
+            tls,
+            running: Running::Process { process, command: Box::new(command) },
+            _data: Some(data),
+        };
         server.wait_ready().await;
         server
     }
@@ -194,11 +219,30 @@ impl IggyServer {
         }
     }
 
+    /// The protocol generation the server speaks.
+    pub fn generation(&self) -> Generation {
+        self.generation
+    }
+
+    /// Whether the server answers: a login for 0.8, which this Ferry's
+    /// client speaks; the protocol probe for any other generation.
+    async fn ready(&self) -> Result<(), String> {
+        if self.generation == Generation::V0_8 {
+            return ferry::iggy_client::connect(&self.connection()).await.map(drop).map_err(|error| error.to_string());
+        }
+        let mut stream = tokio::net::TcpStream::connect(&self.address).await.map_err(|error| error.to_string())?;
+        match ferry::iggy_client::detect(&mut stream, Duration::from_secs(5)).await {
+            Ok(generation) if generation == self.generation => Ok(()),
+            Ok(generation) => panic!("Iggy at {} speaks {generation}, not {}", self.address, self.generation),
+            Err(error) => Err(error.to_string()),
+        }
+    }
+
     async fn wait_ready(&self) {
         let deadline = Instant::now() + START_DEADLINE;
         loop {
-            match ferry::iggy_client::connect(&self.connection()).await {
-                Ok(_) => return,
+            match self.ready().await {
+                Ok(()) => return,
                 Err(error) if Instant::now() < deadline => {
                     let _ = error;
                     tokio::time::sleep(Duration::from_millis(100)).await;
