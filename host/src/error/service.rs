@@ -74,12 +74,6 @@ impl ServiceError {
         Self { what: what.into(), transient: true, kind: FailureKind::Timeout, cause }
     }
 
-    /// An Iggy server that could not be reached at all (refused, reset):
-    /// retried, as it may be starting.
-    pub fn iggy_unreachable(what: impl Into<String>, cause: std::io::Error) -> Self {
-        Self { what: what.into(), transient: true, kind: FailureKind::Iggy, cause: cause.into() }
-    }
-
     /// A server that took the connection and never answered: retried, and
     /// counted as a timeout, with `cause` saying what it likely means.
     pub fn unanswered(what: impl Into<String>, cause: impl Into<BoxError>) -> Self {

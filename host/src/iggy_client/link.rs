@@ -134,16 +134,17 @@ pub async fn connect(connection: &IggyConnection) -> Result<IggyClient, ServiceE
 
 /// Asks the server which protocol it speaks, on a connection of its own,
 /// and stops here unless it is one this Ferry speaks: a server of another
-/// generation never will answer, so retrying would only hide why. A TLS
-/// handshake the probe cannot complete is left to the client's own connect,
-/// which reports it (and retries) as it always has.
+/// generation never will answer, so retrying would only hide why. A server
+/// the probe cannot reach, or a TLS handshake it cannot complete, is left to
+/// the client's own connect, which reports it (and retries) as it always has.
 async fn probe_protocol(connection: &IggyConnection) -> Result<Option<Generation>, ServiceError> {
     let what = || format!("asking the Iggy server at {} which protocol it speaks", connection.address);
     let connecting = tokio::time::timeout(PROBE_ANSWER, tokio::net::TcpStream::connect(&connection.address)).await;
     let stream = match connecting {
         Ok(Ok(stream)) => stream,
-        Ok(Err(error)) => return Err(ServiceError::iggy_unreachable(what(), error)),
-        Err(_) => return Err(ServiceError::timed_out(what(), PROBE_ANSWER)),
+        // Nothing to ask: the client's own connect reports an unreachable
+        // server (and is retried) as it always has.
+        Ok(Err(_)) | Err(_) => return Ok(None),
     };
     let _ = stream.set_nodelay(true);
     let detected = match &connection.tls {
