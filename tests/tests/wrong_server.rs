@@ -5,10 +5,11 @@
 
 use std::time::Duration;
 
-use ferry::iggy_client::{Generation, detect};
+use ferry::iggy_client::{DetectError, Generation, detect};
 use ferry::pipeline::PipelineError;
 use ferry_tests::pipelines::{RunningPipeline, parse};
 use ferry_tests::servers::IggyServer;
+use ferry_tests::wait;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
@@ -104,4 +105,30 @@ async fn a_listener_that_answers_garbage_stops_the_pipeline_quoting_it() {
     // "HTTP/1.1", the first 8 bytes, in hex.
     assert!(error.contains("the server answered a 0.8 PING with 485454502f312e31"), "{error}");
     listener.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_drops_the_probe_is_retried_like_one_going_down_not_stopped_for() {
+    ferry_tests::init_logging();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    // Accepts each connection and closes it at once.
+    let closing = tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            drop(socket);
+        }
+    });
+    let mut stream = TcpStream::connect(&address).await.unwrap();
+    let probed = detect(&mut stream, Duration::from_secs(5)).await;
+    assert!(matches!(probed, Err(DetectError::Lost(_))), "{probed:?}");
+    let pipeline = pipeline_from(&address);
+    let note = wait::until("a retried connection failure in the status", PATIENCE, || async {
+        pipeline.telemetry.status().failing.get("connect").map(|note| note.message.clone())
+    })
+    .await;
+    // The client's own connect or login reports it, not the probe.
+    assert!(note.contains(&format!("Iggy at {address}")) && !note.contains("which protocol"), "{note}");
+    assert!(!pipeline.task.is_finished(), "and the pipeline goes on retrying");
+    pipeline.stop().await.expect("a clean stop");
+    closing.abort();
 }

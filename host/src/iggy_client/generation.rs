@@ -83,17 +83,28 @@ pub struct Unrecognised {
     pub seen: String,
 }
 
+/// Why the probe found no generation.
+#[derive(Debug, thiserror::Error)]
+pub enum DetectError {
+    /// The connection closed or failed mid-probe, as when a server goes
+    /// down: nothing was learnt, and asking again later may be answered.
+    #[error("the connection was lost during the protocol probe")]
+    Lost(#[source] std::io::Error),
+    /// The server answered, and not as any generation this Ferry speaks.
+    #[error(transparent)]
+    Unrecognised(#[from] Unrecognised),
+}
+
 /// Asks the server at the other end of `stream` which protocol it speaks,
 /// within `deadline`. `stream` should be fresh: the probe leaves it in no
 /// state to log in on.
-pub async fn detect<S>(stream: &mut S, deadline: Duration) -> Result<Generation, Unrecognised>
+pub async fn detect<S>(stream: &mut S, deadline: Duration) -> Result<Generation, DetectError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let until = Instant::now() + deadline;
-    let unrecognised = |seen: String| Unrecognised { seen };
-    let lost =
-        |error: std::io::Error| unrecognised(format!("the connection failed during the protocol probe: {error}"));
+    let unrecognised = |seen: String| DetectError::Unrecognised(Unrecognised { seen });
+    let lost = DetectError::Lost;
 
     stream.write_all(&LEGACY_PING).await.map_err(lost)?;
     let quiet_until = until.min(Instant::now() + QUIET);
@@ -241,14 +252,16 @@ fn read_u32(bytes: &[u8], at: usize) -> u32 {
     u32::from_le_bytes(bytes[at..at + 4].try_into().expect("four bytes"))
 }
 
-/// Reads until `wanted` bytes, the end of the stream, or `until`, whichever
-/// comes first; what arrived by then.
+/// Reads until `wanted` bytes or `until`, whichever comes first; what
+/// arrived by then. A stream that ends first is an error (`UnexpectedEof`):
+/// the server went away rather than answered.
 async fn read_until<S: AsyncRead + Unpin>(stream: &mut S, wanted: usize, until: Instant) -> std::io::Result<Vec<u8>> {
     let mut buffer = vec![0; wanted];
     let mut filled = 0;
     while filled < wanted {
         match tokio::time::timeout_at(until, stream.read(&mut buffer[filled..])).await {
-            Err(_) | Ok(Ok(0)) => break,
+            Err(_) => break,
+            Ok(Ok(0)) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
             Ok(Ok(read)) => filled += read,
             Ok(Err(error)) => return Err(error),
         }

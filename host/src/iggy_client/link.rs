@@ -9,7 +9,7 @@ use iggy::prelude::{
     StreamClient, TopicClient, UserClient,
 };
 
-use super::generation::{Generation, Unrecognised, detect};
+use super::generation::{DetectError, Generation, Unrecognised, detect};
 use super::probe_tls;
 use crate::config::{IggyConnection, IggyTls};
 use crate::error::ServiceError;
@@ -135,8 +135,9 @@ pub async fn connect(connection: &IggyConnection) -> Result<IggyClient, ServiceE
 /// Asks the server which protocol it speaks, on a connection of its own,
 /// and stops here unless it is one this Ferry speaks: a server of another
 /// generation never will answer, so retrying would only hide why. A server
-/// the probe cannot reach, or a TLS handshake it cannot complete, is left to
-/// the client's own connect, which reports it (and retries) as it always has.
+/// the probe cannot reach, one that drops the probe's connection, or a TLS
+/// handshake the probe cannot complete is left to the client's own connect,
+/// which reports it (and retries) as it always has.
 async fn probe_protocol(connection: &IggyConnection) -> Result<Option<Generation>, ServiceError> {
     let what = || format!("asking the Iggy server at {} which protocol it speaks", connection.address);
     let connecting = tokio::time::timeout(PROBE_ANSWER, tokio::net::TcpStream::connect(&connection.address)).await;
@@ -158,8 +159,16 @@ async fn probe_protocol(connection: &IggyConnection) -> Result<Option<Generation
             Err(_) => return Err(ServiceError::timed_out(what(), PROBE_ANSWER)),
         },
     };
-    let generation =
-        detected.map_err(|unrecognised| ServiceError::fatal(what(), UnspokenProtocol::Unrecognised(unrecognised)))?;
+    let generation = match detected {
+        Ok(generation) => generation,
+        Err(DetectError::Lost(error)) => {
+            tracing::debug!(address = %connection.address, "the protocol probe's connection was lost: {error}");
+            return Ok(None);
+        }
+        Err(DetectError::Unrecognised(unrecognised)) => {
+            return Err(ServiceError::fatal(what(), UnspokenProtocol::Unrecognised(unrecognised)));
+        }
+    };
     tracing::info!(address = %connection.address, %generation, "the Iggy server speaks the {generation} protocol");
     match generation {
         Generation::V0_8 => Ok(Some(generation)),

@@ -9,7 +9,7 @@ mod link;
 mod probe_tls;
 mod topic;
 
-pub use generation::{Generation, Unrecognised, detect};
+pub use generation::{DetectError, Generation, Unrecognised, detect};
 pub use headers::{Headers, MAX_HEADER_VALUE};
 pub use link::{IggyLink, UnspokenProtocol, connect, ensure_topic, named};
 pub use topic::{OpenTopic, TopicOpener};
