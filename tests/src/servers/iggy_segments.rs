@@ -10,7 +10,7 @@
 //! message ends (u32 LE) and its timestamp (u64 LE). A flush appends the
 //! messages to the `.log`, then their entries to the `.index`; a kill
 //! between the two leaves messages in the log that no entry covers, and
-//! server 0.8 then reuses their offsets (see the README, "When iggy-server
+//! server 0.8 then reuses their offsets (see docs/guarantees.md, "When iggy-server
 //! cannot read a partition").
 
 use std::fs::OpenOptions;

@@ -5,7 +5,7 @@
 //! carry the offsets its index promised. iggy-server 0.8 gets there after a
 //! kill -9 between a flush's `.log` and `.index` writes: it reuses the
 //! offsets of the batch it never indexed, and every later poll that crosses
-//! them fails (see the README, "When iggy-server cannot read a partition").
+//! them fails (see docs/guarantees.md, "When iggy-server cannot read a partition").
 //! Retrying cannot help and skipping would lose messages, so the pipeline
 //! stops with a message that names the partition and the offset.
 
@@ -39,7 +39,7 @@ pub fn unreadable_partition(topic: &str, partition: u32, start: PollStart) -> St
         "polling {topic} partition {partition} {}: iggy-server read back messages whose offsets are not the ones \
          its index names, so the partition's files disagree. iggy-server 0.8 leaves them so when it is killed \
          between writing a segment's .log and its .index (0.9 recovers); Ferry stops here rather than skip \
-         messages (README: \"When iggy-server cannot read a partition\")",
+         messages (docs/guarantees.md: \"When iggy-server cannot read a partition\")",
         start.describe()
     )
 }
