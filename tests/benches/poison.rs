@@ -33,11 +33,11 @@ use std::time::{Duration, Instant};
 
 use ferry_tests::bench::{servers, size_from_env};
 use ferry_tests::guests;
-use ferry_tests::pipelines::{header, partitions, produce, read_topic, reading, unique};
+use ferry_tests::pipelines::{dead_letter_offset, header, partitions, produce, read_topic, reading, unique};
 use ferry_tests::process_stats::{ferry_binary, stop};
 use ferry_tests::servers::{IggyServer, MongoServer};
 use futures::TryStreamExt;
-use iggy::prelude::{Consumer, ConsumerOffsetClient, Identifier, IggyClient, IggyMessage};
+use iggy::prelude::{Consumer, ConsumerOffsetClient, Identifier, IggyClient};
 use mongodb::bson::{Document, doc};
 
 /// Records per poll, and so per transform call: the default.
@@ -215,7 +215,7 @@ async fn check_exactly_once(
     assert!(seqs.values().all(|count| *count == 1), "{}: a reading was written twice", distribution.label());
     assert!(seqs.keys().copied().eq(good.iter().copied()), "{}: every good reading is written", distribution.label());
     let letters = read_topic(client, stream, "readings-dlq").await;
-    let mut lettered: Vec<usize> = letters.iter().map(source_offset).collect();
+    let mut lettered: Vec<usize> = letters.iter().map(|letter| dead_letter_offset(letter) as usize).collect();
     lettered.sort_unstable();
     let hanging: Vec<usize> = (0..messages).filter(|i| distribution.hangs(*i)).collect();
     assert_eq!(lettered, hanging, "{}: every hanging reading dead-lettered once", distribution.label());
@@ -224,11 +224,4 @@ async fn check_exactly_once(
         let reason = header(letter, "ferry-reason").unwrap_or_default();
         assert!(reason.contains("timed out"), "a dead letter says why: {reason}");
     }
-}
-
-/// The offset a dead letter's `ferry-source` names (`… partition 1 offset 42`).
-fn source_offset(letter: &IggyMessage) -> usize {
-    let source = header(letter, "ferry-source").expect("a dead letter names its source");
-    let offset = source.rsplit_once(" offset ").map(|(_, offset)| offset.parse().ok());
-    offset.flatten().unwrap_or_else(|| panic!("no offset in ferry-source {source:?}"))
 }

@@ -147,6 +147,14 @@ pub fn header(message: &IggyMessage, name: &str) -> Option<String> {
     headers.get(&iggy::prelude::HeaderKey::try_from(name).ok()?).map(|value| value.to_string_value())
 }
 
+/// The source offset a dead letter's `ferry-source` header names
+/// (`<stream>/<topic> partition <id> offset <offset>`).
+pub fn dead_letter_offset(letter: &IggyMessage) -> u64 {
+    let source = header(letter, "ferry-source").expect("a dead letter names its source");
+    let offset = source.rsplit_once(" offset ").and_then(|(_, offset)| offset.parse().ok());
+    offset.unwrap_or_else(|| panic!("no offset in ferry-source {source:?}"))
+}
+
 /// A sensor reading like those of the seed use case.
 pub fn reading(i: usize) -> Vec<u8> {
     format!(

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use ferry::pipeline::PipelineError;
 use ferry_tests::guests;
-use ferry_tests::pipelines::{RunningPipeline, header, parse, reading, unique};
+use ferry_tests::pipelines::{RunningPipeline, dead_letter_offset, header, parse, reading, unique};
 use ferry_tests::servers::{IggyServer, MongoServer};
 use ferry_tests::{logs, wait};
 use futures::TryStreamExt;
@@ -531,12 +531,7 @@ async fn hanging_readings_from_the_first_offset_on_are_dead_lettered_and_the_res
     assert_eq!((counts.records, counts.dead_lettered), (3000, 30));
     let good: Vec<i64> = (0..3000).filter(|i| !hangs(i)).collect();
     assert_eq!(seqs(&setup.documents("readings").await), good, "every good reading exactly once");
-    // `ferry-source` is `<stream>/readings partition <id> offset <offset>`.
-    let mut lettered: Vec<i64> = letters
-        .iter()
-        .map(|letter| header(letter, "ferry-source").unwrap())
-        .map(|source| source.rsplit_once(" offset ").expect("an offset").1.parse().expect("a number"))
-        .collect();
+    let mut lettered: Vec<i64> = letters.iter().map(|letter| dead_letter_offset(letter) as i64).collect();
     lettered.sort_unstable();
     assert_eq!(lettered, (0..3000).filter(hangs).collect::<Vec<_>>(), "every hanging reading dead-lettered once");
     for letter in &letters {

@@ -27,6 +27,13 @@ pub struct IggyTls {
 }
 
 impl IggyConnection {
+    /// The server name a TLS connection verifies: `tls.domain`, else the host
+    /// of `address`.
+    pub fn tls_server_name<'a>(&'a self, tls: &'a IggyTls) -> &'a str {
+        let host = self.address.rsplit_once(':').map_or(self.address.as_str(), |(host, _)| host);
+        tls.domain.as_deref().unwrap_or(host)
+    }
+
     pub(crate) fn validate(&self, path: &str, problems: &mut Problems) {
         let has_port =
             self.address.rsplit_once(':').is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());

@@ -178,8 +178,7 @@ async fn probe_protocol(connection: &IggyConnection) -> Result<Option<Generation
 
 /// The server name a TLS connection verifies and the roots it trusts.
 fn describe_tls(tls: &IggyTls, connection: &IggyConnection) -> String {
-    let host = connection.address.rsplit_once(':').map_or(connection.address.as_str(), |(host, _)| host);
-    let name = tls.domain.as_deref().unwrap_or(host);
+    let name = connection.tls_server_name(tls);
     match &tls.ca_file {
         Some(ca_file) => format!("server name {name}, trusting the CA in {ca_file}"),
         None => format!("server name {name}, trusting the public web roots"),

@@ -33,7 +33,6 @@ pub(super) async fn handshake(
         .with_safe_default_protocol_versions()?
         .with_root_certificates(roots)
         .with_no_client_auth();
-    let host = connection.address.rsplit_once(':').map_or(connection.address.as_str(), |(host, _)| host);
-    let name = ServerName::try_from(tls.domain.as_deref().unwrap_or(host).to_owned())?;
+    let name = ServerName::try_from(connection.tls_server_name(tls).to_owned())?;
     Ok(TlsConnector::from(Arc::new(config)).connect(name, stream).await?)
 }
