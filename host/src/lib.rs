@@ -6,7 +6,7 @@
 //! [`sink`] (with the dead-letter destination for what cannot be
 //! processed); [`pipeline`] runs the stages and commits. [`record`] holds
 //! the types that travel between them, [`encoding`] turns payloads into
-//! documents and back, [`iggy_client`] is the link every Iggy part shares,
+//! documents and back, [`iggy_link`] is the one link to Iggy every Iggy part shares,
 //! [`error`] decides which failures are transient, and [`cli`] holds the
 //! commands of the `ferry` binary.
 
@@ -15,7 +15,7 @@ pub mod cli;
 pub mod config;
 pub mod encoding;
 pub mod error;
-pub mod iggy_client;
+pub mod iggy_link;
 pub mod pipeline;
 pub mod record;
 pub mod runner;

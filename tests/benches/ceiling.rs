@@ -36,7 +36,7 @@ async fn main() {
     let Some(iggy) = IggyServer::start("ceiling bench").await else { std::process::exit(2) };
     let client = iggy.client().await;
     let stream = unique("ceiling");
-    ferry::iggy_client::ensure_topic(&client, &stream, "readings", 1).await.unwrap();
+    iggy.ensure_topic(&stream, "readings", 1).await;
     println!("producing {messages} sensor readings…");
     produce(&client, &stream, "readings", (0..messages).map(reading)).await;
 

@@ -59,7 +59,7 @@ async fn main() {
     println!("producing {messages} sensor readings for each of {} runs…", runs.len());
     for run in 0..runs.len() {
         let topic = format!("readings-{run}");
-        ferry::iggy_client::ensure_topic(&client, &stream, &topic, 1).await.unwrap();
+        iggy.ensure_topic(&stream, &topic, 1).await;
         produce(&client, &stream, &topic, (0..messages).map(reading)).await;
     }
 

@@ -129,7 +129,7 @@ async fn run_once(
 ) -> Duration {
     let (stream, database) = (unique("poison"), unique("poison"));
     let client = iggy.client().await;
-    ferry::iggy_client::ensure_topic(&client, &stream, "readings", 1).await.unwrap();
+    iggy.ensure_topic(&stream, "readings", 1).await;
     let payloads = (0..messages).map(|i| if distribution.hangs(i) { b"loop".to_vec() } else { reading(i) });
     produce(&client, &stream, "readings", payloads).await;
     let work = tempfile::tempdir().unwrap();

@@ -38,7 +38,7 @@ async fn main() {
     }
 
     let client = iggy.client().await;
-    ferry::iggy_client::ensure_topic(&client, "sensors", "readings", 1).await.expect("the topic is created");
+    iggy.ensure_topic("sensors", "readings", 1).await;
     let samples = std::fs::read_to_string(root.join("pipelines/samples/readings.jsonl")).expect("the samples exist");
     let readings: Vec<Vec<u8>> = samples.lines().map(|line| line.as_bytes().to_vec()).collect();
     produce(&client, "sensors", "readings", readings.clone()).await;

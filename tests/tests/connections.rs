@@ -85,7 +85,7 @@ call_timeout = "5s"
 /// 100 readings and one that is not JSON, in a fresh topic.
 async fn produce_readings(iggy: &IggyServer, stream: &str) {
     let client = iggy.client().await;
-    ferry::iggy_client::ensure_topic(&client, stream, "readings", 1).await.expect("the topic is created");
+    iggy.ensure_topic(stream, "readings", 1).await;
     produce(&client, stream, "readings", (0..100).map(reading).chain([b"not json".to_vec()])).await;
 }
 

@@ -33,8 +33,7 @@ impl Setup {
     async fn with_iggy(test: &str, iggy: IggyServer, partitions: u32) -> Option<Self> {
         let mongo = MongoServer::start(test).await?;
         let (stream, topic, database) = (unique("sensors"), "readings".to_owned(), unique("iot"));
-        let client = iggy.client().await;
-        ferry::iggy_client::ensure_topic(&client, &stream, &topic, partitions).await.expect("the topic is created");
+        iggy.ensure_topic(&stream, &topic, partitions).await;
         Some(Self { iggy, mongo, stream, topic, database })
     }
 
@@ -84,7 +83,7 @@ call_timeout = "5s"
     }
 
     async fn produce(&self, payloads: impl IntoIterator<Item = Vec<u8>>) {
-        ferry_tests::pipelines::produce(&self.iggy.client().await, &self.stream, &self.topic, payloads).await;
+        self.iggy.produce(&self.stream, &self.topic, payloads).await;
     }
 
     async fn documents(&self, collection: &str) -> Vec<Document> {
@@ -619,4 +618,78 @@ async fn a_blackhole_sink_acknowledges_every_reading_and_the_group_commits_them(
     let counts = pipeline.stop().await.expect("a clean stop");
     assert_eq!((counts.records, counts.outputs, counts.dead_lettered), (5000, 5000, 0));
     assert_eq!(setup.count().await, 0, "nothing reached MongoDB");
+}
+
+// The same guarantees on iggy-server 0.9, whose groups hand partitions out
+// by a sync and fence stale members (see host/src/iggy_link/v0_9.rs).
+
+async fn setup_0_9(test: &str, partitions: u32) -> Option<Setup> {
+    ferry_tests::init_logging();
+    Setup::with_iggy(test, IggyServer::start_0_9(test).await?, partitions).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_iggy_server_0_9_readings_of_a_0_11_producer_arrive_once_through_a_killed_pipeline() {
+    let test = "on_iggy_server_0_9_readings_of_a_0_11_producer_arrive_once_through_a_killed_pipeline";
+    let Some(setup) = setup_0_9(test, 2).await else { return };
+    setup.produce((0..10_000).map(reading)).await;
+    let config = setup.pipeline("batch_size = 100", "", false);
+    let first = RunningPipeline::start(parse(&config));
+    setup.wait_for_count(1).await;
+    first.abort().await;
+    let written_before_the_crash = setup.count().await;
+    assert!(written_before_the_crash < 10_000, "the crash came mid-run ({written_before_the_crash} written)");
+
+    let second = RunningPipeline::start(parse(&config));
+    setup.wait_for_count(10_000).await;
+    second.stop().await.expect("a clean stop");
+    let documents = setup.documents("readings").await;
+    assert_eq!(seqs(&documents), (0..10_000).collect::<Vec<i64>>());
+    assert!(documents.iter().all(|document| document.get_f64("temp_f").is_ok()), "every reading was enriched");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_iggy_server_0_9_bad_records_go_to_the_dead_letter_topic_with_their_reasons() {
+    let test = "on_iggy_server_0_9_bad_records_go_to_the_dead_letter_topic_with_their_reasons";
+    let Some(setup) = setup_0_9(test, 1).await else { return };
+    let bad_time = br#"{"sensor_id":"s9","temp":1,"ts":"yesterday","seq":101}"#.to_vec();
+    setup.produce([b"not json".to_vec(), reading(0), bad_time.clone(), reading(1)]).await;
+    let pipeline = RunningPipeline::start(parse(&setup.pipeline("", "", true)));
+    setup.wait_for_count(2).await;
+    let letters = wait::until("two dead letters", PATIENCE, || async {
+        let letters = setup.iggy.read_topic(&setup.stream, "readings-dlq").await;
+        (letters.len() >= 2).then_some(letters)
+    })
+    .await;
+    let counts = pipeline.stop().await.expect("a clean stop");
+    assert_eq!((counts.records, counts.dead_lettered), (4, 2));
+    assert_eq!(seqs(&setup.documents("readings").await), [0, 1]);
+    let offsets: Vec<String> = letters.iter().map(|letter| letter.header("ferry-source").unwrap()).collect();
+    let source = |offset| format!("{}/readings partition 0 offset {offset}", setup.stream);
+    assert_eq!(offsets, [source(0), source(2)]);
+    assert_eq!(letters[1].payload.as_ref(), bad_time.as_slice());
+    assert!(letters[1].header("ferry-reason").unwrap().contains("is not an RFC 3339 time"), "{letters:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_iggy_server_0_9_members_killed_and_added_share_the_partitions_and_each_record_is_written_once() {
+    let test = "on_iggy_server_0_9_members_killed_and_added_share_the_partitions_and_each_record_is_written_once";
+    let Some(setup) = setup_0_9(test, 4).await else { return };
+    let config = setup.pipeline("batch_size = 50", "", false);
+    let first = RunningPipeline::start(parse(&config));
+    let second = RunningPipeline::start(parse(&config));
+    setup.produce((0..6_000).map(reading)).await;
+    setup.wait_for_count(500).await;
+    // A member dies mid-run: the group moves its partitions to the other.
+    second.abort().await;
+    setup.produce((6_000..9_000).map(reading)).await;
+    setup.wait_for_count(7_000).await;
+    // A member joins mid-run: the group hands it some partitions.
+    let third = RunningPipeline::start(parse(&config));
+    setup.produce((9_000..12_000).map(reading)).await;
+    setup.wait_for_count(12_000).await;
+    let (first, third) = (first.stop().await.unwrap(), third.stop().await.unwrap());
+    assert!(first.records > 0, "{first:?}");
+    assert_eq!(seqs(&setup.documents("readings").await), (0..12_000).collect::<Vec<i64>>());
+    assert!(third.records > 0, "the member that joined late was given partitions: {third:?}");
 }

@@ -7,12 +7,13 @@ use std::time::Duration;
 
 use ferry::config::{PipelineConfig, SinkConfig, SourceConfig};
 use ferry::error::error_chain;
+use ferry::iggy_link::Message;
 use ferry_tests::guests;
 use ferry_tests::pipelines::{RunningPipeline, header, parse, read_topic, unique};
 use ferry_tests::servers::{IggyServer, MongoServer};
 use ferry_tests::{logs, wait};
 use futures::TryStreamExt;
-use iggy::prelude::{Identifier, IggyMessage, PartitionClient};
+use iggy::prelude::{Identifier, PartitionClient};
 use mongodb::bson::{Bson, Document, doc};
 use serde_json::Value;
 
@@ -36,7 +37,16 @@ struct Change {
 impl Setup {
     async fn new(test: &str) -> Option<Self> {
         ferry_tests::init_logging();
-        let iggy = IggyServer::start(test).await?;
+        Self::with_iggy(test, IggyServer::start(test).await?).await
+    }
+
+    /// The setup around an iggy-server 0.9.
+    async fn new_0_9(test: &str) -> Option<Self> {
+        ferry_tests::init_logging();
+        Self::with_iggy(test, IggyServer::start_0_9(test).await?).await
+    }
+
+    async fn with_iggy(test: &str, iggy: IggyServer) -> Option<Self> {
         let mongo = MongoServer::start(test).await?;
         Some(Self { iggy, mongo, stream: unique("cdc"), database: unique("shop") })
     }
@@ -78,9 +88,10 @@ call_timeout = "5s"
     /// back needs) the way back.
     async fn start_round_trip(&self, outbound: &str, inbound: &str) -> (RunningPipeline, RunningPipeline) {
         let out = RunningPipeline::start(parse(outbound));
-        let iggy = self.iggy.client().await;
+        let session = self.iggy.session().await;
         wait::until("the changes topic", PATIENCE, || async {
-            (!ferry_tests::pipelines::partitions(&iggy, &self.stream, "changes").await.is_empty()).then_some(())
+            let topic = session.topic(&self.stream, "changes").await.expect("the topic can be read");
+            topic.is_some_and(|topic| !topic.partitions.is_empty()).then_some(())
         })
         .await;
         (out, RunningPipeline::start(parse(inbound)))
@@ -140,8 +151,7 @@ call_timeout = "5s"
     }
 
     async fn changes(&self) -> Vec<Change> {
-        let client = self.iggy.client().await;
-        read_topic(&client, &self.stream, "changes").await.iter().map(change).collect()
+        self.iggy.read_topic(&self.stream, "changes").await.iter().map(change).collect()
     }
 
     /// Waits until the topic holds a change of `key`'s document with `field`
@@ -158,10 +168,10 @@ call_timeout = "5s"
     }
 }
 
-fn change(message: &IggyMessage) -> Change {
+fn change(message: &Message) -> Change {
     Change {
-        operation: header(message, "ferry-operation").unwrap_or_default(),
-        key: header(message, "ferry-document-key").unwrap_or_default(),
+        operation: message.header("ferry-operation").unwrap_or_default(),
+        key: message.header("ferry-document-key").unwrap_or_default(),
         event: serde_json::from_slice(&message.payload).unwrap_or(Value::Null),
     }
 }
@@ -295,9 +305,22 @@ async fn copy_existing_with_writes_going_on_replays_to_exactly_the_final_collect
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_mid_stream_and_restarted_every_change_arrives_once_in_order() {
-    let Some(setup) = Setup::new("killed_mid_stream_and_restarted_every_change_arrives_once_in_order").await else {
-        return;
-    };
+    let test = "killed_mid_stream_and_restarted_every_change_arrives_once_in_order";
+    let Some(setup) = Setup::new(test).await else { return };
+    every_change_once_in_order_through_a_kill(&setup).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_iggy_server_0_9_killed_mid_stream_and_restarted_every_change_arrives_once_in_order() {
+    let test = "on_iggy_server_0_9_killed_mid_stream_and_restarted_every_change_arrives_once_in_order";
+    let Some(setup) = Setup::new_0_9(test).await else { return };
+    every_change_once_in_order_through_a_kill(&setup).await;
+}
+
+/// Twenty rounds of updates to fifty documents, the pipeline killed
+/// mid-stream and started again: every change of every document arrives
+/// once, in order.
+async fn every_change_once_in_order_through_a_kill(setup: &Setup) {
     let source = format!("collection = \"counters\"\nfull_document = \"update-lookup\"\n{}", Setup::from_now());
     let config = setup.pipeline(&source, "");
     let counters = setup.collection("counters").await;
@@ -367,6 +390,19 @@ async fn round_trip_through_iggy_replicates_a_collection_despite_crashes() {
     let Some(setup) = Setup::new("round_trip_through_iggy_replicates_a_collection_despite_crashes").await else {
         return;
     };
+    round_trip_despite_crashes(&setup).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_iggy_server_0_9_a_round_trip_replicates_a_collection_despite_crashes() {
+    let test = "on_iggy_server_0_9_a_round_trip_replicates_a_collection_despite_crashes";
+    let Some(setup) = Setup::new_0_9(test).await else { return };
+    round_trip_despite_crashes(&setup).await;
+}
+
+/// Out of collection `a` into the topic, and back into `b`, each pipeline
+/// killed once mid-run: `b` ends equal to `a`.
+async fn round_trip_despite_crashes(setup: &Setup) {
     let source_a = setup.collection("a").await;
     source_a.insert_many((0..500).map(|i| doc! { "_id": i, "v": 0, "gone": false })).await.unwrap();
     let outbound =
@@ -409,7 +445,7 @@ async fn lost_history_fails_clearly_and_restart_from_now_goes_on() {
     // rolled past it.
     let iggy = setup.iggy.client().await;
     let positions = ferry::source::mongodb::checkpoint_topic("changes");
-    ferry::iggy_client::ensure_topic(&iggy, &setup.stream, &positions, 1).await.unwrap();
+    setup.iggy.ensure_topic(&setup.stream, &positions, 1).await;
     let lost = ferry::source::mongodb::ChangePosition::Stream {
         token: doc! { "_data": "826A0000000000000000" },
         cluster_time: Some((1, 1)),
@@ -551,7 +587,7 @@ async fn the_round_trip_pipelines_started_together_replicate_every_time() {
 async fn a_topic_without_partitions_yet_is_waited_for_then_used() {
     let Some(setup) = Setup::new("a_topic_without_partitions_yet_is_waited_for_then_used").await else { return };
     let iggy = setup.iggy.client().await;
-    ferry::iggy_client::ensure_topic(&iggy, &setup.stream, "changes", 0).await.unwrap();
+    setup.iggy.ensure_topic(&setup.stream, "changes", 0).await;
     let source = format!("collection = \"readings\"\n{}", Setup::from_now());
     let pipeline = RunningPipeline::start(parse(&setup.pipeline(&source, "")));
     let readings = setup.collection("readings").await;
@@ -718,7 +754,7 @@ async fn every_bson_type_written_as_extended_json_to_iggy_is_stored_as_itself() 
         return;
     };
     let client = setup.iggy.client().await;
-    ferry::iggy_client::ensure_topic(&client, &setup.stream, "documents", 1).await.unwrap();
+    setup.iggy.ensure_topic(&setup.stream, "documents", 1).await;
     let documents = every_bson_type(&setup.mongo);
     // Canonical and relaxed Extended JSON alike, as producers write either.
     let payloads = documents.iter().enumerate().map(|(index, document)| {

@@ -75,7 +75,7 @@ call_timeout = "15s"
 
     async fn produce(&self, topic: &str, payloads: impl IntoIterator<Item = Vec<u8>>) {
         let client = self.iggy.client().await;
-        ferry::iggy_client::ensure_topic(&client, &self.stream, topic, 2).await.unwrap();
+        self.iggy.ensure_topic(&self.stream, topic, 2).await;
         produce(&client, &self.stream, topic, payloads).await;
     }
 

@@ -141,7 +141,7 @@ async fn readings_flow_exactly_once_while_the_transform_is_replaced_five_times_a
 
     // Readings keep coming, a thousand at a time, until all are sent.
     let client = setup.iggy.client().await;
-    ferry::iggy_client::ensure_topic(&client, &setup.stream, "readings", 1).await.unwrap();
+    setup.iggy.ensure_topic(&setup.stream, "readings", 1).await;
     let stream = setup.stream.clone();
     let producer = tokio::spawn(async move {
         for chunk in 0..READINGS / 1000 {

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use ferry::iggy_client::{DetectError, Generation, detect};
+use ferry::iggy_link::{DetectError, Generation, detect};
 use ferry::pipeline::PipelineError;
 use ferry_tests::pipelines::{RunningPipeline, parse};
 use ferry_tests::servers::IggyServer;
@@ -35,11 +35,17 @@ async fn listener(answer: &'static [u8]) -> (String, tokio::task::JoinHandle<()>
 
 /// A pipeline reading from the Iggy server at `address`.
 fn pipeline_from(address: &str) -> RunningPipeline {
+    pipeline_speaking(address, "auto")
+}
+
+/// A pipeline reading from the Iggy server at `address`, with `protocol` set.
+fn pipeline_speaking(address: &str, protocol: &str) -> RunningPipeline {
     RunningPipeline::start(parse(&format!(
         r#"
 name = "elsewhere"
 [source.iggy]
 address = "{address}"
+protocol = "{protocol}"
 stream = "sensors"
 topic = "readings"
 consumer_group = "ferry"
@@ -74,16 +80,36 @@ async fn iggy_server_0_8_is_detected_as_the_0_8_protocol() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn iggy_server_0_9_is_detected_and_a_pipeline_says_it_does_not_speak_it_yet() {
-    let test = "iggy_server_0_9_is_detected_and_a_pipeline_says_it_does_not_speak_it_yet";
+async fn iggy_server_0_9_is_detected_as_the_0_9_protocol_and_a_pin_to_0_8_stops_the_pipeline_saying_so() {
+    let test = "iggy_server_0_9_is_detected_as_the_0_9_protocol_and_a_pin_to_0_8_stops_the_pipeline_saying_so";
     ferry_tests::init_logging();
     let Some(iggy) = IggyServer::start_0_9(test).await else { return };
     assert_eq!(detected(iggy.address()).await, Ok(Generation::V0_9));
-    let error = stopped_with(pipeline_from(iggy.address())).await;
+    let error = stopped_with(pipeline_speaking(iggy.address(), "0.8")).await;
     let expected = format!("asking the Iggy server at {} which protocol it speaks: ", iggy.address());
     assert!(error.contains(&expected), "{error}");
-    assert!(error.contains("the server speaks Iggy's 0.9 protocol (iggy-server 0.9.x)"), "{error}");
-    assert!(error.contains("this Ferry speaks with iggy-server 0.8"), "{error}");
+    assert!(
+        error.contains(
+            "the server speaks Iggy's 0.9 protocol (iggy-server 0.9.x), but the pipeline sets `protocol = \"0.8\"`"
+        ),
+        "{error}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pin_to_0_9_against_iggy_server_0_8_stops_the_pipeline_saying_so() {
+    ferry_tests::init_logging();
+    let Some(iggy) = IggyServer::start("a_pin_to_0_9_against_iggy_server_0_8_stops_the_pipeline_saying_so").await
+    else {
+        return;
+    };
+    let error = stopped_with(pipeline_speaking(iggy.address(), "0.9")).await;
+    assert!(
+        error.contains(
+            "the server speaks Iggy's 0.8 protocol (iggy-server 0.8.x), but the pipeline sets `protocol = \"0.9\"`"
+        ),
+        "{error}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -93,7 +119,7 @@ async fn a_listener_that_never_answers_stops_the_pipeline_saying_so() {
     let error = stopped_with(pipeline_from(&address)).await;
     assert!(error.contains(&format!("asking the Iggy server at {address} which protocol it speaks: ")), "{error}");
     assert!(error.contains("the server said nothing to a 0.8 PING or a 0.9 PING within 5s"), "{error}");
-    assert!(error.contains("this Ferry speaks with iggy-server 0.8"), "{error}");
+    assert!(error.contains("this Ferry speaks with iggy-server 0.8 and 0.9"), "{error}");
     listener.abort();
 }
 

@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 
-use super::iggy::{IggyConnection, IggyTls, validate_name};
+use super::iggy::{IggyConnection, IggyProtocol, IggyTls, validate_name};
 use super::problems::Problems;
 
 /// Where failed records go. Connection fields default to the pipeline's own
@@ -22,6 +22,10 @@ pub struct DeadLetterConfig {
     pub password: Option<String>,
     #[serde(default)]
     pub tls: Option<IggyTls>,
+    /// Which generation of Iggy's protocol to speak; by default the
+    /// source's or sink's when the address is theirs, else asked.
+    #[serde(default)]
+    pub protocol: Option<IggyProtocol>,
 }
 
 impl DeadLetterConfig {
@@ -41,6 +45,10 @@ impl DeadLetterConfig {
                 .or_else(|| fallback.map(|f| f.password.clone()))
                 .unwrap_or_else(super::defaults::iggy_password),
             tls: self.tls.clone().or_else(|| fallback.and_then(|f| f.tls.clone())),
+            protocol: self.protocol.unwrap_or_else(|| match (&self.address, fallback) {
+                (None, Some(fallback)) => fallback.protocol,
+                _ => IggyProtocol::Auto,
+            }),
         })
     }
 

@@ -12,6 +12,21 @@ pub struct IggyConnection {
     pub username: String,
     pub password: String,
     pub tls: Option<IggyTls>,
+    pub protocol: IggyProtocol,
+}
+
+/// `protocol = "auto" | "0.8" | "0.9"`: which generation of Iggy's wire
+/// protocol to speak. `auto` asks the server before logging in; a pinned
+/// generation makes a server that speaks another one a clear error.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub enum IggyProtocol {
+    #[default]
+    #[serde(rename = "auto")]
+    Auto,
+    #[serde(rename = "0.8")]
+    V0_8,
+    #[serde(rename = "0.9")]
+    V0_9,
 }
 
 /// TLS for the Iggy connection.
@@ -75,8 +90,13 @@ mod tests {
     use super::*;
 
     fn problems(address: &str) -> Vec<String> {
-        let connection =
-            IggyConnection { address: address.into(), username: "iggy".into(), password: "iggy".into(), tls: None };
+        let connection = IggyConnection {
+            address: address.into(),
+            username: "iggy".into(),
+            password: "iggy".into(),
+            tls: None,
+            protocol: IggyProtocol::Auto,
+        };
         let mut problems = Problems::default();
         connection.validate("source.iggy", &mut problems);
         problems.iter().map(ToString::to_string).collect()

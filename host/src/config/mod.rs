@@ -25,7 +25,7 @@ pub use change_stream::{
 };
 pub use dead_letter::DeadLetterConfig;
 pub use delivery::{DeliveryConfig, OnBrokenTransform};
-pub use iggy::{CreateTopic, IggyConnection, IggyTls};
+pub use iggy::{CreateTopic, IggyConnection, IggyProtocol, IggyTls};
 pub use problems::{Problem, Problems};
 pub use sink::{IggySinkConfig, MongoSinkConfig, PartitionBy, SinkConfig, WriteMode, collection_name_problem};
 pub use source::{IggySourceConfig, PayloadFormat, SourceConfig, StartPosition};

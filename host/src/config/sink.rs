@@ -3,7 +3,7 @@
 use serde::Deserialize;
 
 use super::defaults;
-use super::iggy::{CreateTopic, IggyConnection, IggyTls, validate_name};
+use super::iggy::{CreateTopic, IggyConnection, IggyProtocol, IggyTls, validate_name};
 use super::problems::Problems;
 
 /// The one sink of a pipeline, named by its table: `[sink.mongodb]`,
@@ -37,6 +37,9 @@ pub struct IggySinkConfig {
     pub password: String,
     #[serde(default)]
     pub tls: Option<IggyTls>,
+    /// Which generation of Iggy's protocol to speak (asked of the server by default).
+    #[serde(default)]
+    pub protocol: IggyProtocol,
     pub stream: String,
     pub topic: String,
     /// Create the stream and topic if missing.
@@ -69,6 +72,7 @@ impl IggySinkConfig {
             username: self.username.clone(),
             password: self.password.clone(),
             tls: self.tls.clone(),
+            protocol: self.protocol,
         }
     }
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::defaults;
-use super::iggy::{CreateTopic, IggyConnection, IggyTls, validate_name};
+use super::iggy::{CreateTopic, IggyConnection, IggyProtocol, IggyTls, validate_name};
 use super::problems::Problems;
 
 /// The one source of a pipeline, named by its table: `[source.iggy]` or
@@ -30,6 +30,9 @@ pub struct IggySourceConfig {
     /// TLS settings; plain TCP when absent.
     #[serde(default)]
     pub tls: Option<IggyTls>,
+    /// Which generation of Iggy's protocol to speak (asked of the server by default).
+    #[serde(default)]
+    pub protocol: IggyProtocol,
     pub stream: String,
     pub topic: String,
     /// Create the stream and topic if missing; without it a missing topic is
@@ -83,6 +86,7 @@ impl IggySourceConfig {
             username: self.username.clone(),
             password: self.password.clone(),
             tls: self.tls.clone(),
+            protocol: self.protocol,
         }
     }
 

@@ -2,8 +2,6 @@
 //! of them are transient (wait and retry, holding the position) and which are
 //! not (stop and say why).
 
-use iggy::prelude::IggyError;
-
 /// A boxed cause, kept whole for source chains.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
@@ -52,9 +50,10 @@ impl FailureKind {
 }
 
 impl ServiceError {
-    pub fn iggy(what: impl Into<String>, error: IggyError) -> Self {
-        let transient = iggy_is_transient(&error);
-        Self { what: what.into(), transient, kind: FailureKind::Iggy, cause: Box::new(error) }
+    /// Iggy refused the call, or could not be reached; whether that is
+    /// `transient` is for the link's generation to say (`iggy_link`).
+    pub fn iggy(what: impl Into<String>, transient: bool, cause: impl Into<BoxError>) -> Self {
+        Self { what: what.into(), transient, kind: FailureKind::Iggy, cause: cause.into() }
     }
 
     pub fn mongo(what: impl Into<String>, error: mongodb::error::Error) -> Self {
@@ -90,29 +89,6 @@ impl ServiceError {
     pub fn fatal(what: impl Into<String>, cause: impl Into<BoxError>) -> Self {
         Self { what: what.into(), transient: false, kind: FailureKind::Other, cause: cause.into() }
     }
-}
-
-/// Connection trouble and server restarts are transient; anything about the
-/// request itself (names, permissions, sizes) is not.
-fn iggy_is_transient(error: &IggyError) -> bool {
-    matches!(
-        error,
-        IggyError::Disconnected
-            | IggyError::CannotEstablishConnection
-            | IggyError::NotConnected
-            | IggyError::ConnectionClosed
-            | IggyError::StaleClient
-            | IggyError::TcpError
-            | IggyError::IoError(_)
-            | IggyError::Unauthenticated
-            | IggyError::ClientShutdown
-            | IggyError::EmptyResponse
-            | IggyError::ConsumerGroupMemberNotFound(..)
-            | IggyError::CannotSendMessagesDueToClientDisconnection
-            | IggyError::ShardCommunicationError
-            | IggyError::TaskTimeout
-            | IggyError::TopicFull(..)
-    )
 }
 
 /// MongoDB error codes that mean "the server or its role is changing; try
@@ -154,14 +130,6 @@ pub async fn with_timeout<T>(
 mod tests {
     use super::*;
     use mongodb::error::{Error, ErrorKind};
-
-    #[test]
-    fn given_connection_trouble_then_iggy_errors_are_transient() {
-        assert!(iggy_is_transient(&IggyError::Disconnected));
-        assert!(iggy_is_transient(&IggyError::Unauthenticated));
-        assert!(!iggy_is_transient(&IggyError::InvalidCredentials));
-        assert!(!iggy_is_transient(&IggyError::TooBigMessagePayload));
-    }
 
     #[test]
     fn given_io_trouble_then_mongo_error_is_transient() {

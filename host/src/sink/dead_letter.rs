@@ -10,13 +10,11 @@
 use std::future::Future;
 
 use bytes::Bytes;
-use iggy::prelude::{Identifier, IggyMessage, MessageClient, Partitioning};
 use sha2::{Digest, Sha256};
 
 use crate::config::IggyConnection;
 use crate::error::ServiceError;
-use crate::iggy_client::Headers;
-use crate::iggy_client::{IggyLink, ensure_topic, named};
+use crate::iggy_link::{Headers, IggyLink, Message};
 use crate::record::{Batch, Record, describe_position, position_id};
 use crate::source::KEY_HEADER;
 
@@ -48,7 +46,6 @@ pub struct IggyDeadLetters {
     link: IggyLink,
     stream: String,
     topic: String,
-    ids: (Identifier, Identifier),
     topic_ready: bool,
 }
 
@@ -58,7 +55,6 @@ impl IggyDeadLetters {
             link: IggyLink::new(connection),
             stream: stream.to_owned(),
             topic: topic.to_owned(),
-            ids: (named(stream)?, named(topic)?),
             topic_ready: false,
         })
     }
@@ -69,17 +65,13 @@ impl DeadLetterSink for IggyDeadLetters {
         if letters.is_empty() {
             return Ok(());
         }
-        let mut messages =
-            letters.iter().map(|letter| message(pipeline, batch, letter)).collect::<Result<Vec<_>, _>>()?;
-        let what = format!("sending dead letters to {}/{}", self.stream, self.topic);
-        let (client, _) = self.link.client().await?;
+        let messages = letters.iter().map(|letter| message(pipeline, batch, letter)).collect::<Result<Vec<_>, _>>()?;
+        let (session, _) = self.link.session().await?;
         if !self.topic_ready {
-            ensure_topic(client, &self.stream, &self.topic, 1).await?;
+            session.ensure_topic(&self.stream, &self.topic, 1).await?;
             self.topic_ready = true;
         }
-        let sent = client.send_messages(&self.ids.0, &self.ids.1, &Partitioning::balanced(), &mut messages).await;
-        if let Err(error) = sent {
-            let error = ServiceError::iggy(what, error);
+        if let Err(error) = session.send(&self.stream, &self.topic, None, messages).await {
             if error.transient {
                 self.link.reset().await;
                 self.topic_ready = false;
@@ -91,7 +83,7 @@ impl DeadLetterSink for IggyDeadLetters {
 }
 
 /// The dead-letter message for one input.
-pub fn message(pipeline: &str, batch: &Batch, letter: &DeadLetter) -> Result<IggyMessage, ServiceError> {
+pub fn message(pipeline: &str, batch: &Batch, letter: &DeadLetter) -> Result<Message, ServiceError> {
     let record = &batch.records[letter.input];
     let mut headers = Headers::with_capacity(8);
     for header in record.headers.iter().flatten() {
@@ -111,8 +103,8 @@ pub fn message(pipeline: &str, batch: &Batch, letter: &DeadLetter) -> Result<Igg
         Bytes::from(record.payload.clone())
     };
     headers
-        .message(Some(letter_id(pipeline, batch, record)), payload)
-        .map_err(|error| ServiceError::iggy(format!("building the dead letter for {}", letter.stage), error))
+        .message(letter_id(pipeline, batch, record), payload)
+        .map_err(|error| ServiceError::fatal(format!("building the dead letter for {}", letter.stage), error))
 }
 
 /// The same id for the same pipeline and source position, every time.
@@ -127,10 +119,8 @@ fn letter_id(pipeline: &str, batch: &Batch, record: &Record) -> u128 {
 
 #[cfg(test)]
 mod tests {
-    use iggy::prelude::HeaderKey;
-
     use super::*;
-    use crate::iggy_client::MAX_HEADER_VALUE;
+    use crate::iggy_link::MAX_HEADER_VALUE;
     use crate::record::{BatchSource, Encoding, Header, IggyPosition, IggyTopic, MessageId, Origin};
 
     fn batch(payload: &[u8]) -> Batch {
@@ -152,9 +142,8 @@ mod tests {
         }
     }
 
-    fn header(message: &IggyMessage, name: &str) -> Option<String> {
-        let headers = message.user_headers_map().unwrap().unwrap();
-        headers.get(&HeaderKey::try_from(name).unwrap()).map(|value| value.to_string_value())
+    fn header(message: &Message, name: &str) -> Option<String> {
+        message.header(name)
     }
 
     #[test]
@@ -173,9 +162,9 @@ mod tests {
     #[test]
     fn given_a_replay_then_the_letter_id_repeats_and_differs_per_pipeline() {
         let letter = DeadLetter { input: 0, stage: "sink".into(), reason: "x".into() };
-        let first = message("p", &batch(b"1"), &letter).unwrap().header.id;
-        assert_eq!(first, message("p", &batch(b"1"), &letter).unwrap().header.id);
-        assert_ne!(first, message("q", &batch(b"1"), &letter).unwrap().header.id);
+        let first = message("p", &batch(b"1"), &letter).unwrap().id;
+        assert_eq!(first, message("p", &batch(b"1"), &letter).unwrap().id);
+        assert_ne!(first, message("q", &batch(b"1"), &letter).unwrap().id);
     }
 
     #[test]

@@ -30,7 +30,7 @@ impl Run {
     async fn produce(iggy: &IggyServer, readings: usize) -> Self {
         let run = Self { stream: unique("soak"), database: unique("soak"), readings };
         let client = iggy.client().await;
-        ferry::iggy_client::ensure_topic(&client, &run.stream, "readings", PARTITIONS).await.expect("a topic");
+        iggy.ensure_topic(&run.stream, "readings", PARTITIONS).await;
         produce(&client, &run.stream, "readings", (0..readings).map(reading)).await;
         run
     }

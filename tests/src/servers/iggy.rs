@@ -4,9 +4,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use ferry::config::{IggyConnection, IggyTls};
-use ferry::iggy_client::Generation;
-use iggy::prelude::IggyClient;
+use ferry::config::{IggyConnection, IggyProtocol, IggyTls};
+use ferry::iggy_link::{Generation, Session};
+use iggy::prelude::{Client, IggyClient, UserClient};
 
 use super::docker::DockerContainer;
 use super::iggy_segments::{TrimmedSegment, only_partition, trim_unindexed_tails, unindex_last_messages};
@@ -160,12 +160,41 @@ impl IggyServer {
             username: "iggy".into(),
             password: "iggy".into(),
             tls: self.tls.clone(),
+            protocol: IggyProtocol::Auto,
         }
     }
 
-    /// A logged-in client.
+    /// A logged-in client of the `iggy` 0.10 SDK, which speaks 0.8 servers
+    /// only: for tests that drive the server as that SDK's users do.
     pub async fn client(&self) -> IggyClient {
-        ferry::iggy_client::connect(&self.connection()).await.expect("the test server accepts a client")
+        assert_eq!(self.generation, Generation::V0_8, "the 0.10 SDK speaks only iggy-server 0.8; use session()");
+        let mut builder = IggyClient::builder().with_tcp().with_server_address(self.address.clone()).with_no_delay();
+        if let Some(tls) = &self.tls {
+            builder = builder.with_tls_enabled(true);
+            if let Some(domain) = &tls.domain {
+                builder = builder.with_tls_domain(domain.clone());
+            }
+            if let Some(ca_file) = &tls.ca_file {
+                builder = builder.with_tls_ca_file(ca_file.clone());
+            }
+        }
+        let client = builder.build().expect("a client");
+        client.connect().await.expect("the test server accepts a client");
+        client.login_user("iggy", "iggy").await.expect("the test server accepts the login");
+        client
+    }
+
+    /// A logged-in session of Ferry's own Iggy link, in whichever generation
+    /// the server speaks.
+    pub async fn session(&self) -> Session {
+        ferry::iggy_link::connect(&self.connection()).await.expect("the test server accepts a session")
+    }
+
+    /// Creates the stream and topic (with `partitions`) unless they exist.
+    pub async fn ensure_topic(&self, stream: &str, topic: &str, partitions: u32) {
+        let session = self.session().await;
+        session.ensure_topic(stream, topic, partitions).await.expect("the topic is created");
+        session.shutdown().await;
     }
 
     /// Kills the server (keeping its data) and starts it again on the same
@@ -224,18 +253,13 @@ impl IggyServer {
         self.generation
     }
 
-    /// Whether the server answers: a login for 0.8, which this Ferry's
-    /// client speaks; the protocol probe for any other generation.
+    /// Whether the server answers a login, in the generation expected.
     async fn ready(&self) -> Result<(), String> {
-        if self.generation == Generation::V0_8 {
-            return ferry::iggy_client::connect(&self.connection()).await.map(drop).map_err(|error| error.to_string());
-        }
-        let mut stream = tokio::net::TcpStream::connect(&self.address).await.map_err(|error| error.to_string())?;
-        match ferry::iggy_client::detect(&mut stream, Duration::from_secs(5)).await {
-            Ok(generation) if generation == self.generation => Ok(()),
-            Ok(generation) => panic!("Iggy at {} speaks {generation}, not {}", self.address, self.generation),
-            Err(error) => Err(error.to_string()),
-        }
+        let session = ferry::iggy_link::connect(&self.connection()).await.map_err(|error| error.to_string())?;
+        let generation = session.generation();
+        session.shutdown().await;
+        assert_eq!(generation, self.generation, "Iggy at {} speaks another generation", self.address);
+        Ok(())
     }
 
     async fn wait_ready(&self) {

@@ -12,6 +12,7 @@
 
 mod docker;
 mod iggy;
+mod iggy_data;
 mod iggy_segments;
 mod mongo;
 mod process;

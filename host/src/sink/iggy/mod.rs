@@ -12,14 +12,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use iggy::prelude::{IggyMessage, IggyMessageHeader, MAX_PAYLOAD_SIZE, MessageClient, Partitioning};
 use sha2::{Digest, Sha256};
 
 use super::{Prepare, Rejection, Sink};
 use crate::config::{IggySinkConfig, PartitionBy};
 use crate::error::ServiceError;
-use crate::iggy_client::Headers;
-use crate::iggy_client::{IggyLink, TopicOpener, named};
+use crate::iggy_link::{Headers, IggyLink, MAX_PAYLOAD_SIZE, Message, TopicOpener};
 use crate::record::{Batch, Operation, Origin, Record, position_id};
 use crate::record::{OutputRef, RecordResult};
 use crate::source::KEY_HEADER;
@@ -59,9 +57,9 @@ impl IggySink {
     /// Connects, creates the topic if asked, and reads what each partition
     /// already holds.
     async fn refresh(&mut self) -> Result<(), ServiceError> {
-        let (client, _) = self.link.client().await?;
-        self.partitions = self.topic.open(client).await?.partitions;
-        self.holds = partition_positions(client, &self.config.stream, &self.config.topic)
+        let (session, _) = self.link.session().await?;
+        self.partitions = self.topic.open(session).await?.partitions;
+        self.holds = partition_positions(session, &self.config.stream, &self.config.topic)
             .await?
             .into_iter()
             .filter_map(|(partition, position)| Some((partition, position?)))
@@ -75,7 +73,7 @@ impl IggySink {
             self.refresh().await?;
         }
         let topic_name = self.topic.name();
-        let mut by_partition: Vec<(u32, Vec<IggyMessage>)> = Vec::new();
+        let mut by_partition: Vec<(u32, Vec<Message>)> = Vec::new();
         for outgoing in &plan.messages {
             let Some(partition) = partition_for(outgoing.route, &self.partitions) else {
                 return Err(ServiceError::not_yet(
@@ -95,21 +93,15 @@ impl IggySink {
                     }
                 }
             }
-            let message = outgoing.message();
+            let message = outgoing.message.clone();
             match by_partition.iter_mut().find(|(id, _)| *id == partition) {
                 Some((_, messages)) => messages.push(message),
                 None => by_partition.push((partition, vec![message])),
             }
         }
-        let (stream, topic) = (named(&self.config.stream)?, named(&self.config.topic)?);
-        let (client, _) = self.link.client().await?;
-        for (partition, mut messages) in by_partition {
-            client
-                .send_messages(&stream, &topic, &Partitioning::partition_id(partition), &mut messages)
-                .await
-                .map_err(|error| {
-                    ServiceError::iggy(format!("producing to {topic_name} partition {partition}"), error)
-                })?;
+        let (session, _) = self.link.session().await?;
+        for (partition, messages) in by_partition {
+            session.send(&self.config.stream, &self.config.topic, Some(partition), messages).await?;
         }
         Ok(())
     }
@@ -123,12 +115,12 @@ pub struct IggyPlanner {
 }
 
 /// One message to send, kept so that it can be sent again on a retry
-/// (sending consumes Iggy's messages; copying one is cheap, its payload and
+/// (sending consumes the messages; copying one is cheap, its payload and
 /// encoded headers are shared).
 pub struct Outgoing {
     /// The hash of what decides the partition (see `route_hash`).
     route: u64,
-    message: IggyMessage,
+    message: Message,
 }
 
 pub struct IggyPlan {
@@ -137,28 +129,10 @@ pub struct IggyPlan {
 }
 
 impl Outgoing {
-    fn message(&self) -> IggyMessage {
-        let header = &self.message.header;
-        IggyMessage {
-            header: IggyMessageHeader {
-                checksum: header.checksum,
-                id: header.id,
-                offset: header.offset,
-                timestamp: header.timestamp,
-                origin_timestamp: header.origin_timestamp,
-                user_headers_length: header.user_headers_length,
-                payload_length: header.payload_length,
-                reserved: header.reserved,
-            },
-            payload: self.message.payload.clone(),
-            user_headers: self.message.user_headers.clone(),
-        }
-    }
-
     /// The change's position, read back from the headers: needed only
     /// where a partition still holds a position, so not kept on the side.
     fn position(&self) -> Option<ChangePosition> {
-        ChangePosition::from_headers(&self.message.user_headers_map().ok()??)
+        ChangePosition::from_message(&self.message)
     }
 }
 
@@ -232,7 +206,7 @@ fn outgoing(
     if output.payload.is_empty() {
         return Err("an empty payload cannot be sent to Iggy".to_owned());
     }
-    if output.payload.len() > MAX_PAYLOAD_SIZE as usize {
+    if output.payload.len() > MAX_PAYLOAD_SIZE {
         return Err(format!("a payload of {} bytes is above Iggy's limit of {MAX_PAYLOAD_SIZE}", output.payload.len()));
     }
     let document_key = match &record.origin {
@@ -279,7 +253,7 @@ fn outgoing(
     let digest = Sha256::new().chain_update(identity.as_bytes()).chain_update((n as u64).to_le_bytes()).finalize();
     let id = u128::from_be_bytes(digest[..16].try_into().expect("a SHA-256 digest has 32 bytes"));
     let message = headers
-        .message(Some(id), Bytes::copy_from_slice(output.payload))
+        .message(id, Bytes::copy_from_slice(output.payload))
         .map_err(|error| format!("cannot build the message: {error}"))?;
     Ok(Outgoing { route, message })
 }
@@ -348,8 +322,7 @@ mod tests {
     }
 
     fn header(outgoing: &Outgoing, name: &str) -> Option<String> {
-        let headers = outgoing.message.user_headers_map().unwrap().unwrap();
-        headers.get(&iggy::prelude::HeaderKey::try_from(name).unwrap()).map(|value| value.to_string_value())
+        outgoing.message.header(name)
     }
 
     #[test]
@@ -363,10 +336,7 @@ mod tests {
         assert_eq!(header(&outgoing, "ferry-operation").as_deref(), Some("update"));
         assert_eq!(header(&outgoing, "ferry-namespace").as_deref(), Some("shop.orders"));
         assert_eq!(header(&outgoing, "ferry-document-key").as_deref(), Some(r#"{"_id":7}"#));
-        let message = outgoing.message();
-        let headers = message.user_headers_map().unwrap().unwrap();
-        assert_eq!(ChangePosition::from_headers(&headers), outgoing.position());
-        assert_eq!((message.header.id, &message.payload), (outgoing.message.header.id, &outgoing.message.payload));
+        assert_eq!(ChangePosition::from_message(&outgoing.message), outgoing.position());
     }
 
     #[test]
@@ -402,11 +372,7 @@ mod tests {
         let (batch, _) = change("abc", r#"{"_id":7}"#);
         let output = emitted(&batch, b"x", None);
         let id = |n| {
-            outgoing(&batch, &batch.records[0], n, (&output).into(), PartitionBy::DocumentKey, None)
-                .unwrap()
-                .message
-                .header
-                .id
+            outgoing(&batch, &batch.records[0], n, (&output).into(), PartitionBy::DocumentKey, None).unwrap().message.id
         };
         assert_eq!(id(0), id(0));
         assert_ne!(id(0), id(1));
@@ -433,8 +399,8 @@ mod tests {
         assert_eq!(unchanged.message.payload, &b"{}"[..]);
         assert_eq!(unchanged.position(), Some(position));
         assert_eq!(
-            (unchanged.route, unchanged.message.header.id, &unchanged.message.user_headers),
-            (copied.route, copied.message.header.id, &copied.message.user_headers)
+            (unchanged.route, unchanged.message.id, &unchanged.message.user_headers),
+            (copied.route, copied.message.id, &copied.message.user_headers)
         );
     }
 

@@ -9,12 +9,11 @@
 
 use std::time::Duration;
 
-use iggy::prelude::{Consumer, ConsumerOffsetClient, IggyClient, TopicClient};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::IggySourceConfig;
 use crate::error::{ServiceError, error_chain};
-use crate::iggy_client::{IggyLink, named};
+use crate::iggy_link::{IggyLink, Session};
 use crate::telemetry::PipelineTelemetry;
 use crate::telemetry::events::{PartitionHead, PartitionHeads};
 
@@ -27,8 +26,8 @@ pub const LAG_PROBE_INTERVAL: Duration = Duration::from_secs(2);
 pub async fn watch_lag(config: IggySourceConfig, telemetry: PipelineTelemetry, stop: CancellationToken) {
     let mut link = IggyLink::new(config.connection());
     loop {
-        let read = match link.client().await {
-            Ok((client, _)) => read_lag(client, &config).await,
+        let read = match link.session().await {
+            Ok((session, _)) => read_lag(session, &config).await,
             Err(error) => Err(error),
         };
         match read {
@@ -46,25 +45,17 @@ pub async fn watch_lag(config: IggySourceConfig, telemetry: PipelineTelemetry, s
 }
 
 /// Each partition's last offset and the group's committed offset.
-async fn read_lag(client: &IggyClient, config: &IggySourceConfig) -> Result<Vec<PartitionHead>, ServiceError> {
-    let what = || format!("reading the lag of group {:?} on {}/{}", config.consumer_group, config.stream, config.topic);
-    let (stream, topic) = (named(&config.stream)?, named(&config.topic)?);
-    let group = Consumer::group(named(&config.consumer_group)?);
-    let Some(details) = client.get_topic(&stream, &topic).await.map_err(|error| ServiceError::iggy(what(), error))?
-    else {
+async fn read_lag(session: &Session, config: &IggySourceConfig) -> Result<Vec<PartitionHead>, ServiceError> {
+    let Some(topic) = session.topic(&config.stream, &config.topic).await? else {
         return Ok(Vec::new());
     };
-    let mut heads = Vec::with_capacity(details.partitions.len());
-    for partition in &details.partitions {
+    let mut heads = Vec::with_capacity(topic.partitions.len());
+    for partition in &topic.partitions {
         // A group that has not committed here yet (or does not exist yet)
         // answers nothing.
-        let committed = client
-            .get_consumer_offset(&group, &stream, &topic, Some(partition.id))
-            .await
-            .map_err(|error| ServiceError::iggy(what(), error))?
-            .map(|offset| offset.stored_offset);
-        let head = (partition.messages_count > 0).then_some(partition.current_offset);
-        heads.push(PartitionHead { partition: partition.id, head, committed });
+        let committed =
+            session.stored_offset(&config.consumer_group, &config.stream, &config.topic, partition.id).await?;
+        heads.push(PartitionHead { partition: partition.id, head: partition.last_offset(), committed });
     }
     Ok(heads)
 }

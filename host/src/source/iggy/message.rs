@@ -1,6 +1,6 @@
 //! An Iggy message as a Ferry record.
 
-use iggy::prelude::IggyMessage;
+use crate::iggy_link::Message;
 
 use crate::config::PayloadFormat;
 use crate::record::{Encoding, Header, IggyPosition, MessageId, Origin, Record};
@@ -10,24 +10,23 @@ use crate::record::{Encoding, Header, IggyPosition, MessageId, Origin, Record};
 pub const KEY_HEADER: &str = "ferry-key";
 
 /// Converts one polled message of `partition`.
-pub fn to_record(message: &IggyMessage, partition: u32, format: PayloadFormat) -> Record {
-    let header = &message.header;
+pub fn to_record(message: &Message, partition: u32, format: PayloadFormat) -> Record {
     let mut key = None;
     // Undecodable headers are dropped rather than failing the record: the
     // payload is what the pipeline exists to move.
-    let headers: Option<Vec<Header>> = message.user_headers_map().ok().flatten().map(|map| {
-        map.iter()
-            .filter_map(|(name, value)| {
-                let name = name.to_string_value();
-                if name == KEY_HEADER {
-                    key = Some(value.as_bytes().to_vec());
+    let headers: Option<Vec<Header>> = message.headers().map(|headers| {
+        headers
+            .into_iter()
+            .filter_map(|header| {
+                if header.name == KEY_HEADER {
+                    key = Some(header.raw);
                     return None;
                 }
-                Some(Header { name, value: value.to_string_value() })
+                Some(Header { name: header.name, value: header.value })
             })
             .collect()
     });
-    let (high, low) = message_id_parts(header.id);
+    let (high, low) = message_id_parts(message.id);
     Record {
         payload: message.payload.to_vec(),
         encoding: match format {
@@ -37,12 +36,12 @@ pub fn to_record(message: &IggyMessage, partition: u32, format: PayloadFormat) -
         },
         key,
         headers: headers.filter(|headers| !headers.is_empty()),
-        timestamp: header.timestamp,
+        timestamp: message.timestamp,
         origin: Origin::Iggy(IggyPosition {
             partition,
-            offset: header.offset,
+            offset: message.offset,
             message_id: MessageId { high, low },
-            timestamp: header.timestamp,
+            timestamp: message.timestamp,
         }),
     }
 }
@@ -54,26 +53,19 @@ pub fn message_id_parts(id: u128) -> (u64, u64) {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use bytes::Bytes;
-    use iggy::prelude::{HeaderKey, HeaderValue};
 
     use super::*;
+    use crate::iggy_link::Headers;
 
-    fn message(headers: &[(&str, &str)]) -> IggyMessage {
-        let headers: BTreeMap<HeaderKey, HeaderValue> = headers
-            .iter()
-            .map(|(k, v)| (HeaderKey::try_from(*k).unwrap(), HeaderValue::try_from(*v).unwrap()))
-            .collect();
-        let mut message = IggyMessage::builder()
-            .id(7u128 << 64 | 9)
-            .payload(Bytes::from_static(b"{\"a\":1}"))
-            .user_headers(headers)
-            .build()
-            .unwrap();
-        message.header.offset = 42;
-        message.header.timestamp = 1_000;
+    fn message(pairs: &[(&'static str, &'static str)]) -> Message {
+        let mut headers = Headers::default();
+        for (name, value) in pairs {
+            headers.add(name, *value);
+        }
+        let mut message = headers.message(7u128 << 64 | 9, Bytes::from_static(b"{\"a\":1}")).unwrap();
+        message.offset = 42;
+        message.timestamp = 1_000;
         message
     }
 

@@ -3,19 +3,16 @@
 //!
 //! Ferry polls each partition explicitly from its own cursor rather than
 //! asking the server for "next": the server's "next" starts after the last
-//! *committed* offset, which would hand back batches still in flight. A
-//! partition this member does not own polls empty, so walking all partitions
-//! finds the ones the group assigned to it. After a reconnect (new member)
+//! *committed* offset, which would hand back batches still in flight. Which
+//! partitions it walks is the link's to say: on 0.8 all of them (a partition
+//! another member owns polls empty), on 0.9 the group's assignment, learned
+//! again whenever the server fences a poll or a commit, and every second
+//! while there is nothing to read. After a reconnect (new member)
 //! the cursors are forgotten and each partition resumes after its committed
 //! offset; anything re-read is written idempotently.
 
 use std::collections::HashMap;
-use std::time::Duration;
-
-use iggy::prelude::{
-    Consumer, ConsumerGroupClient, ConsumerOffsetClient, Identifier, IggyClient, IggyError, MessageClient,
-    PollingStrategy,
-};
+use std::time::{Duration, Instant};
 
 mod lag;
 mod message;
@@ -28,10 +25,15 @@ use unreadable::{PollStart, unreadable_partition};
 use super::{Polled, Source};
 use crate::config::{IggySourceConfig, StartPosition};
 use crate::error::ServiceError;
-use crate::iggy_client::{IggyLink, TopicOpener, named};
+use crate::iggy_link::{self, IggyLink, Reader, Session, Start, Stored, TopicOpener};
 use crate::record::{Batch, BatchSource, IggyTopic};
 use crate::telemetry::PipelineTelemetry;
 use crate::telemetry::events::{OffsetCommitted, PartitionsAssigned};
+
+/// How often a member that found nothing to read asks the group again which
+/// partitions are its own (0.9 hands partitions over by a sync, which a
+/// member that polls nothing would otherwise never send).
+const ASSIGNMENT_REFRESH: Duration = Duration::from_secs(1);
 
 /// The last offset of a written batch in one partition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,10 +46,17 @@ pub struct IggySource {
     config: IggySourceConfig,
     link: IggyLink,
     topic: TopicOpener,
-    ids: Ids,
     /// The topic's partitions, read on each (re)connect; never empty once
     /// joined.
+    all_partitions: Vec<u32>,
+    /// The partitions this member reads: all of them on 0.8 (where the
+    /// server answers a poll of another member's partition with nothing),
+    /// the group's assignment on 0.9.
     partitions: Vec<u32>,
+    /// When `partitions` was last learned.
+    assigned_at: Instant,
+    /// Whether to learn `partitions` again before the next poll.
+    reassign: bool,
     /// Which partition the next poll tries first.
     turn: usize,
     /// The next offset to poll, per partition polled since connecting.
@@ -55,85 +64,82 @@ pub struct IggySource {
     telemetry: PipelineTelemetry,
 }
 
-struct Ids {
-    stream: Identifier,
-    topic: Identifier,
-    group: Consumer,
-}
-
 impl IggySource {
     pub fn new(config: IggySourceConfig, telemetry: &PipelineTelemetry) -> Result<Self, ServiceError> {
-        let ids = Ids {
-            stream: named(&config.stream)?,
-            topic: named(&config.topic)?,
-            group: Consumer::group(named(&config.consumer_group)?),
-        };
         Ok(Self {
             link: IggyLink::new(config.connection()),
             topic: TopicOpener::new(&config.stream, &config.topic, config.create),
             config,
-            ids,
+            all_partitions: Vec::new(),
             partitions: Vec::new(),
+            assigned_at: Instant::now(),
+            reassign: false,
             turn: 0,
             cursors: HashMap::new(),
             telemetry: telemetry.clone(),
         })
     }
 
-    /// The connected client; on a fresh connection, joins the group first.
-    async fn ready(&mut self) -> Result<&IggyClient, ServiceError> {
-        let (_, fresh) = self.link.client().await?;
+    /// The connected session; on a fresh connection, joins the group first,
+    /// and learns this member's partitions again when they may have moved.
+    async fn ready(&mut self) -> Result<&Session, ServiceError> {
+        let (_, fresh) = self.link.session().await?;
         if fresh && let Err(error) = self.join().await {
             self.link.reset().await;
             return Err(error);
         }
-        Ok(self.link.client().await?.0)
+        if self.reassign
+            && let Err(error) = self.assign().await
+        {
+            return Err(self.failed(error).await);
+        }
+        Ok(self.link.session().await?.0)
     }
 
     /// Reads the partitions, creates the group if missing (positioning it
     /// per `start`) and joins it.
     async fn join(&mut self) -> Result<(), ServiceError> {
         let topic_name = self.topic.name();
-        let (client, _) = self.link.client().await?;
-        let topic = self.topic.open(client).await?;
-        let group = &self.config.consumer_group;
-        let what = format!("setting up consumer group {group:?} on {topic_name}");
-        let exists = client
-            .get_consumer_group(&self.ids.stream, &self.ids.topic, &self.ids.group.id)
-            .await
-            .map_err(|error| ServiceError::iggy(what.clone(), error))?
-            .is_some();
-        let created = !exists
-            && match client.create_consumer_group(&self.ids.stream, &self.ids.topic, group).await {
-                Ok(_) => true,
-                Err(IggyError::ConsumerGroupNameAlreadyExists(..)) => false,
-                Err(error) => return Err(ServiceError::iggy(what, error)),
-            };
-        client
-            .join_consumer_group(&self.ids.stream, &self.ids.topic, &self.ids.group.id)
-            .await
-            .map_err(|error| ServiceError::iggy(what.clone(), error))?;
+        let (session, _) = self.link.session().await?;
+        let topic = self.topic.open(session).await?;
+        let (stream, group) = (&self.config.stream, &self.config.consumer_group);
+        let created = session.ensure_group(stream, &self.config.topic, group).await?;
+        session.join_group(stream, &self.config.topic, group).await?;
         if created && self.config.start == StartPosition::Latest {
             // A new group starting at "latest" begins after what is there now.
-            for partition in topic.details.partitions.iter().filter(|partition| partition.messages_count > 0) {
-                let stored = client
-                    .store_consumer_offset(
-                        &self.ids.group,
-                        &self.ids.stream,
-                        &self.ids.topic,
-                        Some(partition.id),
-                        partition.current_offset,
-                    )
-                    .await;
-                if let Err(error) = stored {
-                    tracing::warn!(partition = partition.id, %error, "cannot position the new group at the latest offset");
+            for partition in &topic.details.partitions {
+                let Some(last) = partition.last_offset() else { continue };
+                if let Err(error) = session.store_offset(group, stream, &self.config.topic, partition.id, last).await {
+                    tracing::warn!(
+                        partition = partition.id,
+                        "cannot position the new group at the latest offset: {error}"
+                    );
                 }
             }
         }
-        self.partitions = topic.partitions;
+        tracing::info!(topic = %topic_name, group = %group, created, generation = %session.generation(), "joined consumer group");
+        self.all_partitions = topic.partitions;
         self.cursors.clear();
-        PartitionsAssigned { partitions: &self.partitions }.emit(&self.telemetry);
-        tracing::info!(topic = %topic_name, group = %group, created, partitions = self.partitions.len(), "joined consumer group");
+        self.assign().await
+    }
+
+    /// Learns which partitions this member reads now. Cursors of partitions
+    /// it no longer reads are forgotten: whoever reads them next resumes
+    /// after the group's stored offset.
+    async fn assign(&mut self) -> Result<(), ServiceError> {
+        let (session, _) = self.link.session().await?;
+        let config = &self.config;
+        let partitions = session
+            .assigned_partitions(&config.stream, &config.topic, &config.consumer_group, &self.all_partitions)
+            .await?;
+        self.reassign = false;
+        self.assigned_at = Instant::now();
+        if partitions != self.partitions {
+            self.cursors.retain(|partition, _| partitions.contains(partition));
+            self.partitions = partitions;
+            PartitionsAssigned { partitions: &self.partitions }.emit(&self.telemetry);
+            tracing::info!(topic = %self.topic.name(), partitions = ?self.partitions, "reading partitions");
+        }
         Ok(())
     }
 
@@ -142,11 +148,10 @@ impl IggySource {
         if let Some(&offset) = self.cursors.get(&partition) {
             return PollStart::Cursor(offset);
         }
-        let Ok((client, _)) = self.link.client().await else { return PollStart::Unknown };
-        let stored =
-            client.get_consumer_offset(&self.ids.group, &self.ids.stream, &self.ids.topic, Some(partition)).await;
-        match stored {
-            Ok(info) => PollStart::AfterStored(info.map(|info| info.stored_offset)),
+        let Ok((session, _)) = self.link.session().await else { return PollStart::Unknown };
+        let config = &self.config;
+        match session.stored_offset(&config.consumer_group, &config.stream, &config.topic, partition).await {
+            Ok(stored) => PollStart::AfterStored(stored),
             Err(_) => PollStart::Unknown,
         }
     }
@@ -176,79 +181,65 @@ impl Source for IggySource {
         for _ in 0..self.partitions.len() {
             let partition = self.partitions[self.turn % self.partitions.len()];
             self.turn = self.turn.wrapping_add(1);
-            let strategy = match self.cursors.get(&partition) {
-                Some(&offset) => PollingStrategy::offset(offset),
-                None => PollingStrategy::next(),
+            let start = match self.cursors.get(&partition) {
+                Some(&offset) => Start::At(offset),
+                None => Start::AfterStored,
             };
-            let (client, _) = self.link.client().await?;
-            let polled = client
-                .poll_messages(
-                    &self.ids.stream,
-                    &self.ids.topic,
-                    Some(partition),
-                    &self.ids.group,
-                    &strategy,
-                    count,
-                    false,
-                )
-                .await;
-            let polled = match polled {
-                Ok(polled) => polled,
-                Err(error @ IggyError::InvalidOffset(_)) => {
+            let (session, _) = self.link.session().await?;
+            let config = &self.config;
+            let reader = Reader::Group(&config.consumer_group);
+            let polled = session.poll(&config.stream, &config.topic, partition, reader, start, count).await;
+            let messages = match polled {
+                Ok(iggy_link::Polled::Messages(messages)) => messages,
+                Ok(iggy_link::Polled::NotOwned) => {
+                    // The group moved this partition: learn the assignment again.
+                    self.reassign = true;
+                    self.cursors.remove(&partition);
+                    continue;
+                }
+                Ok(iggy_link::Polled::Unreadable(cause)) => {
                     let start = self.poll_start(partition).await;
-                    return Err(ServiceError::iggy(unreadable_partition(&topic_name, partition, start), error));
+                    return Err(ServiceError::fatal(unreadable_partition(&topic_name, partition, start), cause));
                 }
-                Err(error) => {
-                    let error = ServiceError::iggy(format!("polling {topic_name} partition {partition}"), error);
-                    return Err(self.failed(error).await);
-                }
+                Err(error) => return Err(self.failed(error).await),
             };
-            let Some(last) = polled.messages.last() else { continue };
-            let last_offset = last.header.offset;
+            let Some(last) = messages.last() else { continue };
+            let last_offset = last.offset;
             self.cursors.insert(partition, last_offset + 1);
-            let records = polled.messages.iter().map(|message| to_record(message, partition, format)).collect();
+            let records = messages.iter().map(|message| to_record(message, partition, format)).collect();
             return Ok(Some(Polled {
                 batch: Batch { source: batch_source, records },
                 checkpoint: IggyCheckpoint { partition, offset: last_offset },
             }));
         }
+        if self.assigned_at.elapsed() >= ASSIGNMENT_REFRESH {
+            self.reassign = true;
+        }
         Ok(None)
     }
 
     async fn commit(&mut self, checkpoint: IggyCheckpoint) -> Result<(), ServiceError> {
-        let topic_name = self.topic.name();
         self.ready().await?;
-        let (client, _) = self.link.client().await?;
-        let stored = client
-            .store_consumer_offset(
-                &self.ids.group,
-                &self.ids.stream,
-                &self.ids.topic,
-                Some(checkpoint.partition),
-                checkpoint.offset,
-            )
-            .await;
+        let (session, _) = self.link.session().await?;
+        let config = &self.config;
+        let IggyCheckpoint { partition, offset } = checkpoint;
+        let stored =
+            session.store_offset(&config.consumer_group, &config.stream, &config.topic, partition, offset).await;
         match stored {
-            Ok(()) => {
-                OffsetCommitted { partition: checkpoint.partition, offset: checkpoint.offset }.emit(&self.telemetry);
+            Ok(Stored::Stored) => {
+                OffsetCommitted { partition, offset }.emit(&self.telemetry);
                 Ok(())
             }
-            Err(IggyError::NotResolvedConsumer(_)) => {
+            Ok(Stored::NotOwned) => {
                 // The group moved the partition to another member before this
                 // commit; it resumes from the last stored offset and rewrites
                 // the same documents, which idempotent writes absorb.
-                tracing::info!(
-                    partition = checkpoint.partition,
-                    "partition reassigned before commit; its new owner resumes it"
-                );
-                self.cursors.remove(&checkpoint.partition);
+                tracing::info!(partition, "partition reassigned before commit; its new owner resumes it");
+                self.cursors.remove(&partition);
+                self.reassign = true;
                 Ok(())
             }
-            Err(error) => {
-                let what =
-                    format!("committing {topic_name} partition {} offset {}", checkpoint.partition, checkpoint.offset);
-                Err(self.failed(ServiceError::iggy(what, error)).await)
-            }
+            Err(error) => Err(self.failed(error).await),
         }
     }
 
@@ -262,8 +253,9 @@ impl Source for IggySource {
     }
 
     async fn close(&mut self) {
-        if let Ok((client, false)) = self.link.client().await {
-            let _ = client.leave_consumer_group(&self.ids.stream, &self.ids.topic, &self.ids.group.id).await;
+        if let Ok((session, false)) = self.link.session().await {
+            let config = &self.config;
+            let _ = session.leave_group(&config.stream, &config.topic, &config.consumer_group).await;
         }
         self.link.reset().await;
     }

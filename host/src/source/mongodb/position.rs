@@ -4,13 +4,12 @@
 
 use std::borrow::Cow;
 use std::cmp::Ordering;
-use std::collections::BTreeMap;
 
 use bson::{Bson, Document};
-use iggy::prelude::{HeaderKey, HeaderValue};
 use serde_json::{Value, json};
 
 use crate::encoding::relaxed_json::{Dialect, to_relaxed_json_text};
+use crate::iggy_link::Message;
 
 /// Headers holding a position: `ferry-position-0`, `-1`, …
 pub const POSITION_HEADER: &str = "ferry-position";
@@ -133,10 +132,9 @@ impl ChangePosition {
     }
 
     /// Reads a position back from a message's headers.
-    pub fn from_headers(headers: &BTreeMap<HeaderKey, HeaderValue>) -> Option<Self> {
-        let text: Vec<(String, String)> =
-            headers.iter().map(|(name, value)| (name.to_string_value(), value.to_string_value())).collect();
-        Self::from_text_headers(text.iter().map(|(name, value)| (name.as_str(), value.as_str())))
+    pub fn from_message(message: &Message) -> Option<Self> {
+        let headers = message.headers()?;
+        Self::from_text_headers(headers.iter().map(|header| (header.name.as_str(), header.value.as_str())))
     }
 
     /// The position as headers of at most 255 bytes each (Iggy's cap on a
@@ -310,13 +308,12 @@ mod tests {
         let names: Vec<&str> = pieces.iter().map(|(name, _)| name.as_str()).collect();
         assert_eq!(names, ["ferry-position-0", "ferry-position-1", "ferry-position-2"], "600+ bytes need three");
         assert!(pieces.iter().all(|(_, value)| value.len() <= 255));
-        let headers: BTreeMap<HeaderKey, HeaderValue> = pieces
-            .iter()
-            .map(|(name, value)| {
-                (HeaderKey::try_from(name.as_str()).unwrap(), HeaderValue::try_from(value.as_str()).unwrap())
-            })
-            .collect();
-        assert_eq!(ChangePosition::from_headers(&headers), Some(position));
+        let mut headers = crate::iggy_link::Headers::default();
+        for (name, value) in &pieces {
+            headers.add(name, value.as_str());
+        }
+        let message = headers.message(0, bytes::Bytes::from_static(b"x")).unwrap();
+        assert_eq!(ChangePosition::from_message(&message), Some(position));
     }
 
     #[test]

@@ -12,13 +12,11 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use iggy::prelude::{Consumer, IggyClient, IggyMessage, MessageClient, Partitioning, PollingStrategy, TopicClient};
 
 use super::position::ChangePosition;
 use crate::config::IggyConnection;
 use crate::error::ServiceError;
-use crate::iggy_client::Headers;
-use crate::iggy_client::{IggyLink, ensure_topic, named};
+use crate::iggy_link::{Headers, IggyLink, Session};
 
 /// How often a checkpoint is written while batches keep committing.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(10);
@@ -49,16 +47,17 @@ impl PositionStore {
 
     /// Reaches the Iggy server the positions are kept on.
     pub async fn connect(&mut self) -> Result<(), ServiceError> {
-        self.link.client().await.map(|_| ())
+        self.link.session().await.map(|_| ())
     }
 
     /// Where to resume: the checkpoint if there is one (partitions ahead of
     /// it are recognised by the sink and not written twice), else the
     /// earliest last position among the partitions, else nothing stored.
     pub async fn load(&mut self) -> Result<Option<ChangePosition>, ServiceError> {
-        let (client, _) = self.link.client().await?;
+        let (session, _) = self.link.session().await?;
         let checkpoint_topic = checkpoint_topic(&self.topic);
-        let checkpoint = last_messages(client, &self.stream, &checkpoint_topic)
+        let checkpoint = session
+            .last_messages(&self.stream, &checkpoint_topic)
             .await?
             .into_iter()
             .filter_map(|(_, message)| ChangePosition::from_json(std::str::from_utf8(&message.payload).ok()?))
@@ -66,7 +65,7 @@ impl PositionStore {
         if checkpoint.is_some() {
             return Ok(checkpoint);
         }
-        let positions = partition_positions(client, &self.stream, &self.topic).await?;
+        let positions = partition_positions(session, &self.stream, &self.topic).await?;
         Ok(positions.into_iter().filter_map(|(_, position)| position).reduce(|earliest, position| {
             match earliest.relation_to(&position) {
                 super::position::Relation::Ahead => position,
@@ -84,20 +83,17 @@ impl PositionStore {
         let topic = checkpoint_topic(&self.topic);
         let what = format!("saving the change stream position to {}/{topic}", self.stream);
         let result = async {
-            let (client, _) = self.link.client().await?;
+            let (session, _) = self.link.session().await?;
             if !self.checkpoint_ready {
-                ensure_topic(client, &self.stream, &topic, 1).await?;
+                session.ensure_topic(&self.stream, &topic, 1).await?;
                 self.checkpoint_ready = true;
             }
             let mut headers = Headers::default();
             headers.add("ferry-pipeline", pipeline);
             let message = headers
-                .message(None, Bytes::from(position.to_json()))
-                .map_err(|error| ServiceError::iggy(what.clone(), error))?;
-            client
-                .send_messages(&named(&self.stream)?, &named(&topic)?, &Partitioning::balanced(), &mut [message])
-                .await
-                .map_err(|error| ServiceError::iggy(what.clone(), error))
+                .message(0, Bytes::from(position.to_json()))
+                .map_err(|error| ServiceError::fatal(what.clone(), error))?;
+            session.send(&self.stream, &topic, None, vec![message]).await
         }
         .await;
         match result {
@@ -119,44 +115,14 @@ impl PositionStore {
 /// The position in the last message of each partition of a topic (`None`
 /// for an empty partition, or a message without one). No topic, no entries.
 pub async fn partition_positions(
-    client: &IggyClient,
+    session: &Session,
     stream: &str,
     topic: &str,
 ) -> Result<Vec<(u32, Option<ChangePosition>)>, ServiceError> {
-    Ok(last_messages(client, stream, topic)
+    Ok(session
+        .last_messages(stream, topic)
         .await?
         .into_iter()
-        .map(|(partition, message)| {
-            let position =
-                message.user_headers_map().ok().flatten().and_then(|headers| ChangePosition::from_headers(&headers));
-            (partition, position)
-        })
+        .map(|(partition, message)| (partition, ChangePosition::from_message(&message)))
         .collect())
-}
-
-/// The last message of each non-empty partition.
-async fn last_messages(
-    client: &IggyClient,
-    stream: &str,
-    topic: &str,
-) -> Result<Vec<(u32, IggyMessage)>, ServiceError> {
-    let what = || format!("reading the last messages of {stream}/{topic}");
-    let (stream_id, topic_id) = (named(stream)?, named(topic)?);
-    let Some(details) =
-        client.get_topic(&stream_id, &topic_id).await.map_err(|error| ServiceError::iggy(what(), error))?
-    else {
-        return Ok(Vec::new());
-    };
-    let reader = Consumer::new(named("ferry-position-reader")?);
-    let mut last = Vec::new();
-    for partition in details.partitions.iter().filter(|partition| partition.messages_count > 0) {
-        let polled = client
-            .poll_messages(&stream_id, &topic_id, Some(partition.id), &reader, &PollingStrategy::last(), 1, false)
-            .await
-            .map_err(|error| ServiceError::iggy(what(), error))?;
-        if let Some(message) = polled.messages.into_iter().last() {
-            last.push((partition.id, message));
-        }
-    }
-    Ok(last)
 }

@@ -9,9 +9,7 @@
 
 use std::time::{Duration, Instant};
 
-use iggy::prelude::{IggyClient, TopicClient, TopicDetails};
-
-use super::link::{ensure_topic, named};
+use super::session::{Session, Topic};
 use crate::config::CreateTopic;
 use crate::error::ServiceError;
 
@@ -38,7 +36,7 @@ pub struct TopicOpener {
 
 /// An open topic: its details, with at least one partition.
 pub struct OpenTopic {
-    pub details: TopicDetails,
+    pub details: Topic,
     /// The partition ids, never empty.
     pub partitions: Vec<u32>,
 }
@@ -59,18 +57,13 @@ impl TopicOpener {
     /// topic). A topic without partitions is read again for a moment, then
     /// reported as transient, and as permanent once it has stayed so for
     /// [`EMPTY_TOPIC_PATIENCE`].
-    pub async fn open(&mut self, client: &IggyClient) -> Result<OpenTopic, ServiceError> {
+    pub async fn open(&mut self, session: &Session) -> Result<OpenTopic, ServiceError> {
         if let Some(create) = self.create {
-            ensure_topic(client, &self.stream, &self.topic, create.partitions).await?;
+            session.ensure_topic(&self.stream, &self.topic, create.partitions).await?;
         }
-        let (stream, topic) = (named(&self.stream)?, named(&self.topic)?);
         let what = || format!("reading Iggy topic {}", self.name());
         for reread in 0.. {
-            let details = client
-                .get_topic(&stream, &topic)
-                .await
-                .map_err(|error| ServiceError::iggy(what(), error))?
-                .ok_or_else(|| {
+            let details = session.topic(&self.stream, &self.topic).await?.ok_or_else(|| {
                 ServiceError::fatal(
                     what(),
                     format!(
@@ -90,7 +83,7 @@ impl TopicOpener {
 
     /// `details` as an open topic, or why it cannot be used yet (`now` is
     /// when it was read).
-    fn with_partitions(&mut self, details: TopicDetails, now: Instant) -> Result<OpenTopic, ServiceError> {
+    fn with_partitions(&mut self, details: Topic, now: Instant) -> Result<OpenTopic, ServiceError> {
         let partitions: Vec<u32> = details.partitions.iter().map(|partition| partition.id).collect();
         if !partitions.is_empty() {
             self.empty_since = None;
@@ -115,35 +108,12 @@ impl TopicOpener {
 
 #[cfg(test)]
 mod tests {
-    use iggy::prelude::{CompressionAlgorithm, IggyByteSize, IggyExpiry, IggyTimestamp, MaxTopicSize, Partition};
-
     use super::*;
     use crate::error::error_chain;
+    use crate::iggy_link::Partition;
 
-    fn details(partitions: &[u32]) -> TopicDetails {
-        TopicDetails {
-            id: 1,
-            created_at: IggyTimestamp::now(),
-            name: "changes".into(),
-            size: IggyByteSize::default(),
-            message_expiry: IggyExpiry::NeverExpire,
-            compression_algorithm: CompressionAlgorithm::None,
-            max_topic_size: MaxTopicSize::ServerDefault,
-            replication_factor: 1,
-            messages_count: 0,
-            partitions_count: partitions.len() as u32,
-            partitions: partitions
-                .iter()
-                .map(|&id| Partition {
-                    id,
-                    created_at: IggyTimestamp::now(),
-                    segments_count: 1,
-                    current_offset: 0,
-                    size: IggyByteSize::default(),
-                    messages_count: 0,
-                })
-                .collect(),
-        }
+    fn details(partitions: &[u32]) -> Topic {
+        Topic { partitions: partitions.iter().map(|&id| Partition { id, messages: 0, current_offset: 0 }).collect() }
     }
 
     #[test]

@@ -6,11 +6,20 @@
 use std::borrow::Cow;
 
 use bytes::{Bytes, BytesMut};
-use iggy::prelude::{HeaderKind, IggyError, IggyMessage, MAX_USER_HEADERS_SIZE};
-use iggy_binary_protocol::primitives::user_headers::{encode_user_headers, user_headers_encoded_size};
+use iggy_binary_protocol_0_10::primitives::user_headers::{encode_user_headers, user_headers_encoded_size};
+use iggy_common_0_10::HeaderKind;
+
+use super::message::{MAX_USER_HEADERS_SIZE, Message};
 
 /// Iggy refuses header names and values longer than this.
 pub const MAX_HEADER_VALUE: usize = 255;
+
+/// Headers that together exceed Iggy's cap on a message's headers.
+#[derive(Debug, thiserror::Error)]
+#[error("the message's headers take {size} bytes, above Iggy's limit of {MAX_USER_HEADERS_SIZE}")]
+pub struct HeadersTooBig {
+    pub size: usize,
+}
 
 /// A message's headers, in the order they were first added.
 #[derive(Default)]
@@ -50,23 +59,22 @@ impl<'a> Headers<'a> {
         }
     }
 
-    /// A message with `payload` carrying these headers (and `id`, if given;
-    /// else the server assigns one).
-    pub fn message(&self, id: Option<u128>, payload: Bytes) -> Result<IggyMessage, IggyError> {
-        let mut message = IggyMessage::builder().maybe_id(id).payload(payload).build()?;
+    /// A message with `payload` carrying these headers (and `id`; 0 lets
+    /// the server assign one).
+    pub fn message(&self, id: u128, payload: Bytes) -> Result<Message, HeadersTooBig> {
+        let mut message = Message::new(id, payload);
         if self.entries.is_empty() {
             return Ok(message);
         }
         // Entry by entry, so no list of them is built for every message.
         let size: usize = self.entries.iter().map(|pair| user_headers_encoded_size(&entry(pair))).sum();
-        if size > MAX_USER_HEADERS_SIZE as usize {
-            return Err(IggyError::TooBigUserHeaders);
+        if size > MAX_USER_HEADERS_SIZE {
+            return Err(HeadersTooBig { size });
         }
         let mut wire = BytesMut::with_capacity(size);
         for pair in &self.entries {
             encode_user_headers(&entry(pair), &mut wire);
         }
-        message.header.user_headers_length = size as u32;
         message.user_headers = Some(wire.freeze());
         Ok(message)
     }
@@ -82,7 +90,7 @@ fn entry<'e>((name, value): &'e (&str, Cow<str>)) -> [(u8, &'e [u8], u8, &'e [u8
 mod tests {
     use std::collections::BTreeMap;
 
-    use iggy::prelude::{HeaderKey, HeaderValue};
+    use iggy_0_10::prelude::{HeaderKey, HeaderValue, IggyMessage};
 
     use super::*;
 
@@ -99,16 +107,20 @@ mod tests {
         headers.add("ferry-operation", "insert");
         headers.add("b", "1");
         headers.add("ferry-operation", "update");
-        let message = headers.message(Some(7), Bytes::from_static(b"x")).unwrap();
+        let message = headers.message(7, Bytes::from_static(b"x")).unwrap();
         let built = IggyMessage::builder()
             .id(7)
             .payload(Bytes::from_static(b"x"))
             .user_headers(sdk_map(&[("b", "1"), ("ferry-operation", "update")]))
             .build()
             .unwrap();
-        assert_eq!(message.user_headers_map().unwrap(), built.user_headers_map().unwrap());
-        assert_eq!(message.header.user_headers_length, built.header.user_headers_length);
-        assert_eq!((message.header.id, message.payload), (7, Bytes::from_static(b"x")));
+        assert_eq!(message.user_headers.as_ref().map(Bytes::len), Some(built.header.user_headers_length as usize));
+        let mut from_sdk = IggyMessage::builder().payload(Bytes::from_static(b"x")).build().unwrap();
+        from_sdk.user_headers = message.user_headers.clone();
+        assert_eq!(from_sdk.user_headers_map().unwrap(), built.user_headers_map().unwrap());
+        let read: Vec<_> = message.headers().unwrap().into_iter().map(|header| (header.name, header.value)).collect();
+        assert_eq!(read, [("b".to_owned(), "1".to_owned()), ("ferry-operation".to_owned(), "update".to_owned())]);
+        assert_eq!((message.id, message.payload), (7, Bytes::from_static(b"x")));
     }
 
     #[test]
@@ -121,16 +133,28 @@ mod tests {
         headers.add("empty", "");
         headers.add("", "no name");
         headers.add(&long_name, "x");
-        let map = headers.message(None, Bytes::from_static(b"x")).unwrap().user_headers_map().unwrap().unwrap();
-        let value = |name: &str| map.get(&HeaderKey::try_from(name).unwrap()).map(|value| value.to_string_value());
-        assert_eq!(value("long"), Some("é".repeat(127)), "cut at a character boundary, within 255 bytes");
-        assert_eq!(value("owned"), value("long"));
-        assert_eq!(map.len(), 2);
+        let message = headers.message(0, Bytes::from_static(b"x")).unwrap();
+        assert_eq!(message.header("long"), Some("é".repeat(127)), "cut at a character boundary, within 255 bytes");
+        assert_eq!(message.header("owned"), message.header("long"));
+        assert_eq!(message.headers().unwrap().len(), 2);
     }
 
     #[test]
     fn given_no_headers_then_the_message_has_none() {
-        let message = Headers::default().message(None, Bytes::from_static(b"x")).unwrap();
-        assert_eq!((message.user_headers, message.header.user_headers_length), (None, 0));
+        let message = Headers::default().message(0, Bytes::from_static(b"x")).unwrap();
+        assert_eq!((&message.user_headers, message.headers()), (&None, None));
+    }
+
+    #[test]
+    fn given_headers_above_iggys_limit_then_the_message_is_refused_with_their_size() {
+        let values: Vec<String> = (0..500).map(|n| format!("{n:0>250}")).collect();
+        let names: Vec<String> = (0..500).map(|n| format!("h{n}")).collect();
+        let mut headers = Headers::default();
+        for (name, value) in names.iter().zip(&values) {
+            headers.add(name, value.as_str());
+        }
+        let error = headers.message(0, Bytes::from_static(b"x")).unwrap_err();
+        assert!(error.size > MAX_USER_HEADERS_SIZE, "{error}");
+        assert!(error.to_string().contains("above Iggy's limit of 100000"), "{error}");
     }
 }

@@ -1,0 +1,200 @@
+//! One connection to an Iggy server, made lazily and remade after failures,
+//! in the protocol generation the server speaks.
+//!
+//! After a server restart the SDK's socket may come back without a session
+//! (or a consumer-group membership), so rather than patch a broken client
+//! Ferry drops it and connects, logs in and re-joins afresh.
+
+use std::future::Future;
+use std::time::Duration;
+
+use super::generation::{DetectError, Generation, Unrecognised, detect};
+use super::session::Session;
+use super::{probe_tls, v0_8, v0_9};
+use crate::config::{IggyConnection, IggyProtocol, IggyTls};
+use crate::error::ServiceError;
+
+/// How often the SDK itself retries a dropped socket before reporting it;
+/// Ferry's own retry loop (with backoff and logging) takes over after that.
+pub(super) const SDK_RECONNECT_RETRIES: u32 = 2;
+pub(super) const SDK_RECONNECT_INTERVAL: Duration = Duration::from_millis(500);
+
+/// How long a server that accepted the connection has to answer the login.
+/// Shorter than the default call timeout, so that a server which will never
+/// answer is named for what it likely is before the generic timeout fires.
+const LOGIN_ANSWER: Duration = Duration::from_secs(10);
+
+/// The Iggy servers this Ferry speaks with.
+pub const SPOKEN_SERVER_VERSIONS: &str = "iggy-server 0.8 and 0.9";
+
+/// How long the protocol probe before login may take in all.
+const PROBE_ANSWER: Duration = Duration::from_secs(5);
+
+/// The server speaks a generation of Iggy's protocol this Ferry does not,
+/// or not the one the pipeline pinned.
+#[derive(Debug, thiserror::Error)]
+pub enum UnspokenProtocol {
+    #[error("{}; this Ferry speaks with {SPOKEN_SERVER_VERSIONS}", .0.seen)]
+    Unrecognised(Unrecognised),
+    #[error(
+        "the server speaks Iggy's {seen} protocol (iggy-server {seen}.x), but the pipeline sets `protocol = \"{pinned}\"`; \
+         set `protocol = \"auto\"` or \"{seen}\""
+    )]
+    NotPinned { seen: Generation, pinned: Generation },
+}
+
+/// A server accepted the TCP connection and then said nothing to the login.
+#[derive(Debug, thiserror::Error)]
+#[error("the server accepted the connection but did not answer the login within {waited:?}")]
+pub struct LoginUnanswered {
+    pub waited: Duration,
+}
+
+/// A lazily connected, logged-in session.
+pub struct IggyLink {
+    connection: IggyConnection,
+    session: Option<Session>,
+}
+
+impl IggyLink {
+    pub fn new(connection: IggyConnection) -> Self {
+        Self { connection, session: None }
+    }
+
+    pub fn address(&self) -> &str {
+        &self.connection.address
+    }
+
+    /// The session, connecting and logging in first if needed. The flag is
+    /// true when this call made a new connection.
+    pub async fn session(&mut self) -> Result<(&Session, bool), ServiceError> {
+        let fresh = self.session.is_none();
+        if fresh {
+            self.session = Some(connect(&self.connection).await?);
+        }
+        Ok((self.session.as_ref().expect("connected above"), fresh))
+    }
+
+    /// Forgets the session after a failure; the next call reconnects.
+    pub async fn reset(&mut self) {
+        if let Some(session) = self.session.take() {
+            session.shutdown().await;
+        }
+    }
+}
+
+impl Drop for IggyLink {
+    /// Closes the connection even when the owner is dropped mid-flight (a
+    /// cancelled task): the SDK keeps background tasks that would otherwise
+    /// hold the socket, and with it a consumer-group membership, open.
+    fn drop(&mut self) {
+        if let (Some(session), Ok(runtime)) = (self.session.take(), tokio::runtime::Handle::try_current()) {
+            runtime.spawn(session.shutdown());
+        }
+    }
+}
+
+/// Asks the server which generation it speaks, then connects and logs in
+/// with that generation's client.
+pub async fn connect(connection: &IggyConnection) -> Result<Session, ServiceError> {
+    let generation = match probe_protocol(connection).await? {
+        Some(seen) => seen,
+        // The probe could not tell (the server is unreachable, or dropped
+        // the probe): the client of the pinned generation, or of the
+        // oldest one, connects and reports why it cannot, as it always has.
+        None => pinned(connection.protocol).unwrap_or(Generation::V0_8),
+    };
+    match generation {
+        Generation::V0_8 => v0_8::connect(connection).await.map(Session::V0_8),
+        Generation::V0_9 => v0_9::connect(connection).await.map(Session::V0_9),
+    }
+}
+
+/// The generation a pipeline pinned, if it did.
+fn pinned(protocol: IggyProtocol) -> Option<Generation> {
+    match protocol {
+        IggyProtocol::Auto => None,
+        IggyProtocol::V0_8 => Some(Generation::V0_8),
+        IggyProtocol::V0_9 => Some(Generation::V0_9),
+    }
+}
+
+/// Runs a login, and names a server that never answers it for what it
+/// likely is.
+pub(super) async fn login_within(
+    connection: &IggyConnection,
+    login: impl Future<Output = Result<(), ServiceError>>,
+) -> Result<(), ServiceError> {
+    match tokio::time::timeout(LOGIN_ANSWER, login).await {
+        Ok(logged_in) => logged_in,
+        Err(_) => Err(ServiceError::unanswered(
+            format!("logging in to Iggy at {} as {}", connection.address, connection.username),
+            LoginUnanswered { waited: LOGIN_ANSWER },
+        )),
+    }
+}
+
+/// Asks the server which protocol it speaks, on a connection of its own,
+/// and stops here unless it is one this Ferry speaks (and the pipeline
+/// pinned): a server of another generation never will answer, so retrying
+/// would only hide why. A server the probe cannot reach, one that drops the
+/// probe's connection, or a TLS handshake the probe cannot complete gives
+/// `None`, left to the client's own connect, which reports it (and retries).
+async fn probe_protocol(connection: &IggyConnection) -> Result<Option<Generation>, ServiceError> {
+    let what = || format!("asking the Iggy server at {} which protocol it speaks", connection.address);
+    let connecting = tokio::time::timeout(PROBE_ANSWER, tokio::net::TcpStream::connect(&connection.address)).await;
+    let stream = match connecting {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(_)) | Err(_) => return Ok(None),
+    };
+    let _ = stream.set_nodelay(true);
+    let detected = match &connection.tls {
+        None => detect(&mut { stream }, PROBE_ANSWER).await,
+        Some(tls) => match tokio::time::timeout(PROBE_ANSWER, probe_tls::handshake(stream, connection, tls)).await {
+            Ok(Ok(mut stream)) => detect(&mut stream, PROBE_ANSWER).await,
+            Ok(Err(error)) => {
+                tracing::debug!(address = %connection.address, "the protocol probe's TLS handshake failed: {error}");
+                return Ok(None);
+            }
+            Err(_) => return Err(ServiceError::timed_out(what(), PROBE_ANSWER)),
+        },
+    };
+    let seen = match detected {
+        Ok(generation) => generation,
+        Err(DetectError::Lost(error)) => {
+            tracing::debug!(address = %connection.address, "the protocol probe's connection was lost: {error}");
+            return Ok(None);
+        }
+        Err(DetectError::Unrecognised(unrecognised)) => {
+            return Err(ServiceError::fatal(what(), UnspokenProtocol::Unrecognised(unrecognised)));
+        }
+    };
+    if let Some(pinned) = pinned(connection.protocol)
+        && pinned != seen
+    {
+        return Err(ServiceError::fatal(what(), UnspokenProtocol::NotPinned { seen, pinned }));
+    }
+    tracing::info!(address = %connection.address, generation = %seen, "the Iggy server speaks the {seen} protocol");
+    Ok(Some(seen))
+}
+
+/// What connecting to `connection` is, for errors: a failed TLS handshake
+/// reaches Ferry as a bare "cannot establish connection" (the SDK logs the
+/// reason), so say that TLS was in play, with which name and roots.
+pub(super) fn describe(connection: &IggyConnection) -> String {
+    match &connection.tls {
+        None => format!("connecting to Iggy at {}", connection.address),
+        Some(tls) => {
+            format!("connecting to Iggy at {} over TLS ({})", connection.address, describe_tls(tls, connection))
+        }
+    }
+}
+
+/// The server name a TLS connection verifies and the roots it trusts.
+fn describe_tls(tls: &IggyTls, connection: &IggyConnection) -> String {
+    let name = connection.tls_server_name(tls);
+    match &tls.ca_file {
+        Some(ca_file) => format!("server name {name}, trusting the CA in {ca_file}"),
+        None => format!("server name {name}, trusting the public web roots"),
+    }
+}
