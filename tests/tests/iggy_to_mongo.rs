@@ -642,6 +642,7 @@ async fn on_iggy_server_0_9_readings_of_a_0_11_producer_arrive_once_through_a_ki
 
     let second = RunningPipeline::start(parse(&config));
     setup.wait_for_count(10_000).await;
+    assert_eq!(second.telemetry.report(std::time::SystemTime::now()).iggy_protocol, Some("0.9"));
     second.stop().await.expect("a clean stop");
     let documents = setup.documents("readings").await;
     assert_eq!(seqs(&documents), (0..10_000).collect::<Vec<i64>>());
@@ -692,4 +693,36 @@ async fn on_iggy_server_0_9_members_killed_and_added_share_the_partitions_and_ea
     assert!(first.records > 0, "{first:?}");
     assert_eq!(seqs(&setup.documents("readings").await), (0..12_000).collect::<Vec<i64>>());
     assert!(third.records > 0, "the member that joined late was given partitions: {third:?}");
+}
+
+/// iggy-server 0.9.0-edge.5 (the 0.9 this repository tests on) refuses the
+/// `durability` topic options that the released `iggy` 0.11.0 SDK always
+/// sends; Ferry then creates the topic without options. A released 0.9.0
+/// server takes the SDK's request as it is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_iggy_server_0_9_a_pipeline_asked_to_creates_its_topic_though_the_server_refuses_the_sdks_options() {
+    use iggy_0_11::prelude::{Client, Identifier, IggyClient, IggyError, TopicClient, TopicCreateOptions, UserClient};
+    let test = "on_iggy_server_0_9_a_pipeline_asked_to_creates_its_topic_though_the_server_refuses_the_sdks_options";
+    let Some(setup) = setup_0_9(test, 1).await else { return };
+    let sdk = IggyClient::builder().with_tcp().with_server_address(setup.iggy.address().to_owned()).build().unwrap();
+    sdk.connect().await.unwrap();
+    sdk.login_user("iggy", "iggy").await.unwrap();
+    let options = TopicCreateOptions { partitions_count: Some(1), ..TopicCreateOptions::default() };
+    let refused = sdk.create_topic(&Identifier::named(&setup.stream).unwrap(), "sdk-made", &options).await;
+    assert!(matches!(refused, Err(IggyError::UnsupportedOptionKey(_))), "{refused:?}");
+
+    let config = setup
+        .pipeline("create = { partitions = 3 }", "", false)
+        .replace(&format!("topic = \"{}\"", setup.topic), "topic = \"made-by-ferry\"");
+    let pipeline = RunningPipeline::start(parse(&config));
+    let session = setup.iggy.session().await;
+    let topic = wait::until("the topic Ferry creates", PATIENCE, || async {
+        session.topic(&setup.stream, "made-by-ferry").await.unwrap()
+    })
+    .await;
+    assert_eq!(topic.partitions.len(), 3, "{topic:?}");
+    setup.iggy.produce(&setup.stream, "made-by-ferry", (0..300).map(reading)).await;
+    setup.wait_for_count(300).await;
+    pipeline.stop().await.expect("a clean stop");
+    assert_eq!(seqs(&setup.documents("readings").await), (0..300).collect::<Vec<i64>>());
 }

@@ -182,6 +182,11 @@ async fn metrics_count_what_flowed_and_lag_reaches_zero_when_caught_up() {
         assert_eq!((&partition["head_offset"], &partition["lag"]), (&Value::from(499), &Value::from(0)), "{status}");
     }
     assert_eq!(status["counts"]["records_read"], 1000);
+    assert_eq!(status["iggy_protocol"], "0.8", "{status}");
+    let (_, text) = ferry.get("/metrics").await;
+    let protocol = |generation| format!(r#"ferry_iggy_protocol_info{{pipeline="sensors",protocol="{generation}"}}"#);
+    assert_eq!(ferry_tests::ferry::sample(&text, &protocol("0.8")), Some(1.0));
+    assert_eq!(ferry_tests::ferry::sample(&text, &protocol("0.9")), None, "one generation at a time");
     assert_eq!(
         status["transforms"],
         serde_json::json!([{ "name": "enrich", "sha256": sha256_of(guests::SENSOR_ENRICH) }])

@@ -36,12 +36,19 @@ pub enum Generation {
     V0_9,
 }
 
-impl fmt::Display for Generation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl Generation {
+    /// The generation as users and the server's releases name it.
+    pub fn as_str(self) -> &'static str {
+        match self {
             Generation::V0_8 => "0.8",
             Generation::V0_9 => "0.9",
-        })
+        }
+    }
+}
+
+impl fmt::Display for Generation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

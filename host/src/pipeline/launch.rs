@@ -128,7 +128,7 @@ impl Prepared {
                 let store = PositionStore::new(sink.connection(), &sink.stream, &sink.topic);
                 let source = MongoSource::new(source, &name, store, telemetry).await?;
                 tokio::spawn(watch_oplog(source.client(), telemetry.clone(), probes).in_current_span());
-                let sink = IggySink::new(sink, lineage);
+                let sink = IggySink::new(sink, lineage, telemetry);
                 drive(source, chain, Writer::new(sink, dead_letters, &delivery, telemetry), delivery, shutdown).await
             }
             _ => unreachable!("validated: Iggy to MongoDB, blackhole or console, or MongoDB to Iggy"),

@@ -11,8 +11,8 @@ use prometheus_client::metrics::histogram::Histogram;
 
 use super::events::Stage;
 use super::metrics::{
-    CollectionLabels, CollectionWriteLabels, DeadLetterLabels, Metrics, PartitionLabels, PipelineLabels, RetryLabels,
-    SecondsGauge, StageLabels, StateLabels, TransformLabels, TransformStopLabels,
+    CollectionLabels, CollectionWriteLabels, DeadLetterLabels, IggyProtocolLabels, Metrics, PartitionLabels,
+    PipelineLabels, RetryLabels, SecondsGauge, StageLabels, StateLabels, TransformLabels, TransformStopLabels,
 };
 use super::status::{Position, State, Status};
 use crate::error::FailureKind;
@@ -68,6 +68,9 @@ pub(super) struct Handles {
 
 /// The dead-letter `stage` label values, in `Handles::dead_lettered` order.
 pub(super) const DEAD_LETTER_STAGES: [&str; 2] = ["transform", "sink"];
+
+/// The `protocol` label's values: the Iggy generations Ferry speaks.
+const IGGY_PROTOCOLS: [&str; 2] = ["0.8", "0.9"];
 
 /// One transform's series, handed to the transform itself.
 #[derive(Clone)]
@@ -215,6 +218,20 @@ impl PipelineTelemetry {
         (documents, replays)
     }
 
+    /// Marks `protocol` as the Iggy protocol generation spoken (and no other).
+    pub(super) fn set_iggy_protocol(&self, protocol: &'static str) {
+        self.lock_status().iggy_protocol = Some(protocol);
+        let metrics = &self.inner.metrics;
+        for known in IGGY_PROTOCOLS {
+            let labels = IggyProtocolLabels { pipeline: self.inner.name.clone(), protocol: known };
+            match known == protocol {
+                true => drop(metrics.iggy_protocol.get_or_create(&labels).set(1)),
+                // An upgraded server: the series of the old generation goes.
+                false => drop(metrics.iggy_protocol.remove(&labels)),
+            }
+        }
+    }
+
     pub(super) fn lock_status(&self) -> MutexGuard<'_, Status> {
         lock(&self.inner.status)
     }
@@ -283,6 +300,9 @@ impl PipelineTelemetry {
                 let labels = TransformStopLabels { pipeline: name.clone(), transform: transform.clone(), reason };
                 metrics.transform_stops.remove(&labels);
             }
+        }
+        for protocol in IGGY_PROTOCOLS {
+            metrics.iggy_protocol.remove(&IggyProtocolLabels { pipeline: name.clone(), protocol });
         }
         for &partition in lock(&self.inner.partitions).iter() {
             let labels = PartitionLabels { pipeline: name.clone(), partition };

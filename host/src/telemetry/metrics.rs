@@ -67,6 +67,13 @@ pub struct DeadLetterLabels {
     pub stage: &'static str,
 }
 
+/// `protocol`: the generation of Iggy's wire protocol spoken, `0.8` or `0.9`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct IggyProtocolLabels {
+    pub pipeline: String,
+    pub protocol: &'static str,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct PartitionLabels {
     pub pipeline: String,
@@ -110,6 +117,7 @@ pub struct Metrics {
     pub transform_recycles: Family<TransformLabels, Counter>,
     pub transform_memory: Family<TransformLabels, Gauge>,
     pub transform_broken: Family<TransformLabels, Gauge>,
+    pub iggy_protocol: Family<IggyProtocolLabels, Gauge>,
     pub iggy_committed_offset: Family<PartitionLabels, Gauge>,
     pub iggy_lag: Family<PartitionLabels, Gauge>,
     pub change_stream_behind: Family<PipelineLabels, SecondsGauge>,
@@ -152,6 +160,7 @@ impl Metrics {
             transform_broken: Family::default(),
             iggy_committed_offset: Family::default(),
             iggy_lag: Family::default(),
+            iggy_protocol: Family::default(),
             change_stream_behind: Family::default(),
             change_stream_idle: Family::default(),
             oplog_headroom: Family::default(),
@@ -224,6 +233,11 @@ impl Metrics {
             "Linear memory of the transform's live instance after its last call",
             Unit::Bytes,
             m.transform_memory,
+        );
+        ferry.register(
+            "iggy_protocol_info",
+            "1 for the generation of Iggy's wire protocol the pipeline speaks with its Iggy server",
+            m.iggy_protocol,
         );
         ferry.register(
             "iggy_committed_offset",

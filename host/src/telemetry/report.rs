@@ -27,6 +27,9 @@ pub struct PipelineReport {
     pub position: PositionReport,
     pub transforms: Vec<TransformInfo>,
     pub reload: ReloadNote,
+    /// The generation of Iggy's wire protocol spoken (`"0.8"`, `"0.9"`),
+    /// once connected.
+    pub iggy_protocol: Option<&'static str>,
 }
 
 /// What the pipeline did since the process started (across reloads).
@@ -118,6 +121,7 @@ impl PipelineTelemetry {
             position,
             transforms: status.transforms,
             reload: status.reload,
+            iggy_protocol: status.iggy_protocol,
         }
     }
 }

@@ -151,6 +151,8 @@ pub struct Status {
     pub transforms: Vec<TransformInfo>,
     pub position: Position,
     pub reload: ReloadNote,
+    /// The generation of Iggy's wire protocol spoken, once connected.
+    pub iggy_protocol: Option<&'static str>,
 }
 
 impl Default for Status {
@@ -164,6 +166,7 @@ impl Default for Status {
             transforms: Vec::new(),
             position: Position::Unknown,
             reload: ReloadNote::default(),
+            iggy_protocol: None,
         }
     }
 }

@@ -22,6 +22,8 @@ use crate::record::{Batch, Operation, Origin, Record, position_id};
 use crate::record::{OutputRef, RecordResult};
 use crate::source::KEY_HEADER;
 use crate::source::mongodb::{ChangePosition, Relation, joined_pieces, partition_positions};
+use crate::telemetry::PipelineTelemetry;
+use crate::telemetry::events::IggyConnected;
 
 /// The header that says which transform versions made a message.
 pub const TRANSFORM_HEADER: &str = "ferry-transform";
@@ -39,11 +41,13 @@ pub struct IggySink {
     stale: bool,
     /// Which transform versions make the outputs (see `TransformChain::lineage`).
     lineage: Option<Arc<str>>,
+    telemetry: PipelineTelemetry,
 }
 
 impl IggySink {
-    pub fn new(config: IggySinkConfig, lineage: Option<String>) -> Self {
+    pub fn new(config: IggySinkConfig, lineage: Option<String>, telemetry: &PipelineTelemetry) -> Self {
         Self {
+            telemetry: telemetry.clone(),
             lineage: lineage.map(Arc::from),
             link: IggyLink::new(config.connection()),
             topic: TopicOpener::new(&config.stream, &config.topic, config.create),
@@ -58,6 +62,7 @@ impl IggySink {
     /// already holds.
     async fn refresh(&mut self) -> Result<(), ServiceError> {
         let (session, _) = self.link.session().await?;
+        IggyConnected { generation: session.generation().as_str() }.emit(&self.telemetry);
         self.partitions = self.topic.open(session).await?.partitions;
         self.holds = partition_positions(session, &self.config.stream, &self.config.topic)
             .await?

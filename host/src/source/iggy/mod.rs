@@ -28,7 +28,7 @@ use crate::error::ServiceError;
 use crate::iggy_link::{self, IggyLink, Reader, Session, Start, Stored, TopicOpener};
 use crate::record::{Batch, BatchSource, IggyTopic};
 use crate::telemetry::PipelineTelemetry;
-use crate::telemetry::events::{OffsetCommitted, PartitionsAssigned};
+use crate::telemetry::events::{IggyConnected, OffsetCommitted, PartitionsAssigned};
 
 /// How often a member that found nothing to read asks the group again which
 /// partitions are its own (0.9 hands partitions over by a sync, which a
@@ -117,7 +117,8 @@ impl IggySource {
                 }
             }
         }
-        tracing::info!(topic = %topic_name, group = %group, created, generation = %session.generation(), "joined consumer group");
+        IggyConnected { generation: session.generation().as_str() }.emit(&self.telemetry);
+        tracing::info!(topic = %topic_name, group = %group, created, "joined consumer group");
         self.all_partitions = topic.partitions;
         self.cursors.clear();
         self.assign().await

@@ -5,6 +5,18 @@ use std::collections::BTreeMap;
 use crate::telemetry::handle::PipelineTelemetry;
 use crate::telemetry::status::{PartitionProgress, Position};
 
+/// The pipeline connected to its Iggy server, which speaks the protocol
+/// generation `generation` (`"0.8"`, `"0.9"`).
+pub struct IggyConnected {
+    pub generation: &'static str,
+}
+
+impl IggyConnected {
+    pub fn emit(self, telemetry: &PipelineTelemetry) {
+        telemetry.set_iggy_protocol(self.generation);
+    }
+}
+
 /// The Iggy source joined its group and owns (or shares) these partitions.
 pub struct PartitionsAssigned<'a> {
     pub partitions: &'a [u32],

@@ -19,7 +19,7 @@ use std::time::{Duration, SystemTime};
 
 pub use batch::{BatchCommitted, BatchPolled, BatchTransformed, BatchWritten, PolledNothing};
 pub use change_stream::{ChangesCommitted, ChangesPolled, OplogRead};
-pub use iggy::{OffsetCommitted, PartitionHead, PartitionHeads, PartitionsAssigned};
+pub use iggy::{IggyConnected, OffsetCommitted, PartitionHead, PartitionHeads, PartitionsAssigned};
 pub use lifecycle::{EndsConnected, PipelineStarting, PipelineStopped, RetryScheduled};
 pub use mongodb::{MongoWrites, WRITE_KINDS};
 pub use reload::{ReloadRefused, ReloadSwapped, ReloadUnchanged};
