@@ -726,3 +726,47 @@ async fn on_iggy_server_0_9_a_pipeline_asked_to_creates_its_topic_though_the_ser
     pipeline.stop().await.expect("a clean stop");
     assert_eq!(seqs(&setup.documents("readings").await), (0..300).collect::<Vec<i64>>());
 }
+
+/// iggy-server 0.9.0-edge.5 keeps a consumer group's members across a
+/// kill -9 and restart, though their connections died with it (its
+/// recovery says as much in a TODO, `core/metadata/src/impls/recovery.rs`):
+/// the member Ferry was before the restart keeps its partitions and nobody
+/// reads them. Ferry rejoins as a new member and reads what the group gives
+/// it, each message once, and the lag of the held partitions grows. Deleting
+/// the group (docs/operating.md) frees them: Ferry creates it again and
+/// reads every partition from the start, its writes idempotent. This test
+/// pins that server behaviour, so that a server which mends it shows here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_iggy_server_0_9_a_restart_leaves_a_dead_member_holding_partitions_until_the_group_is_deleted() {
+    use iggy_0_11::prelude::{Client, ConsumerGroupClient, Identifier, IggyClient, UserClient};
+    let test = "on_iggy_server_0_9_a_restart_leaves_a_dead_member_holding_partitions_until_the_group_is_deleted";
+    ferry_tests::init_logging();
+    let Some(iggy) = IggyServer::start_0_9(test).await else { return };
+    let stream = unique("sensors");
+    iggy.create_durable_topic(&stream, "readings", 2).await;
+    let Some(mongo) = MongoServer::start(test).await else { return };
+    let mut setup = Setup { iggy, mongo, stream, topic: "readings".to_owned(), database: unique("iot") };
+    setup.produce((0..2_000).map(reading)).await;
+    let pipeline = RunningPipeline::start(parse(&setup.pipeline("", "", false)));
+    setup.wait_for_count(2_000).await;
+    setup.iggy.restart().await;
+
+    let sdk = IggyClient::builder().with_tcp().with_server_address(setup.iggy.address().to_owned()).build().unwrap();
+    sdk.connect().await.unwrap();
+    sdk.login_user("iggy", "iggy").await.unwrap();
+    let ids = [&setup.stream, &setup.topic, "ferry-tests"].map(|name| Identifier::named(name).unwrap());
+    wait::until("Ferry rejoined beside the member of the dead session", PATIENCE, || async {
+        let group = sdk.get_consumer_group(&ids[0], &ids[1], &ids[2]).await.unwrap()?;
+        (group.members.len() == 2 && group.members.iter().all(|member| member.partitions_count == 1)).then_some(())
+    })
+    .await;
+    // Balanced sends alternate partitions, a send of 1000 each: Ferry's
+    // partition gets 1000 of these, the dead member's the other 1000.
+    setup.produce((2_000..4_000).map(reading)).await;
+    setup.wait_for_count(3_000).await;
+
+    sdk.delete_consumer_group(&ids[0], &ids[1], &ids[2]).await.expect("the group is deleted");
+    setup.wait_for_count(4_000).await;
+    pipeline.stop().await.expect("a clean stop");
+    assert_eq!(seqs(&setup.documents("readings").await), (0..4_000).collect::<Vec<i64>>(), "each reading once");
+}

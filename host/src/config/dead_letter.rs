@@ -45,7 +45,7 @@ impl DeadLetterConfig {
                 .or_else(|| fallback.map(|f| f.password.clone()))
                 .unwrap_or_else(super::defaults::iggy_password),
             tls: self.tls.clone().or_else(|| fallback.and_then(|f| f.tls.clone())),
-            protocol: self.protocol.unwrap_or_else(|| match (&self.address, fallback) {
+            protocol: self.protocol.unwrap_or(match (&self.address, fallback) {
                 (None, Some(fallback)) => fallback.protocol,
                 _ => IggyProtocol::Auto,
             }),

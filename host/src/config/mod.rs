@@ -212,6 +212,30 @@ mod tests {
     }
 
     #[test]
+    fn given_an_iggy_protocol_then_it_pins_the_generation_and_the_dead_letters_follow_it() {
+        let iggy = |protocol: &str| {
+            format!(
+                "name = 'p'\n[source.iggy]\nstream = 's'\ntopic = 't'\nconsumer_group = 'g'\n{protocol}\n\
+                 [sink.mongodb]\nuri = 'mongodb://localhost'\ndatabase = 'd'\ncollection = 'c'\n\
+                 [dead_letter]\nstream = 's'\ntopic = 'dlq'\n"
+            )
+        };
+        let source = |config: PipelineConfig| match config.source {
+            SourceConfig::Iggy(source) => source,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(source(parse_whole(&iggy("")).unwrap()).protocol, IggyProtocol::Auto);
+        let pinned = parse_whole(&iggy("protocol = '0.9'")).unwrap();
+        let letters = pinned.dead_letter.as_ref().unwrap().connection(Some(&source(pinned.clone()).connection()));
+        assert_eq!(letters.unwrap().protocol, IggyProtocol::V0_9, "same server, same generation");
+        assert_eq!(source(pinned).protocol, IggyProtocol::V0_9);
+        assert_eq!(source(parse_whole(&iggy("protocol = '0.8'")).unwrap()).protocol, IggyProtocol::V0_8);
+        let error = parse_whole(&iggy("protocol = '0.10'")).unwrap_err().to_string();
+        assert!(error.starts_with("pipelines/p.toml: source.iggy.protocol: unknown variant `0.10`"), "{error}");
+        assert!(error.contains("expected one of `auto`, `0.8`, `0.9`"), "{error}");
+    }
+
+    #[test]
     fn given_a_bad_duration_then_names_the_field() {
         let error = parse("name = 'p'\n[[transforms]]\nname = 'a'\nwasm = 'a.wasm'\ntimeout = 'fast'").unwrap_err();
         assert!(error.to_string().starts_with("pipelines/p.toml: transforms[0].timeout: "), "{error}");

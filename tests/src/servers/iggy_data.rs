@@ -61,3 +61,37 @@ async fn produce_0_11(address: &str, stream: &str, topic: &str, payloads: impl I
     }
     let _ = client.shutdown().await;
 }
+
+impl IggyServer {
+    /// On iggy-server 0.9, where durability is a topic's own setting: creates
+    /// a topic whose every message is saved to disk (fsync) before it is
+    /// acknowledged, so that kill -9 loses nothing acknowledged. Sent raw,
+    /// as the 0.11 SDK's topic options are refused by this 0.9 build.
+    pub async fn create_durable_topic(&self, stream: &str, topic: &str, partitions: u32) {
+        use iggy_0_11::prelude::{Client, IggyClient, StreamClient, UserClient};
+        use iggy_binary_protocol_0_11::codes::CREATE_TOPIC_CODE;
+        use iggy_binary_protocol_0_11::primitives::user_headers::encode_user_headers;
+        use iggy_binary_protocol_0_11::requests::topics::CreateTopicRequest;
+        use iggy_binary_protocol_0_11::{WireEncode, WireIdentifier, WireName, WireOptions};
+        assert_eq!(self.generation(), Generation::V0_9, "iggy-server 0.8 sets durability for the whole server");
+        let client = IggyClient::builder().with_tcp().with_server_address(self.address().to_owned()).build().unwrap();
+        client.connect().await.expect("the server accepts a 0.11 client");
+        client.login_user("iggy", "iggy").await.expect("the server accepts the login");
+        let _ = client.create_stream(stream).await;
+        // String values, which the server parses by each key's own type.
+        let text = 2;
+        let mut options = bytes::BytesMut::new();
+        encode_user_headers(
+            &[(text, &b"enforce_fsync"[..], text, &b"true"[..]), (text, b"messages_required_to_save", text, b"1")],
+            &mut options,
+        );
+        let request = CreateTopicRequest {
+            stream_id: WireIdentifier::named(stream).unwrap(),
+            partitions_count: partitions,
+            name: WireName::new(topic).unwrap(),
+            options: WireOptions::from_bytes(options.freeze()).expect("valid options"),
+        };
+        client.send_binary_request(CREATE_TOPIC_CODE, request.to_bytes()).await.expect("the durable topic is created");
+        let _ = client.shutdown().await;
+    }
+}
