@@ -770,3 +770,34 @@ async fn on_iggy_server_0_9_a_restart_leaves_a_dead_member_holding_partitions_un
     pipeline.stop().await.expect("a clean stop");
     assert_eq!(seqs(&setup.documents("readings").await), (0..4_000).collect::<Vec<i64>>(), "each reading once");
 }
+
+/// A member killed with kill -9 sends no logout: its connection just ends.
+/// iggy-server 0.9 takes its partitions back and the group gives them to
+/// the members left, here Ferry, which then reads every reading once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_iggy_server_0_9_the_partitions_of_a_member_whose_connection_died_pass_to_ferry() {
+    use iggy_0_11::prelude::{Client, ConsumerGroupClient, Identifier, IggyClient, UserClient};
+    let test = "on_iggy_server_0_9_the_partitions_of_a_member_whose_connection_died_pass_to_ferry";
+    let Some(setup) = setup_0_9(test, 4).await else { return };
+    let ids = [&setup.stream, &setup.topic, "ferry-tests"].map(|name| Identifier::named(name).unwrap());
+    let other = IggyClient::builder().with_tcp().with_server_address(setup.iggy.address().to_owned()).build().unwrap();
+    other.connect().await.unwrap();
+    other.login_user("iggy", "iggy").await.unwrap();
+    other.create_consumer_group(&ids[0], &ids[1], "ferry-tests").await.unwrap();
+    other.join_consumer_group(&ids[0], &ids[1], &ids[2]).await.unwrap();
+    let pipeline = RunningPipeline::start(parse(&setup.pipeline("", "", false)));
+    let sdk = IggyClient::builder().with_tcp().with_server_address(setup.iggy.address().to_owned()).build().unwrap();
+    sdk.connect().await.unwrap();
+    sdk.login_user("iggy", "iggy").await.unwrap();
+    wait::until("Ferry beside the other member, both holding partitions", PATIENCE, || async {
+        let group = sdk.get_consumer_group(&ids[0], &ids[1], &ids[2]).await.unwrap()?;
+        (group.members.len() == 2 && group.members.iter().all(|member| member.partitions_count == 2)).then_some(())
+    })
+    .await;
+    // The other member's connection ends without a logout, as a kill -9 ends it.
+    other.disconnect().await.unwrap();
+    setup.produce((0..4_000).map(reading)).await;
+    setup.wait_for_count(4_000).await;
+    pipeline.stop().await.expect("a clean stop");
+    assert_eq!(seqs(&setup.documents("readings").await), (0..4_000).collect::<Vec<i64>>());
+}
