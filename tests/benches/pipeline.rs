@@ -5,6 +5,7 @@
 //! cargo build --release -p ferry && cargo bench -p ferry-tests --bench pipeline
 //! FERRY_BENCH_MESSAGES=1000000 cargo bench -p ferry-tests --bench pipeline
 //! FERRY_BENCH_ROUNDS=3 cargo bench -p ferry-tests --bench pipeline
+//! FERRY_BENCH_IGGY=0.9 cargo bench -p ferry-tests --bench pipeline
 //! ```
 //!
 //! Each round runs Ferry twice, each run on a topic of its own: with the
@@ -27,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use ferry_tests::bench::{servers, size_from_env};
 use ferry_tests::guests;
-use ferry_tests::pipelines::{produce, reading, unique};
+use ferry_tests::pipelines::{reading, unique};
 use ferry_tests::process_stats::{cpu_time, ferry_binary, rss_bytes, stop};
 use ferry_tests::servers::{IggyServer, MongoServer};
 use mongodb::bson::{Document, doc};
@@ -43,7 +44,7 @@ async fn main() {
     let ferry = ferry_binary();
     let (iggy, mongo) = servers("pipeline bench").await;
     let (stream, database) = (unique("bench"), unique("bench"));
-    let client = iggy.client().await;
+    println!("iggy-server {}", iggy.generation());
     // Each run reads a topic of its own, all produced before any clock starts.
     let baseline = std::env::var_os("FERRY_BENCH_BASELINE").map(std::path::PathBuf::from);
     // `FERRY_BENCH_UNREAD=1` adds a run with the endpoint on and never read.
@@ -60,7 +61,7 @@ async fn main() {
     for run in 0..runs.len() {
         let topic = format!("readings-{run}");
         iggy.ensure_topic(&stream, &topic, 1).await;
-        produce(&client, &stream, &topic, (0..messages).map(reading)).await;
+        iggy.produce(&stream, &topic, (0..messages).map(reading)).await;
     }
 
     let ceiling_before = insert_many_ceiling(&mongo, &database, "ceiling_before", messages).await;
