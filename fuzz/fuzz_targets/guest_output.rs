@@ -12,13 +12,14 @@ use std::collections::BTreeSet;
 
 use arbitrary::Arbitrary;
 use bson::{Document, RawDocumentBuf};
-use ferry::config::{IggySinkConfig, MongoSinkConfig, PartitionBy, WriteMode};
+use ferry::config::{IggyProtocol, IggySinkConfig, MongoSinkConfig, PartitionBy, WriteMode};
 use ferry::record::{Batch, Failure, Outcome, RecordResult};
 use ferry::sink::console::ConsolePreparer;
 use ferry::sink::dead_letter::{DeadLetter, message};
 use ferry::sink::iggy::IggySink;
 use ferry::sink::mongodb::{Op, plan};
 use ferry::sink::{Prepare, Sink};
+use ferry::telemetry::PipelineTelemetry;
 use ferry::wasm::{Answer, run_answers};
 use ferry_fuzz::{ArbBatch, ArbOutcome};
 use libfuzzer_sys::fuzz_target;
@@ -88,13 +89,15 @@ fuzz_target!(|input: Input| {
         username: "iggy".into(),
         password: "iggy".into(),
         tls: None,
+        protocol: IggyProtocol::Auto,
         stream: "s".into(),
         topic: "t".into(),
         create: None,
         partition_by: [PartitionBy::DocumentKey, PartitionBy::Balanced, PartitionBy::Key]
             [usize::from(input.partition_by) % 3],
     };
-    IggySink::new(iggy, input.lineage.clone()).preparer().prepare(&batch, &results);
+    let telemetry = PipelineTelemetry::detached("fuzz");
+    IggySink::new(iggy, input.lineage.clone(), &telemetry).preparer().prepare(&batch, &results);
     ConsolePreparer.prepare(&batch, &results);
 });
 

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use arbitrary::Arbitrary;
 use bytes::Bytes;
 use ferry::config::PayloadFormat;
-use ferry::iggy_client::{Headers, MAX_HEADER_VALUE};
+use ferry::iggy_link::{Headers, MAX_HEADER_VALUE, Message};
 use ferry::source::mongodb::{ChangePosition, joined_pieces};
 use ferry::source::{KEY_HEADER, to_record};
 use ferry_fuzz::ArbName;
@@ -68,12 +68,18 @@ fn encoded(input: &Input, format: PayloadFormat) {
             None => expected.push((name.clone(), value[..end].to_owned())),
         }
     }
-    let Ok(message) = headers.message(input.id, Bytes::from(input.payload.clone())) else { return };
-    let decoded: BTreeMap<String, String> = match message.user_headers_map().expect("Ferry's headers decode") {
+    let Ok(message) = headers.message(input.id.unwrap_or(0), Bytes::from(input.payload.clone())) else { return };
+    // Read back with the SDK's own reader, and with Ferry's: the same.
+    let Ok(mut sdk) = IggyMessage::builder().payload(Bytes::from_static(b"x")).build() else { return };
+    sdk.user_headers = message.user_headers.clone();
+    let decoded: BTreeMap<String, String> = match sdk.user_headers_map().expect("Ferry's headers decode") {
         Some(map) => map.iter().map(|(name, value)| (name.to_string_value(), value.to_string_value())).collect(),
         None => BTreeMap::new(),
     };
     assert_eq!(decoded, expected.iter().cloned().collect::<BTreeMap<_, _>>());
+    let read: BTreeMap<String, String> =
+        message.headers().unwrap_or_default().into_iter().map(|header| (header.name, header.value)).collect();
+    assert_eq!(read, decoded);
     let record = to_record(&message, input.partition, format);
     let key = expected.iter().find(|(name, _)| name == KEY_HEADER).map(|(_, value)| value.as_bytes().to_vec());
     assert_eq!(record.key, key);
@@ -85,13 +91,10 @@ fn encoded(input: &Input, format: PayloadFormat) {
 }
 
 fn polled(input: &Input, format: PayloadFormat) {
-    let Ok(mut message) = IggyMessage::builder().payload(Bytes::from_static(b"x")).build() else { return };
-    message.header.user_headers_length = input.wire.len() as u32;
+    let mut message = Message::new(0, Bytes::from_static(b"x"));
     message.user_headers = Some(Bytes::from(input.wire.clone()));
     let _ = to_record(&message, input.partition, format);
-    if let Ok(Some(headers)) = message.user_headers_map()
-        && let Some(position) = ChangePosition::from_headers(&headers)
-    {
+    if let Some(position) = ChangePosition::from_message(&message) {
         let _ = position.to_json();
     }
 }
