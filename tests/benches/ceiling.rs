@@ -148,10 +148,8 @@ async fn raw_consume_0_10(iggy: &IggyServer, stream: &str, messages: usize) -> f
 
 /// The same with the `iggy` 0.11 SDK on iggy-server 0.9.
 async fn raw_consume_0_11(iggy: &IggyServer, stream: &str, messages: usize) -> f64 {
-    use iggy_0_11::prelude::{Client, Consumer, Identifier, IggyClient, MessageClient, PollingStrategy, UserClient};
-    let client = IggyClient::builder().with_tcp().with_server_address(iggy.address().to_owned()).build().unwrap();
-    client.connect().await.expect("the server accepts a 0.11 client");
-    client.login_user("iggy", "iggy").await.expect("the server accepts the login");
+    use iggy_0_11::prelude::{Client, Consumer, Identifier, MessageClient, PollingStrategy};
+    let client = iggy.client_0_11().await;
     let (stream, topic) = (Identifier::named(stream).unwrap(), Identifier::named("readings").unwrap());
     let consumer = Consumer::new(Identifier::named("raw").unwrap());
     let started = Instant::now();

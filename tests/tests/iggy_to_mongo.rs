@@ -215,6 +215,12 @@ async fn a_pipeline_killed_mid_batch_and_restarted_still_writes_each_record_once
     else {
         return;
     };
+    every_reading_once_through_a_killed_pipeline(&setup).await;
+}
+
+/// 10 000 readings, the pipeline killed mid-run and started again: each
+/// reading written once.
+async fn every_reading_once_through_a_killed_pipeline(setup: &Setup) {
     setup.produce((0..10_000).map(reading)).await;
     let config = setup.pipeline("batch_size = 100", "", false);
     let first = RunningPipeline::start(parse(&config));
@@ -225,8 +231,12 @@ async fn a_pipeline_killed_mid_batch_and_restarted_still_writes_each_record_once
 
     let second = RunningPipeline::start(parse(&config));
     setup.wait_for_count(10_000).await;
+    let generation = setup.iggy.generation().as_str();
+    assert_eq!(second.telemetry.report(std::time::SystemTime::now()).iggy_protocol, Some(generation));
     second.stop().await.expect("a clean stop");
-    assert_eq!(seqs(&setup.documents("readings").await), (0..10_000).collect::<Vec<i64>>());
+    let documents = setup.documents("readings").await;
+    assert_eq!(seqs(&documents), (0..10_000).collect::<Vec<i64>>());
+    assert!(documents.iter().all(|document| document.get_f64("temp_f").is_ok()), "every reading was enriched");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -632,21 +642,7 @@ async fn setup_0_9(test: &str, partitions: u32) -> Option<Setup> {
 async fn on_iggy_server_0_9_readings_of_a_0_11_producer_arrive_once_through_a_killed_pipeline() {
     let test = "on_iggy_server_0_9_readings_of_a_0_11_producer_arrive_once_through_a_killed_pipeline";
     let Some(setup) = setup_0_9(test, 2).await else { return };
-    setup.produce((0..10_000).map(reading)).await;
-    let config = setup.pipeline("batch_size = 100", "", false);
-    let first = RunningPipeline::start(parse(&config));
-    setup.wait_for_count(1).await;
-    first.abort().await;
-    let written_before_the_crash = setup.count().await;
-    assert!(written_before_the_crash < 10_000, "the crash came mid-run ({written_before_the_crash} written)");
-
-    let second = RunningPipeline::start(parse(&config));
-    setup.wait_for_count(10_000).await;
-    assert_eq!(second.telemetry.report(std::time::SystemTime::now()).iggy_protocol, Some("0.9"));
-    second.stop().await.expect("a clean stop");
-    let documents = setup.documents("readings").await;
-    assert_eq!(seqs(&documents), (0..10_000).collect::<Vec<i64>>());
-    assert!(documents.iter().all(|document| document.get_f64("temp_f").is_ok()), "every reading was enriched");
+    every_reading_once_through_a_killed_pipeline(&setup).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -701,12 +697,10 @@ async fn on_iggy_server_0_9_members_killed_and_added_share_the_partitions_and_ea
 /// server takes the SDK's request as it is.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_iggy_server_0_9_a_pipeline_asked_to_creates_its_topic_though_the_server_refuses_the_sdks_options() {
-    use iggy_0_11::prelude::{Client, Identifier, IggyClient, IggyError, TopicClient, TopicCreateOptions, UserClient};
+    use iggy_0_11::prelude::{Identifier, IggyError, TopicClient, TopicCreateOptions};
     let test = "on_iggy_server_0_9_a_pipeline_asked_to_creates_its_topic_though_the_server_refuses_the_sdks_options";
     let Some(setup) = setup_0_9(test, 1).await else { return };
-    let sdk = IggyClient::builder().with_tcp().with_server_address(setup.iggy.address().to_owned()).build().unwrap();
-    sdk.connect().await.unwrap();
-    sdk.login_user("iggy", "iggy").await.unwrap();
+    let sdk = setup.iggy.client_0_11().await;
     let options = TopicCreateOptions { partitions_count: Some(1), ..TopicCreateOptions::default() };
     let refused = sdk.create_topic(&Identifier::named(&setup.stream).unwrap(), "sdk-made", &options).await;
     assert!(matches!(refused, Err(IggyError::UnsupportedOptionKey(_))), "{refused:?}");
@@ -738,7 +732,7 @@ async fn on_iggy_server_0_9_a_pipeline_asked_to_creates_its_topic_though_the_ser
 /// pins that server behaviour, so that a server which mends it shows here.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_iggy_server_0_9_a_restart_leaves_a_dead_member_holding_partitions_until_the_group_is_deleted() {
-    use iggy_0_11::prelude::{Client, ConsumerGroupClient, Identifier, IggyClient, UserClient};
+    use iggy_0_11::prelude::{ConsumerGroupClient, Identifier};
     let test = "on_iggy_server_0_9_a_restart_leaves_a_dead_member_holding_partitions_until_the_group_is_deleted";
     ferry_tests::init_logging();
     let Some(iggy) = IggyServer::start_0_9(test).await else { return };
@@ -751,9 +745,7 @@ async fn on_iggy_server_0_9_a_restart_leaves_a_dead_member_holding_partitions_un
     setup.wait_for_count(2_000).await;
     setup.iggy.restart().await;
 
-    let sdk = IggyClient::builder().with_tcp().with_server_address(setup.iggy.address().to_owned()).build().unwrap();
-    sdk.connect().await.unwrap();
-    sdk.login_user("iggy", "iggy").await.unwrap();
+    let sdk = setup.iggy.client_0_11().await;
     let ids = [&setup.stream, &setup.topic, "ferry-tests"].map(|name| Identifier::named(name).unwrap());
     wait::until("Ferry rejoined beside the member of the dead session", PATIENCE, || async {
         let group = sdk.get_consumer_group(&ids[0], &ids[1], &ids[2]).await.unwrap()?;
@@ -776,19 +768,15 @@ async fn on_iggy_server_0_9_a_restart_leaves_a_dead_member_holding_partitions_un
 /// the members left, here Ferry, which then reads every reading once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_iggy_server_0_9_the_partitions_of_a_member_whose_connection_died_pass_to_ferry() {
-    use iggy_0_11::prelude::{Client, ConsumerGroupClient, Identifier, IggyClient, UserClient};
+    use iggy_0_11::prelude::{Client, ConsumerGroupClient, Identifier};
     let test = "on_iggy_server_0_9_the_partitions_of_a_member_whose_connection_died_pass_to_ferry";
     let Some(setup) = setup_0_9(test, 4).await else { return };
     let ids = [&setup.stream, &setup.topic, "ferry-tests"].map(|name| Identifier::named(name).unwrap());
-    let other = IggyClient::builder().with_tcp().with_server_address(setup.iggy.address().to_owned()).build().unwrap();
-    other.connect().await.unwrap();
-    other.login_user("iggy", "iggy").await.unwrap();
+    let other = setup.iggy.client_0_11().await;
     other.create_consumer_group(&ids[0], &ids[1], "ferry-tests").await.unwrap();
     other.join_consumer_group(&ids[0], &ids[1], &ids[2]).await.unwrap();
     let pipeline = RunningPipeline::start(parse(&setup.pipeline("", "", false)));
-    let sdk = IggyClient::builder().with_tcp().with_server_address(setup.iggy.address().to_owned()).build().unwrap();
-    sdk.connect().await.unwrap();
-    sdk.login_user("iggy", "iggy").await.unwrap();
+    let sdk = setup.iggy.client_0_11().await;
     wait::until("Ferry beside the other member, both holding partitions", PATIENCE, || async {
         let group = sdk.get_consumer_group(&ids[0], &ids[1], &ids[2]).await.unwrap()?;
         (group.members.len() == 2 && group.members.iter().all(|member| member.partitions_count == 2)).then_some(())

@@ -12,12 +12,23 @@ use super::IggyServer;
 const TEST_READER: &str = "ferry-tests-reader";
 
 impl IggyServer {
+    /// A logged-in client of the `iggy` 0.11 SDK, which speaks iggy-server
+    /// 0.9 only: for tests that drive the server as that SDK's users do.
+    pub async fn client_0_11(&self) -> iggy_0_11::prelude::IggyClient {
+        use iggy_0_11::prelude::{Client, IggyClient, UserClient};
+        assert_eq!(self.generation(), Generation::V0_9, "the 0.11 SDK speaks only iggy-server 0.9; use session()");
+        let client = IggyClient::builder().with_tcp().with_server_address(self.address().to_owned()).build().unwrap();
+        client.connect().await.expect("the server accepts a 0.11 client");
+        client.login_user("iggy", "iggy").await.expect("the server accepts the login");
+        client
+    }
+
     /// Sends `payloads` to the topic, balanced over its partitions, as an
     /// application on this generation's SDK would.
     pub async fn produce(&self, stream: &str, topic: &str, payloads: impl IntoIterator<Item = Vec<u8>>) {
         match self.generation() {
             Generation::V0_8 => crate::pipelines::produce(&self.client().await, stream, topic, payloads).await,
-            Generation::V0_9 => produce_0_11(self.address(), stream, topic, payloads).await,
+            Generation::V0_9 => produce_0_11(&self.client_0_11().await, stream, topic, payloads).await,
         }
     }
 
@@ -45,11 +56,13 @@ impl IggyServer {
 }
 
 /// Produces with the `iggy` 0.11 SDK, as a user of iggy-server 0.9 does.
-async fn produce_0_11(address: &str, stream: &str, topic: &str, payloads: impl IntoIterator<Item = Vec<u8>>) {
-    use iggy_0_11::prelude::{Client, Identifier, IggyClient, IggyMessage, MessageClient, Partitioning, UserClient};
-    let client = IggyClient::builder().with_tcp().with_server_address(address.to_owned()).build().expect("a client");
-    client.connect().await.expect("the server accepts a 0.11 client");
-    client.login_user("iggy", "iggy").await.expect("the server accepts the login");
+async fn produce_0_11(
+    client: &iggy_0_11::prelude::IggyClient,
+    stream: &str,
+    topic: &str,
+    payloads: impl IntoIterator<Item = Vec<u8>>,
+) {
+    use iggy_0_11::prelude::{Client, Identifier, IggyMessage, MessageClient, Partitioning};
     let (stream, topic) = (Identifier::named(stream).unwrap(), Identifier::named(topic).unwrap());
     let payloads: Vec<Vec<u8>> = payloads.into_iter().collect();
     for chunk in payloads.chunks(1000) {
@@ -68,15 +81,13 @@ impl IggyServer {
     /// acknowledged, so that kill -9 loses nothing acknowledged. Sent raw,
     /// as the 0.11 SDK's topic options are refused by this 0.9 build.
     pub async fn create_durable_topic(&self, stream: &str, topic: &str, partitions: u32) {
-        use iggy_0_11::prelude::{Client, IggyClient, StreamClient, UserClient};
+        use iggy_0_11::prelude::{Client, StreamClient};
         use iggy_binary_protocol_0_11::codes::CREATE_TOPIC_CODE;
         use iggy_binary_protocol_0_11::primitives::user_headers::encode_user_headers;
         use iggy_binary_protocol_0_11::requests::topics::CreateTopicRequest;
         use iggy_binary_protocol_0_11::{WireEncode, WireIdentifier, WireName, WireOptions};
         assert_eq!(self.generation(), Generation::V0_9, "iggy-server 0.8 sets durability for the whole server");
-        let client = IggyClient::builder().with_tcp().with_server_address(self.address().to_owned()).build().unwrap();
-        client.connect().await.expect("the server accepts a 0.11 client");
-        client.login_user("iggy", "iggy").await.expect("the server accepts the login");
+        let client = self.client_0_11().await;
         let _ = client.create_stream(stream).await;
         // String values, which the server parses by each key's own type.
         let text = 2;
