@@ -22,6 +22,7 @@
 //! ```sh
 //! cargo build --release -p ferry && cargo bench -p ferry-tests --bench poison
 //! FERRY_BENCH_BASELINE=path/to/older/ferry cargo bench -p ferry-tests --bench poison
+//! FERRY_BENCH_IGGY=0.9 cargo bench -p ferry-tests --bench poison
 //! ```
 //!
 //! `FERRY_BENCH_BASELINE` runs another build the same way, to compare with.
@@ -31,13 +32,13 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use ferry::iggy_link::Message;
 use ferry_tests::bench::{servers, size_from_env};
 use ferry_tests::guests;
-use ferry_tests::pipelines::{dead_letter_offset, header, partitions, produce, read_topic, reading, unique};
+use ferry_tests::pipelines::{reading, source_offset, unique};
 use ferry_tests::process_stats::{ferry_binary, stop};
 use ferry_tests::servers::{IggyServer, MongoServer};
 use futures::TryStreamExt;
-use iggy::prelude::{Consumer, ConsumerOffsetClient, Identifier, IggyClient};
 use mongodb::bson::{Document, doc};
 
 /// Records per poll, and so per transform call: the default.
@@ -128,10 +129,9 @@ async fn run_once(
     mongo: &MongoServer,
 ) -> Duration {
     let (stream, database) = (unique("poison"), unique("poison"));
-    let client = iggy.client().await;
     iggy.ensure_topic(&stream, "readings", 1).await;
     let payloads = (0..messages).map(|i| if distribution.hangs(i) { b"loop".to_vec() } else { reading(i) });
-    produce(&client, &stream, "readings", payloads).await;
+    iggy.produce(&stream, "readings", payloads).await;
     let work = tempfile::tempdir().unwrap();
     let pipeline = work.path().join("poison.toml");
     std::fs::write(&pipeline, pipeline_file(&stream, &database, iggy, mongo)).unwrap();
@@ -148,14 +148,19 @@ async fn run_once(
     // The group commits a batch's offsets once its documents and dead letters
     // are written, so the last reading's commit is the end. Asking Iggy for an
     // offset costs the MongoDB server nothing, unlike counting documents.
-    let partition = partitions(&client, &stream, "readings").await[0];
-    while committed(&client, &stream, partition).await != Some(messages as u64 - 1) {
+    let session = iggy.session().await;
+    let topic = session.topic(&stream, "readings").await.unwrap().expect("the topic exists");
+    let partition = topic.partitions[0].id;
+    while session.stored_offset("bench", &stream, "readings", partition).await.ok().flatten()
+        != Some(messages as u64 - 1)
+    {
         assert!(started.elapsed() < Duration::from_secs(3600), "not finished within an hour");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let elapsed = started.elapsed();
     stop(&mut process);
-    check_exactly_once(distribution, messages, &client, &stream, mongo, &database).await;
+    session.shutdown().await;
+    check_exactly_once(distribution, messages, iggy, &stream, mongo, &database).await;
     elapsed
 }
 
@@ -186,20 +191,12 @@ topic = "readings-dlq"
     )
 }
 
-/// The offset group `bench` has committed on `partition`, if any.
-async fn committed(client: &IggyClient, stream: &str, partition: u32) -> Option<u64> {
-    let (stream, topic) = (Identifier::named(stream).unwrap(), Identifier::named("readings").unwrap());
-    let group = Consumer::group(Identifier::named("bench").unwrap());
-    let offset = client.get_consumer_offset(&group, &stream, &topic, Some(partition)).await.ok().flatten();
-    offset.map(|offset| offset.stored_offset)
-}
-
 /// Every good reading written once, every hanging one dead-lettered once, as
 /// timed out.
 async fn check_exactly_once(
     distribution: Distribution,
     messages: usize,
-    client: &IggyClient,
+    iggy: &IggyServer,
     stream: &str,
     mongo: &MongoServer,
     database: &str,
@@ -214,14 +211,15 @@ async fn check_exactly_once(
     let good: Vec<usize> = (0..messages).filter(|i| !distribution.hangs(*i)).collect();
     assert!(seqs.values().all(|count| *count == 1), "{}: a reading was written twice", distribution.label());
     assert!(seqs.keys().copied().eq(good.iter().copied()), "{}: every good reading is written", distribution.label());
-    let letters = read_topic(client, stream, "readings-dlq").await;
-    let mut lettered: Vec<usize> = letters.iter().map(|letter| dead_letter_offset(letter) as usize).collect();
+    let letters = iggy.read_topic(stream, "readings-dlq").await;
+    let source = |letter: &Message| letter.header("ferry-source").expect("a dead letter names its source");
+    let mut lettered: Vec<usize> = letters.iter().map(|letter| source_offset(&source(letter)) as usize).collect();
     lettered.sort_unstable();
     let hanging: Vec<usize> = (0..messages).filter(|i| distribution.hangs(*i)).collect();
     assert_eq!(lettered, hanging, "{}: every hanging reading dead-lettered once", distribution.label());
     for letter in &letters {
         assert_eq!(letter.payload.as_ref(), b"loop");
-        let reason = header(letter, "ferry-reason").unwrap_or_default();
+        let reason = letter.header("ferry-reason").unwrap_or_default();
         assert!(reason.contains("timed out"), "a dead letter says why: {reason}");
     }
 }

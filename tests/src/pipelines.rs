@@ -150,7 +150,11 @@ pub fn header(message: &IggyMessage, name: &str) -> Option<String> {
 /// The source offset a dead letter's `ferry-source` header names
 /// (`<stream>/<topic> partition <id> offset <offset>`).
 pub fn dead_letter_offset(letter: &IggyMessage) -> u64 {
-    let source = header(letter, "ferry-source").expect("a dead letter names its source");
+    source_offset(&header(letter, "ferry-source").expect("a dead letter names its source"))
+}
+
+/// The offset in a `ferry-source` header's text.
+pub fn source_offset(source: &str) -> u64 {
     let offset = source.rsplit_once(" offset ").and_then(|(_, offset)| offset.parse().ok());
     offset.unwrap_or_else(|| panic!("no offset in ferry-source {source:?}"))
 }

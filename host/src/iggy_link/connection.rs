@@ -5,7 +5,9 @@
 //! (or a consumer-group membership), so rather than patch a broken client
 //! Ferry drops it and connects, logs in and re-joins afresh.
 
+use std::collections::BTreeMap;
 use std::future::Future;
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use super::generation::{DetectError, Generation, Unrecognised, detect};
@@ -97,16 +99,57 @@ impl Drop for IggyLink {
 /// Asks the server which generation it speaks, then connects and logs in
 /// with that generation's client.
 pub async fn connect(connection: &IggyConnection) -> Result<Session, ServiceError> {
-    let generation = match probe_protocol(connection).await? {
-        Some(seen) => seen,
-        // The probe could not tell (the server is unreachable, or dropped
-        // the probe): the client of the pinned generation, or of the
-        // oldest one, connects and reports why it cannot, as it always has.
-        None => pinned(connection.protocol).unwrap_or(Generation::V0_8),
+    // A remembered answer that disagrees with the pin may be stale: ask.
+    let known =
+        remembered(&connection.address).filter(|&seen| pinned(connection.protocol).is_none_or(|pinned| pinned == seen));
+    let seen = match known {
+        Some(seen) => Some(seen),
+        None => probe_protocol(connection).await?,
     };
-    match generation {
+    // When the probe could not tell (the server is unreachable, or dropped
+    // the probe), the client of the pinned generation, or of the oldest
+    // one, connects and reports why it cannot, as it always has.
+    let generation = seen.or(pinned(connection.protocol)).unwrap_or(Generation::V0_8);
+    let connected = match generation {
         Generation::V0_8 => v0_8::connect(connection).await.map(Session::V0_8),
         Generation::V0_9 => v0_9::connect(connection).await.map(Session::V0_9),
+    };
+    match (&connected, seen) {
+        (Ok(_), Some(seen)) if known.is_none() => remember(&connection.address, Some(seen)),
+        (Err(_), _) => remember(&connection.address, None),
+        _ => {}
+    }
+    connected
+}
+
+/// The generation each server address answered the probe with. Asking costs
+/// a 0.9 server half a second (the wait for a 0.8 answer first), and every
+/// link to one server (the source, the lag probe, the dead letters) and every
+/// reconnect would ask again. An answer is forgotten when a connection made
+/// on it fails, so a server replaced by another generation is asked afresh.
+static KNOWN: Mutex<BTreeMap<String, Generation>> = Mutex::new(BTreeMap::new());
+
+fn remembered(address: &str) -> Option<Generation> {
+    KNOWN.lock().unwrap_or_else(PoisonError::into_inner).get(address).copied()
+}
+
+/// Remembers what `address` speaks, or forgets it (`None`).
+fn remember(address: &str, generation: Option<Generation>) {
+    let mut known = KNOWN.lock().unwrap_or_else(PoisonError::into_inner);
+    match generation {
+        Some(generation) => known.insert(address.to_owned(), generation),
+        None => known.remove(address),
+    };
+}
+
+/// Stops a pipeline whose pinned generation is not the one the server speaks.
+fn check_pin(connection: &IggyConnection, seen: Generation) -> Result<(), ServiceError> {
+    match pinned(connection.protocol) {
+        Some(pinned) if pinned != seen => Err(ServiceError::fatal(
+            format!("asking the Iggy server at {} which protocol it speaks", connection.address),
+            UnspokenProtocol::NotPinned { seen, pinned },
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -169,11 +212,7 @@ async fn probe_protocol(connection: &IggyConnection) -> Result<Option<Generation
             return Err(ServiceError::fatal(what(), UnspokenProtocol::Unrecognised(unrecognised)));
         }
     };
-    if let Some(pinned) = pinned(connection.protocol)
-        && pinned != seen
-    {
-        return Err(ServiceError::fatal(what(), UnspokenProtocol::NotPinned { seen, pinned }));
-    }
+    check_pin(connection, seen)?;
     tracing::info!(address = %connection.address, generation = %seen, "the Iggy server speaks the {seen} protocol");
     Ok(Some(seen))
 }
