@@ -10,9 +10,13 @@ use super::problems::Problems;
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeliveryConfig {
-    /// Batches between the source and the sink at once.
+    /// Batches polled and not yet written, at once.
     #[serde(default = "defaults::max_in_flight")]
     pub max_in_flight: usize,
+    /// How long written batches' positions may wait to be committed
+    /// together; `0s` commits after every batch.
+    #[serde(default = "defaults::commit_interval", with = "humantime_serde")]
+    pub commit_interval: Duration,
     /// The first pause after a transient failure; it doubles each time.
     #[serde(default = "defaults::retry_initial", with = "humantime_serde")]
     pub retry_initial: Duration,
@@ -63,6 +67,7 @@ impl Default for DeliveryConfig {
     fn default() -> Self {
         Self {
             max_in_flight: defaults::max_in_flight(),
+            commit_interval: defaults::commit_interval(),
             retry_initial: defaults::retry_initial(),
             retry_max: defaults::retry_max(),
             call_timeout: defaults::call_timeout(),

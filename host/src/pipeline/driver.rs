@@ -1,5 +1,6 @@
 //! The driver: polls while the window has room, hands batches to the
-//! transform stage, and commits what the writer acknowledged, in order.
+//! transform stage, and commits what the writer acknowledged, in order,
+//! a commit interval's worth of batches at a time.
 //! Before any of it, both ends are reached (and the pipeline counts as
 //! running only once they are).
 
@@ -11,6 +12,7 @@ use tracing::Instrument;
 
 use super::backoff::Backoff;
 use super::transform_stage::{self, Transformed};
+use super::unstored::Unstored;
 use super::writer::{Ack, PreparedFor, Writer};
 use super::{Counts, PipelineError, stage_panic};
 use crate::config::DeliveryConfig;
@@ -76,9 +78,10 @@ where
         telemetry: telemetry.clone(),
         counts: Counts::default(),
         in_flight: 0,
+        unstored: Unstored::default(),
     };
     let outcome = stage_panic::catch_async(driver.run(&to_transform, &mut acks, window, &shutdown)).await;
-    let (counts, in_flight) = (driver.counts, driver.in_flight);
+    let (counts, uncommitted) = (driver.counts, driver.uncommitted());
 
     stop.cancel();
     drop(to_transform);
@@ -102,8 +105,8 @@ where
         // Shutdown cut a retry short: nothing is lost, only left uncommitted.
         Err(PipelineError::Interrupted) if shutdown.is_cancelled() => {
             tracing::warn!(
-                batches = in_flight,
-                "stopped with batches not yet written; they are replayed on the next start"
+                batches = uncommitted,
+                "stopped with batches not yet committed; they are replayed on the next start"
             );
             Ok(counts)
         }
@@ -145,17 +148,27 @@ async fn connect<S: Source, K: Sink>(
     Ok(true)
 }
 
-/// Polls while the window has room, and commits acknowledged batches.
+/// Polls while the window has room, and commits written batches' positions.
 struct Driver<'s, S: Source> {
     source: &'s mut S,
     backoff: Backoff,
     delivery: DeliveryConfig,
     telemetry: PipelineTelemetry,
     counts: Counts,
+    /// Batches polled and not yet written: the window bounds these.
     in_flight: usize,
+    /// Batches written whose positions wait to be committed together.
+    unstored: Unstored<S::Checkpoint>,
 }
 
 impl<S: Source> Driver<'_, S> {
+    /// Batches a stop now would leave to be replayed.
+    fn uncommitted(&self) -> usize {
+        self.in_flight + self.unstored.batches()
+    }
+
+    /// Moves batches until shutdown or an error; then commits what was
+    /// written either way, so a restart replays only what was not.
     async fn run(
         &mut self,
         to_transform: &mpsc::Sender<Polled<S::Checkpoint>>,
@@ -163,10 +176,26 @@ impl<S: Source> Driver<'_, S> {
         window: usize,
         shutdown: &CancellationToken,
     ) -> Result<(), PipelineError> {
+        let moved = self.move_batches(to_transform, acks, window, shutdown).await;
+        let committed = self.commit_written(shutdown).await;
+        moved.and(committed)
+    }
+
+    async fn move_batches(
+        &mut self,
+        to_transform: &mpsc::Sender<Polled<S::Checkpoint>>,
+        acks: &mut mpsc::Receiver<Result<Ack<S::Checkpoint>, PipelineError>>,
+        window: usize,
+        shutdown: &CancellationToken,
+    ) -> Result<(), PipelineError> {
+        let interval = self.delivery.commit_interval;
         loop {
             let stopping = shutdown.is_cancelled();
             if stopping && self.in_flight == 0 {
                 return Ok(());
+            }
+            if self.unstored.is_due(interval) {
+                self.commit_written(shutdown).await?;
             }
             if !stopping && self.in_flight < window {
                 let started = Instant::now();
@@ -184,16 +213,18 @@ impl<S: Source> Driver<'_, S> {
                     Ok(None) => {
                         // An answer with nothing in it still ends a poll failure.
                         PolledNothing.emit(&self.telemetry);
+                        // Idle, holding positions back gains nothing.
+                        self.commit_written(shutdown).await?;
                         let pause = self.source.idle_pause();
                         tokio::select! {
-                            ack = acks.recv() => self.acknowledged(ack, acks, shutdown).await?,
+                            ack = acks.recv() => self.written(ack, acks, shutdown)?,
                             () = tokio::time::sleep(pause) => {}
                             () = shutdown.cancelled() => {}
                         }
                         continue;
                     }
                     Err(error) if error.transient => {
-                        // Acknowledged batches wait in their channel meanwhile;
+                        // Written batches wait in their channel meanwhile;
                         // an interrupted wait ends the loop at the next turn.
                         let _ = self.backoff.wait(Stage::Poll, &error, shutdown).await;
                         continue;
@@ -201,57 +232,73 @@ impl<S: Source> Driver<'_, S> {
                     Err(error) => return Err(error.into()),
                 }
             }
+            let due = self.unstored.due_at(interval);
+            let until_due = async {
+                match due {
+                    Some(due) => tokio::time::sleep_until(due.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
-                ack = acks.recv() => self.acknowledged(ack, acks, shutdown).await?,
+                ack = acks.recv() => self.written(ack, acks, shutdown)?,
+                () = until_due => {}
                 () = shutdown.cancelled(), if !stopping => {}
             }
         }
     }
 
-    /// Commits an acknowledged batch together with any acknowledged since:
-    /// of those, only the checkpoints no later one covers go to the source
-    /// (one round trip per partition instead of one per batch, which is
-    /// what bounds a fast sink). Acks arrive in poll order, so committing
-    /// the later checkpoint first is never needed.
-    async fn acknowledged(
+    /// Takes a written batch, and any written since, off the window; their
+    /// positions wait to be committed together.
+    fn written(
         &mut self,
         ack: Option<Result<Ack<S::Checkpoint>, PipelineError>>,
         acks: &mut mpsc::Receiver<Result<Ack<S::Checkpoint>, PipelineError>>,
         shutdown: &CancellationToken,
     ) -> Result<(), PipelineError> {
-        let first = match ack {
-            Some(Ok(ack)) => ack,
-            Some(Err(error)) => return Err(error),
-            // The writer stopped: on shutdown that is a retry cut short.
-            None if shutdown.is_cancelled() => return Err(PipelineError::Interrupted),
-            None => return Err(PipelineError::StageLost),
-        };
-        let mut together = vec![first];
-        // A failure after good acks waits until those are committed.
-        let mut failed = None;
-        while let Ok(next) = acks.try_recv() {
+        let mut next = ack;
+        loop {
             match next {
-                Ok(ack) => together.push(ack),
-                Err(error) => {
-                    failed = Some(error);
-                    break;
+                Some(Ok(ack)) => {
+                    self.in_flight -= 1;
+                    self.unstored.hold(ack, S::covers);
                 }
+                // The batches written before a failure are still committed
+                // (`run` does so on the way out).
+                Some(Err(error)) => return Err(error),
+                // The writer stopped: on shutdown that is a retry cut short.
+                None if shutdown.is_cancelled() => return Err(PipelineError::Interrupted),
+                None => return Err(PipelineError::StageLost),
             }
+            match acks.try_recv() {
+                Ok(ack) => next = Some(ack),
+                Err(_) => return Ok(()),
+            }
+        }
+    }
+
+    /// Commits every position held, one round trip per partition however
+    /// many batches it covers (one per batch is what bounds a fast sink).
+    /// Acks arrive in poll order, so no later position needs committing
+    /// first.
+    async fn commit_written(&mut self, shutdown: &CancellationToken) -> Result<(), PipelineError> {
+        let positions = self.unstored.take();
+        if positions.is_empty() {
+            return Ok(());
         }
         let started = Instant::now();
-        for (at, ack) in together.iter().enumerate() {
-            if !together[at + 1..].iter().any(|later| S::covers(&later.checkpoint, &ack.checkpoint)) {
-                self.commit(&ack.checkpoint, shutdown).await?;
-            }
+        for position in &positions {
+            self.commit(&position.checkpoint, shutdown).await?;
         }
         // Each batch is counted, with its share of the commit time.
-        let elapsed = started.elapsed() / together.len() as u32;
-        for ack in together {
-            self.in_flight -= 1;
-            self.counts.add(ack.counts);
-            BatchCommitted { elapsed, in_flight: self.in_flight }.emit(&self.telemetry);
+        let batches: u64 = positions.iter().map(|position| position.counts.batches).sum();
+        let elapsed = started.elapsed() / batches.max(1) as u32;
+        for position in positions {
+            self.counts.add(position.counts);
+            for _ in 0..position.counts.batches {
+                BatchCommitted { elapsed, in_flight: self.in_flight }.emit(&self.telemetry);
+            }
         }
-        failed.map_or(Ok(()), Err)
+        Ok(())
     }
 
     /// Stores one checkpoint, retrying transient failures.

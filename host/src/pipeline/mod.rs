@@ -18,6 +18,7 @@ mod health;
 mod launch;
 mod stage_panic;
 mod transform_stage;
+mod unstored;
 mod writer;
 
 pub use backoff::{Backoff, Interrupted};

@@ -42,35 +42,47 @@ struct ScriptedSource {
     coalesce: bool,
     /// The first commit waits until the journal holds this event.
     first_commit_after: Option<&'static str>,
+    /// Past its batches, it makes up more until something is committed:
+    /// a source that never goes idle until then.
+    busy_until_committed: bool,
+    committed_any: bool,
+    /// Notes "drained" the first time it has nothing to give.
+    note_drained: bool,
     journal: Journal,
+}
+
+fn batch_of(payloads: &[&str]) -> Batch {
+    let records = payloads
+        .iter()
+        .enumerate()
+        .map(|(line, payload)| Record {
+            payload: payload.as_bytes().to_vec(),
+            encoding: Encoding::Text,
+            key: None,
+            headers: None,
+            timestamp: 0,
+            origin: Origin::File(line as u64 + 1),
+        })
+        .collect();
+    Batch { source: BatchSource::File, records }
+}
+
+fn one_line_batch(payload: &str) -> Batch {
+    batch_of(&[payload])
 }
 
 impl ScriptedSource {
     fn new(payloads: &[&[&str]], journal: &Journal) -> Self {
-        let batches = payloads
-            .iter()
-            .map(|batch| Batch {
-                source: BatchSource::File,
-                records: batch
-                    .iter()
-                    .enumerate()
-                    .map(|(line, payload)| Record {
-                        payload: payload.as_bytes().to_vec(),
-                        encoding: Encoding::Text,
-                        key: None,
-                        headers: None,
-                        timestamp: 0,
-                        origin: Origin::File(line as u64 + 1),
-                    })
-                    .collect(),
-            })
-            .collect();
+        let batches = payloads.iter().map(|batch| batch_of(batch)).collect();
         Self {
             batches,
             polled: 0,
             poll_failures: 0,
             coalesce: false,
             first_commit_after: None,
+            busy_until_committed: false,
+            committed_any: false,
+            note_drained: false,
             journal: journal.clone(),
         }
     }
@@ -97,10 +109,18 @@ impl Source for ScriptedSource {
             note(&self.journal, "poll failed");
             return Err(ServiceError::not_yet("polling", "the server restarts"));
         }
-        Ok(self.batches.pop_front().map(|batch| {
-            self.polled += 1;
-            Polled { batch, checkpoint: Seq { number: self.polled, coalesce: self.coalesce } }
-        }))
+        if self.batches.is_empty() && self.busy_until_committed && !self.committed_any {
+            self.batches.push_back(one_line_batch("more"));
+        }
+        let Some(batch) = self.batches.pop_front() else {
+            if self.note_drained {
+                self.note_drained = false;
+                note(&self.journal, "drained");
+            }
+            return Ok(None);
+        };
+        self.polled += 1;
+        Ok(Some(Polled { batch, checkpoint: Seq { number: self.polled, coalesce: self.coalesce } }))
     }
 
     async fn commit(&mut self, checkpoint: Seq) -> Result<(), ServiceError> {
@@ -110,6 +130,7 @@ impl Source for ScriptedSource {
             }
         }
         note(&self.journal, format!("commit {}", checkpoint.number));
+        self.committed_any = true;
         Ok(())
     }
 
@@ -324,6 +345,42 @@ async fn given_batches_acknowledged_together_then_only_the_last_is_committed_and
     let commits: Vec<&String> = events.iter().filter(|event| event.starts_with("commit")).collect();
     // The first ack may already have the others behind it, or not.
     assert!(commits == ["commit 1", "commit 4"] || commits == ["commit 4"], "{events:?}");
+}
+
+#[tokio::test]
+async fn given_a_long_commit_interval_then_positions_wait_for_the_source_to_go_idle() {
+    let journal = Journal::default();
+    let payloads: Vec<[&str; 1]> = (0..50).map(|_| ["a"]).collect();
+    let batches: Vec<&[&str]> = payloads.iter().map(|batch| batch.as_slice()).collect();
+    let mut source = ScriptedSource::new(&batches, &journal);
+    (source.coalesce, source.note_drained) = (true, true);
+    let delivery = DeliveryConfig { commit_interval: Duration::from_secs(3600), ..delivery() };
+    let sink = ScriptedSink::new(&journal);
+    let window = delivery.max_in_flight;
+    let (outcome, events, _) = run_with(source, sink, None, delivery, |events, _| committed(events, 50)).await;
+    assert_eq!(outcome.unwrap().batches, 50, "every batch counted");
+    let drained = events.iter().position(|event| event == "drained").expect("the source went idle");
+    let commits: Vec<usize> = (0..events.len()).filter(|&at| events[at].starts_with("commit")).collect();
+    assert!(commits.iter().all(|&at| at > drained), "nothing committed while busy: {events:?}");
+    // Idle, it commits what is written; the window's last batches may follow.
+    assert!(commits.len() <= 1 + window, "{events:?}");
+}
+
+#[tokio::test]
+async fn given_a_source_that_never_idles_then_positions_are_committed_each_interval() {
+    let journal = Journal::default();
+    let mut source = ScriptedSource::new(&[], &journal);
+    (source.coalesce, source.busy_until_committed, source.note_drained) = (true, true, true);
+    let delivery = DeliveryConfig { commit_interval: Duration::from_millis(20), ..delivery() };
+    let sink = ScriptedSink::new(&journal);
+    let (outcome, events, _) =
+        run_with(source, sink, None, delivery, |events, _| events.iter().any(|event| event == "drained")).await;
+    let counts = outcome.unwrap();
+    let first_commit = events.iter().position(|event| event.starts_with("commit")).expect("a commit");
+    let drained = events.iter().position(|event| event == "drained").unwrap();
+    assert!(first_commit < drained, "committed while the source was still busy: {events:?}");
+    let written = events.iter().filter(|event| event.starts_with("write ")).count() as u64;
+    assert_eq!(counts.batches, written, "every written batch committed and counted by the end");
 }
 
 #[tokio::test]

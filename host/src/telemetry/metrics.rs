@@ -184,7 +184,7 @@ impl Metrics {
         ferry.register("batches", "Batches written and committed", m.batches);
         ferry.register(
             "batches_in_flight",
-            "Batches polled and not yet committed (bounded by delivery.max_in_flight)",
+            "Batches polled and not yet written (bounded by delivery.max_in_flight)",
             m.batches_in_flight,
         );
         ferry.register_with_unit(

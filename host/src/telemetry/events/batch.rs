@@ -103,7 +103,7 @@ impl BatchWritten<'_> {
 /// A written batch's position was committed to the source.
 pub struct BatchCommitted {
     pub elapsed: Duration,
-    /// Batches in flight now, this one no longer.
+    /// Batches polled and not yet written, now.
     pub in_flight: usize,
 }
 
