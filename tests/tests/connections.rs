@@ -84,9 +84,8 @@ call_timeout = "5s"
 
 /// 100 readings and one that is not JSON, in a fresh topic.
 async fn produce_readings(iggy: &IggyServer, stream: &str) {
-    let client = iggy.client().await;
     iggy.ensure_topic(stream, "readings", 1).await;
-    produce(&client, stream, "readings", (0..100).map(reading).chain([b"not json".to_vec()])).await;
+    iggy.produce(stream, "readings", (0..100).map(reading).chain([b"not json".to_vec()])).await;
 }
 
 async fn count(mongo: &MongoServer, database: &str) -> u64 {
@@ -100,9 +99,8 @@ async fn both_directions(iggy: &IggyServer, iggy_lines: &str, mongo: &MongoServe
     produce_readings(iggy, stream).await;
     let inbound = RunningPipeline::start(parse(&readings_in(iggy, iggy_lines, stream, mongo.uri(), database)));
     wait::until("100 documents", PATIENCE, || async { (count(mongo, database).await == 100).then_some(()) }).await;
-    let client = iggy.client().await;
     let letters = wait::until("the dead letter", PATIENCE, || async {
-        let letters = read_topic(&client, stream, "readings-dlq").await;
+        let letters = iggy.read_topic(stream, "readings-dlq").await;
         (!letters.is_empty()).then_some(letters)
     })
     .await;
@@ -110,11 +108,11 @@ async fn both_directions(iggy: &IggyServer, iggy_lines: &str, mongo: &MongoServe
     assert_eq!((counts.records, counts.dead_lettered), (101, 1));
     assert_eq!(letters.len(), 1);
     assert_eq!(&letters[0].payload[..], b"not json");
-    assert!(header(&letters[0], "ferry-reason").unwrap().starts_with("payload is not a JSON object"));
+    assert!(letters[0].header("ferry-reason").unwrap().starts_with("payload is not a JSON object"));
 
     let outbound = RunningPipeline::start(parse(&readings_out(iggy, iggy_lines, stream, mongo.uri(), database)));
     let changes = wait::until("100 changes", PATIENCE, || async {
-        let changes = read_topic(&client, stream, "changes").await;
+        let changes = iggy.read_topic(stream, "changes").await;
         (changes.len() >= 100).then_some(changes)
     })
     .await;
@@ -134,6 +132,20 @@ async fn iggy_over_tls_carries_the_source_the_sink_and_dead_letters() {
     // The protocol probe ran over TLS too (a failed handshake would have
     // left it to the client, saying nothing of the protocol).
     let probed = logs::containing("the Iggy server speaks the 0.8 protocol");
+    assert!(probed.iter().any(|line| line.contains(iggy.address())), "{probed:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn iggy_0_9_over_tls_carries_the_source_the_sink_and_dead_letters() {
+    const TEST: &str = "iggy_0_9_over_tls_carries_the_source_the_sink_and_dead_letters";
+    ferry_tests::init_logging();
+    let ca = TestCa::new();
+    let Some(iggy) = IggyServer::start_0_9_tls(TEST, &ca).await else { return };
+    let Some(mongo) = MongoServer::start(TEST).await else { return };
+    let (stream, database) = (unique("tls-09"), unique("tls-09"));
+    both_directions(&iggy, &tls_line(&ca), &mongo, &stream, &database).await;
+    // The probe told 0.9 from 0.8 through the TLS handshake.
+    let probed = logs::containing("the Iggy server speaks the 0.9 protocol");
     assert!(probed.iter().any(|line| line.contains(iggy.address())), "{probed:?}");
 }
 

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use ferry_tests::guests;
-use ferry_tests::pipelines::{produce, reading, unique};
+use ferry_tests::pipelines::{reading, unique};
 use ferry_tests::servers::{IggyServer, MongoServer};
 use futures::TryStreamExt;
 use mongodb::bson::{Document, doc};
@@ -29,9 +29,8 @@ struct Run {
 impl Run {
     async fn produce(iggy: &IggyServer, readings: usize) -> Self {
         let run = Self { stream: unique("soak"), database: unique("soak"), readings };
-        let client = iggy.client().await;
         iggy.ensure_topic(&run.stream, "readings", PARTITIONS).await;
-        produce(&client, &run.stream, "readings", (0..readings).map(reading)).await;
+        iggy.produce(&run.stream, "readings", (0..readings).map(reading)).await;
         run
     }
 

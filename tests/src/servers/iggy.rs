@@ -80,6 +80,16 @@ impl IggyServer {
         Some(Self::spawn(binary, Generation::V0_8, Some(ca), false).await)
     }
 
+    /// As `start_tls`, an iggy-server 0.9 (`IGGY_SERVER_09_BIN`, or
+    /// `iggy-server-0.9` on PATH).
+    pub async fn start_0_9_tls(test: &str, ca: &TestCa) -> Option<Self> {
+        let Some(binary) = find_binary("IGGY_SERVER_09_BIN", "iggy-server-0.9", &[]) else {
+            missing(test, "no iggy-server 0.9 (put iggy-server-0.9 on PATH or set IGGY_SERVER_09_BIN)");
+            return None;
+        };
+        Some(Self::spawn(binary, Generation::V0_9, Some(ca), false).await)
+    }
+
     /// A server of its own that saves every message batch to disk (fsync)
     /// before acknowledging it, so that kill -9 loses nothing it
     /// acknowledged: by default iggy-server buffers up to 1024 messages or
@@ -251,6 +261,11 @@ impl IggyServer {
     /// The protocol generation the server speaks.
     pub fn generation(&self) -> Generation {
         self.generation
+    }
+
+    /// How clients reach it when it speaks TLS only.
+    pub(super) fn tls(&self) -> Option<&IggyTls> {
+        self.tls.as_ref()
     }
 
     /// Whether the server answers a login, in the generation expected.

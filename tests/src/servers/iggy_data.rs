@@ -17,7 +17,17 @@ impl IggyServer {
     pub async fn client_0_11(&self) -> iggy_0_11::prelude::IggyClient {
         use iggy_0_11::prelude::{Client, IggyClient, UserClient};
         assert_eq!(self.generation(), Generation::V0_9, "the 0.11 SDK speaks only iggy-server 0.9; use session()");
-        let client = IggyClient::builder().with_tcp().with_server_address(self.address().to_owned()).build().unwrap();
+        let mut builder = IggyClient::builder().with_tcp().with_server_address(self.address().to_owned());
+        if let Some(tls) = self.tls() {
+            builder = builder.with_tls_enabled(true);
+            if let Some(domain) = &tls.domain {
+                builder = builder.with_tls_domain(domain.clone());
+            }
+            if let Some(ca_file) = &tls.ca_file {
+                builder = builder.with_tls_ca_file(ca_file.clone());
+            }
+        }
+        let client = builder.build().expect("a client");
         client.connect().await.expect("the server accepts a 0.11 client");
         client.login_user("iggy", "iggy").await.expect("the server accepts the login");
         client
