@@ -23,15 +23,16 @@ fuzz_target!(|data: &[u8]| {
     // What the runner reads from a valid file, before any I/O.
     let connection = config.iggy_connection();
     if let Some(dead_letter) = &config.dead_letter {
-        let _ = dead_letter.connection(connection.as_ref());
+        let _ = dead_letter.connection(&connection);
     }
     for transform in &config.transforms {
         assert!(transform.single_record_deadline() <= transform.timeout);
         let _ = transform.recycle_threshold();
         let _ = transform.config_json();
     }
-    if let ferry::config::SourceConfig::Mongodb(source) = &config.source {
-        source.stream_start().expect("a valid file has a valid start");
-        source.stages().expect("a valid file has valid stages");
+    if let ferry::config::Route::ChangesToIggy { source, .. } = &config.route {
+        if source.start == ferry::config::StreamStart::CopyExisting {
+            assert!(source.copied_collection().is_some(), "a valid copy-existing file names its collection");
+        }
     }
 });

@@ -153,11 +153,13 @@ fn validate_loads_transforms_and_runs_their_config_checks() {
 
 #[test]
 fn the_round_trip_pipelines_can_start_in_either_order() {
-    use ferry::config::{PipelineConfig, SinkConfig, SourceConfig};
+    use ferry::config::{PipelineConfig, Route};
     let load = |file: &str| PipelineConfig::load(&repo_root().join("pipelines").join(file)).unwrap();
     let (changes, replica) = (load("readings-changes.toml"), load("changes-to-mongo.toml"));
-    let SinkConfig::Iggy(produced) = &changes.sink else { panic!("readings-changes produces to Iggy") };
-    let SourceConfig::Iggy(consumed) = &replica.source else { panic!("changes-to-mongo consumes Iggy") };
+    let Route::ChangesToIggy { sink: produced, .. } = &changes.route else {
+        panic!("readings-changes produces to Iggy")
+    };
+    let Route::IggyToMongo { source: consumed, .. } = &replica.route else { panic!("changes-to-mongo consumes Iggy") };
     assert_eq!((&consumed.stream, &consumed.topic), (&produced.stream, &produced.topic));
     // The README starts both at once: whichever comes first creates the
     // topic, with the same partitions either way.

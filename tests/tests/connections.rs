@@ -9,7 +9,7 @@ use ferry::error::error_chain;
 use ferry_tests::cli::ferry;
 use ferry_tests::ferry::RunningFerry;
 use ferry_tests::guests;
-use ferry_tests::pipelines::{RunningPipeline, header, parse, produce, read_topic, reading, unique};
+use ferry_tests::pipelines::{RunningPipeline, parse, reading, unique};
 use ferry_tests::servers::{IggyServer, MongoServer, SERVER_NAME, SecantusOptions, TestCa};
 use ferry_tests::{logs, wait};
 use mongodb::bson::{Document, doc};

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use ferry::config::{PipelineConfig, SinkConfig, SourceConfig};
+use ferry::config::{PipelineConfig, Route};
 use ferry::error::error_chain;
 use ferry::iggy_link::Message;
 use ferry_tests::guests;
@@ -538,15 +538,13 @@ async fn the_round_trip_pipelines_started_together_replicate_every_time() {
         let (stream, database) = (unique("round-trip"), unique("iot"));
         let (mut outbound, mut inbound) =
             (setup.pipeline_file("readings-changes.toml"), setup.pipeline_file("changes-to-mongo.toml"));
-        let (SourceConfig::Mongodb(watched), SinkConfig::Iggy(produced)) = (&mut outbound.source, &mut outbound.sink)
-        else {
+        let Route::ChangesToIggy { source: watched, sink: produced } = &mut outbound.route else {
             panic!("readings-changes reads MongoDB and produces to Iggy");
         };
         watched.database = Some(database.clone());
         produced.stream = stream.clone();
         outbound.dead_letter.as_mut().expect("readings-changes keeps dead letters").stream = stream.clone();
-        let (SourceConfig::Iggy(consumed), SinkConfig::Mongodb(replica)) = (&mut inbound.source, &mut inbound.sink)
-        else {
+        let Route::IggyToMongo { source: consumed, sink: replica } = &mut inbound.route else {
             panic!("changes-to-mongo reads Iggy and writes MongoDB");
         };
         consumed.stream = stream.clone();

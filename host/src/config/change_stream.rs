@@ -20,17 +20,17 @@ pub struct MongoSourceConfig {
     /// Omit to watch the whole database.
     #[serde(default)]
     pub collection: Option<String>,
-    /// Extra aggregation stages, as a JSON (Extended JSON) array, e.g.
-    /// `[{"$match": {"operationType": "insert"}}]`.
-    #[serde(default)]
-    pub pipeline: Option<String>,
+    /// Extra aggregation stages, written as a JSON (Extended JSON) array,
+    /// e.g. `[{"$match": {"operationType": "insert"}}]`.
+    #[serde(default, rename = "pipeline")]
+    pub stages: Stages,
     #[serde(default)]
     pub full_document: FullDocument,
     #[serde(default)]
     pub full_document_before_change: FullDocumentBeforeChange,
     /// `now`, `copy-existing`, or `timestamp:<RFC 3339 time>`.
-    #[serde(default = "defaults::change_stream_start")]
-    pub start: String,
+    #[serde(default)]
+    pub start: StreamStart,
     /// What to do when the stored position is no longer in the oplog.
     #[serde(default)]
     pub on_history_lost: HistoryLost,
@@ -111,20 +111,23 @@ impl EventFormat {
 }
 
 /// Where a change stream with no stored position starts.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
 pub enum StreamStart {
+    #[default]
     Now,
     CopyExisting,
     /// Seconds since the Unix epoch.
     Timestamp(u32),
 }
 
-impl MongoSourceConfig {
-    /// The parsed `start`.
-    pub fn stream_start(&self) -> Result<StreamStart, String> {
-        match self.start.as_str() {
-            "now" => Ok(StreamStart::Now),
-            "copy-existing" => Ok(StreamStart::CopyExisting),
+impl TryFrom<String> for StreamStart {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        match text.as_str() {
+            "now" => Ok(Self::Now),
+            "copy-existing" => Ok(Self::CopyExisting),
             other => {
                 let time = other
                     .strip_prefix("timestamp:")
@@ -132,20 +135,31 @@ impl MongoSourceConfig {
                 let time = humantime::parse_rfc3339_weak(time)
                     .map_err(|error| format!("{time:?} is not an RFC 3339 time: {error}"))?;
                 let seconds = time.duration_since(std::time::UNIX_EPOCH).map_err(|_| "the time is before 1970")?;
-                u32::try_from(seconds.as_secs())
-                    .map(StreamStart::Timestamp)
-                    .map_err(|_| "the time is after 2106".into())
+                u32::try_from(seconds.as_secs()).map(Self::Timestamp).map_err(|_| "the time is after 2106".into())
             }
         }
     }
+}
 
-    /// The extra stages, parsed from Extended JSON.
-    pub fn stages(&self) -> Result<Vec<bson::Document>, String> {
-        let Some(pipeline) = &self.pipeline else { return Ok(Vec::new()) };
-        let value: serde_json::Value =
-            serde_json::from_str(pipeline).map_err(|error| format!("is not JSON: {error}"))?;
+/// Aggregation stages added after `$changeStream`, read from their Extended
+/// JSON text when the file is.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct Stages(Vec<bson::Document>);
+
+impl Stages {
+    pub fn documents(&self) -> &[bson::Document] {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for Stages {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        let value: serde_json::Value = serde_json::from_str(&text).map_err(|error| format!("is not JSON: {error}"))?;
         let serde_json::Value::Array(stages) = value else { return Err("must be a JSON array of stages".into()) };
-        stages
+        let stages = stages
             .into_iter()
             .enumerate()
             .map(|(index, stage)| match stage {
@@ -154,7 +168,16 @@ impl MongoSourceConfig {
                 }
                 _ => Err(format!("stage {index} is not an object")),
             })
-            .collect()
+            .collect::<Result<_, _>>()?;
+        Ok(Self(stages))
+    }
+}
+
+impl MongoSourceConfig {
+    /// The collection a copy of existing documents reads, when the source
+    /// names one.
+    pub fn copied_collection(&self) -> Option<(&str, &str)> {
+        Some((self.database.as_deref()?, self.collection.as_deref()?))
     }
 
     pub(crate) fn validate(&self, problems: &mut Problems) {
@@ -167,13 +190,7 @@ impl MongoSourceConfig {
         if let Some(reason) = self.collection.as_deref().and_then(collection_name_problem) {
             problems.add("source.mongodb.collection", reason);
         }
-        if let Err(reason) = self.stages() {
-            problems.add("source.mongodb.pipeline", reason);
-        }
-        if let Err(reason) = self.stream_start() {
-            problems.add("source.mongodb.start", reason);
-        }
-        if self.start == "copy-existing" && self.collection.is_none() {
+        if self.start == StreamStart::CopyExisting && self.collection.is_none() {
             problems.add("source.mongodb.start", "copy-existing needs a `collection` to copy");
         }
         if self.on_history_lost == HistoryLost::CopyExisting && self.collection.is_none() {
@@ -204,25 +221,27 @@ mod tests {
 
     #[test]
     fn given_each_start_then_parses_it() {
-        assert_eq!(config("").stream_start(), Ok(StreamStart::Now));
-        assert_eq!(config("start = 'copy-existing'").stream_start(), Ok(StreamStart::CopyExisting));
-        assert_eq!(
-            config("start = 'timestamp:2026-11-26T03:00:00Z'").stream_start(),
-            Ok(StreamStart::Timestamp(1_795_662_000))
-        );
-        assert!(config("start = 'yesterday'").stream_start().is_err());
+        assert_eq!(config("").start, StreamStart::Now);
+        assert_eq!(config("start = 'copy-existing'").start, StreamStart::CopyExisting);
+        assert_eq!(config("start = 'timestamp:2026-11-26T03:00:00Z'").start, StreamStart::Timestamp(1_795_662_000));
+        let error = toml::from_str::<MongoSourceConfig>("uri = 'mongodb://x'\nstart = 'yesterday'").unwrap_err();
+        assert!(error.to_string().contains("\"yesterday\" is not now, copy-existing or timestamp:"), "{error}");
     }
 
     #[test]
     fn given_a_pipeline_then_stages_are_extended_json() {
         let config = config(r#"pipeline = '[{"$match": {"operationType": {"$in": ["insert"]}}}]'"#);
-        assert_eq!(config.stages().unwrap(), [bson::doc! { "$match": { "operationType": { "$in": ["insert"] } } }]);
+        assert_eq!(config.stages.documents(), [bson::doc! { "$match": { "operationType": { "$in": ["insert"] } } }]);
+        for (text, why) in [("{}", "must be a JSON array of stages"), ("[1]", "stage 0 is not an object")] {
+            let error = toml::from_str::<MongoSourceConfig>(&format!("uri = 'mongodb://x'\npipeline = '{text}'"));
+            assert!(error.unwrap_err().to_string().contains(why), "{text}");
+        }
     }
 
     #[test]
     fn given_inconsistent_settings_then_names_each_field() {
-        let config = config("collection = 'c'\npipeline = '{}'\nstart = 'copy-existing'\nbatch_size = 0");
+        let config = config("collection = 'c'\nstart = 'copy-existing'\nbatch_size = 0");
         let paths: Vec<String> = problems(&config).iter().map(|p| p.split(':').next().unwrap().to_owned()).collect();
-        assert_eq!(paths, ["source.mongodb.collection", "source.mongodb.pipeline", "source.mongodb.batch_size"]);
+        assert_eq!(paths, ["source.mongodb.collection", "source.mongodb.batch_size"]);
     }
 }

@@ -29,43 +29,27 @@ pub struct DeadLetterConfig {
 }
 
 impl DeadLetterConfig {
-    /// The connection to use, filling unset fields from `fallback`.
-    pub fn connection(&self, fallback: Option<&IggyConnection>) -> Option<IggyConnection> {
-        let address = self.address.clone().or_else(|| fallback.map(|f| f.address.clone()))?;
-        Some(IggyConnection {
-            address,
-            username: self
-                .username
-                .clone()
-                .or_else(|| fallback.map(|f| f.username.clone()))
-                .unwrap_or_else(super::defaults::iggy_username),
-            password: self
-                .password
-                .clone()
-                .or_else(|| fallback.map(|f| f.password.clone()))
-                .unwrap_or_else(super::defaults::iggy_password),
-            tls: self.tls.clone().or_else(|| fallback.and_then(|f| f.tls.clone())),
-            protocol: self.protocol.unwrap_or(match (&self.address, fallback) {
-                (None, Some(fallback)) => fallback.protocol,
-                _ => IggyProtocol::Auto,
+    /// The connection to use: unset fields are the pipeline's own (`shared`).
+    /// The generation follows the pipeline's only while the server does.
+    pub fn connection(&self, shared: &IggyConnection) -> IggyConnection {
+        IggyConnection {
+            address: self.address.clone().unwrap_or_else(|| shared.address.clone()),
+            username: self.username.clone().unwrap_or_else(|| shared.username.clone()),
+            password: self.password.clone().unwrap_or_else(|| shared.password.clone()),
+            tls: self.tls.clone().or_else(|| shared.tls.clone()),
+            protocol: self.protocol.unwrap_or(match &self.address {
+                None => shared.protocol,
+                Some(_) => IggyProtocol::Auto,
             }),
-        })
+        }
     }
 
-    pub(crate) fn validate(&self, fallback: Option<&IggyConnection>, problems: &mut Problems) {
+    pub(crate) fn validate(&self, shared: &IggyConnection, problems: &mut Problems) {
         validate_name(&self.stream, "dead_letter.stream", problems);
         validate_name(&self.topic, "dead_letter.topic", problems);
-        match (&self.address, fallback) {
-            (None, None) => {
-                problems.add("dead_letter.address", "must be set: the pipeline has no Iggy connection to share")
-            }
-            // An inherited connection was checked where it is written.
-            (None, Some(_)) => {}
-            (Some(_), _) => {
-                if let Some(connection) = self.connection(fallback) {
-                    connection.validate("dead_letter", problems);
-                }
-            }
+        // An inherited connection was checked where it is written.
+        if self.address.is_some() {
+            self.connection(shared).validate("dead_letter", problems);
         }
     }
 }

@@ -80,11 +80,6 @@ pub fn call_timeout() -> Duration {
     Duration::from_secs(30)
 }
 
-/// Where a change stream with no stored position starts.
-pub fn change_stream_start() -> String {
-    "now".to_owned()
-}
-
 /// How long a change stream's server waits for events before answering.
 pub fn max_await() -> Duration {
     Duration::from_millis(500)

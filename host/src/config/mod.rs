@@ -8,6 +8,7 @@ mod defaults;
 mod delivery;
 mod iggy;
 mod problems;
+mod route;
 mod sink;
 mod source;
 mod substitute;
@@ -27,28 +28,40 @@ pub use dead_letter::DeadLetterConfig;
 pub use delivery::{DeliveryConfig, OnBrokenTransform};
 pub use iggy::{CreateTopic, IggyConnection, IggyProtocol, IggyTls};
 pub use problems::{Problem, Problems};
+pub use route::Route;
 pub use sink::{IggySinkConfig, MongoSinkConfig, PartitionBy, SinkConfig, WriteMode, collection_name_problem};
 pub use source::{IggySourceConfig, PayloadFormat, SourceConfig, StartPosition};
 pub use syntax::SyntaxError;
 pub use transform::{DirGrant, Grants, TransformConfig};
 
-/// A whole pipeline file.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// A whole pipeline file, validated.
+#[derive(Debug, Clone, PartialEq)]
 pub struct PipelineConfig {
     /// Names the pipeline in logs and dead-letter records.
     pub name: String,
-    pub source: SourceConfig,
+    /// The source and the sink, of a pairing Ferry supports.
+    pub route: Route,
     /// The transform chain, run in file order.
-    #[serde(default)]
     pub transforms: Vec<TransformConfig>,
-    pub sink: SinkConfig,
     /// Where records that cannot be processed go. Without it, such a record
     /// stops the pipeline (never a silent skip).
-    #[serde(default)]
     pub dead_letter: Option<DeadLetterConfig>,
-    #[serde(default)]
     pub delivery: DeliveryConfig,
+}
+
+/// A pipeline file as written, before its source and sink are paired.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PipelineFile {
+    name: String,
+    source: SourceConfig,
+    #[serde(default)]
+    transforms: Vec<TransformConfig>,
+    sink: SinkConfig,
+    #[serde(default)]
+    dead_letter: Option<DeadLetterConfig>,
+    #[serde(default)]
+    delivery: DeliveryConfig,
 }
 
 /// Why a pipeline file cannot be used.
@@ -91,7 +104,7 @@ impl PipelineConfig {
         if !problems.is_empty() {
             return Err(ConfigError::Invalid { path: path.to_owned(), problems });
         }
-        let mut config: Self = serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|error| {
+        let file: PipelineFile = serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|error| {
             // toml appends "in `table`" lines that repeat what the path says.
             let message = error.inner().to_string().lines().next().unwrap_or_default().to_owned();
             let field = error.path().to_string();
@@ -103,42 +116,19 @@ impl PipelineConfig {
             };
             ConfigError::Shape { path: path.to_owned(), field, message }
         })?;
-        config.validate(&mut problems);
-        if !problems.is_empty() {
-            return Err(ConfigError::Invalid { path: path.to_owned(), problems });
+        match file.validate(&mut problems) {
+            Some(mut config) if problems.is_empty() => {
+                config.resolve_paths(path.parent().unwrap_or(Path::new("")));
+                Ok(config)
+            }
+            _ => Err(ConfigError::Invalid { path: path.to_owned(), problems }),
         }
-        config.resolve_paths(path.parent().unwrap_or(Path::new("")));
-        Ok(config)
-    }
-
-    fn validate(&self, problems: &mut Problems) {
-        if self.name.trim().is_empty() {
-            problems.add("name", "must not be empty");
-        }
-        self.source.validate(problems);
-        transform::validate_chain(&self.transforms, problems);
-        self.sink.validate(problems);
-        match (&self.source, &self.sink) {
-            (SourceConfig::Iggy(_), SinkConfig::Mongodb(_) | SinkConfig::Blackhole(_) | SinkConfig::Console(_))
-            | (SourceConfig::Mongodb(_), SinkConfig::Iggy(_)) => {}
-            (SourceConfig::Mongodb(_), SinkConfig::Blackhole(_) | SinkConfig::Console(_)) => problems.add(
-                "sink",
-                "a change-stream source keeps its position in its Iggy sink's topic; the blackhole and console \
-                 sinks take an Iggy source",
-            ),
-            _ => problems
-                .add("sink", "Ferry moves Iggy to MongoDB or MongoDB to Iggy; this source and sink are the same kind"),
-        }
-        if let Some(dead_letter) = &self.dead_letter {
-            dead_letter.validate(self.iggy_connection().as_ref(), problems);
-        }
-        self.delivery.validate(problems);
     }
 
     /// The pipeline's own Iggy connection (its source's or its sink's), which
     /// the dead-letter topic shares unless it names another.
-    pub fn iggy_connection(&self) -> Option<IggyConnection> {
-        self.source.iggy_connection().or_else(|| self.sink.iggy_connection())
+    pub fn iggy_connection(&self) -> IggyConnection {
+        self.route.iggy_connection()
     }
 
     /// Makes relative file paths relative to the pipeline file's directory.
@@ -149,6 +139,31 @@ impl PipelineConfig {
                 dir.host = base.join(&dir.host);
             }
         }
+    }
+}
+
+impl PipelineFile {
+    /// Every problem of the file, section by section; the pipeline, if its
+    /// source and sink pair (it is usable only when no problem was found).
+    fn validate(self, problems: &mut Problems) -> Option<PipelineConfig> {
+        if self.name.trim().is_empty() {
+            problems.add("name", "must not be empty");
+        }
+        self.source.validate(problems);
+        transform::validate_chain(&self.transforms, problems);
+        self.sink.validate(problems);
+        let route = Route::between(self.source, self.sink).map_err(|why| problems.add("sink", why)).ok();
+        if let (Some(dead_letter), Some(route)) = (&self.dead_letter, &route) {
+            dead_letter.validate(&route.iggy_connection(), problems);
+        }
+        self.delivery.validate(problems);
+        Some(PipelineConfig {
+            name: self.name,
+            route: route?,
+            transforms: self.transforms,
+            dead_letter: self.dead_letter,
+            delivery: self.delivery,
+        })
     }
 }
 
@@ -177,7 +192,7 @@ mod tests {
         let mongo = "name = 'p'\n[source.mongodb]\nuri = 'mongodb://localhost'\ndatabase = 'd'\n";
         for sink in ["blackhole", "console"] {
             let config = parse_whole(&format!("{iggy}[sink.{sink}]\n")).unwrap();
-            assert!(matches!(config.sink, SinkConfig::Blackhole(_) | SinkConfig::Console(_)));
+            assert!(matches!(config.route, Route::IggyToBlackhole { .. } | Route::IggyToConsole { .. }));
             let error = parse_whole(&format!("{mongo}[sink.{sink}]\n")).unwrap_err().to_string();
             assert!(
                 error.contains("sink: a change-stream source keeps its position in its Iggy sink's topic"),
@@ -220,14 +235,14 @@ mod tests {
                  [dead_letter]\nstream = 's'\ntopic = 'dlq'\n"
             )
         };
-        let source = |config: PipelineConfig| match config.source {
-            SourceConfig::Iggy(source) => source,
+        let source = |config: PipelineConfig| match config.route {
+            Route::IggyToMongo { source, .. } => source,
             other => panic!("{other:?}"),
         };
         assert_eq!(source(parse_whole(&iggy("")).unwrap()).protocol, IggyProtocol::Auto);
         let pinned = parse_whole(&iggy("protocol = '0.9'")).unwrap();
-        let letters = pinned.dead_letter.as_ref().unwrap().connection(Some(&source(pinned.clone()).connection()));
-        assert_eq!(letters.unwrap().protocol, IggyProtocol::V0_9, "same server, same generation");
+        let letters = pinned.dead_letter.as_ref().unwrap().connection(&pinned.iggy_connection());
+        assert_eq!(letters.protocol, IggyProtocol::V0_9, "same server, same generation");
         assert_eq!(source(pinned).protocol, IggyProtocol::V0_9);
         assert_eq!(source(parse_whole(&iggy("protocol = '0.8'")).unwrap()).protocol, IggyProtocol::V0_8);
         let error = parse_whole(&iggy("protocol = '0.10'")).unwrap_err().to_string();
@@ -299,7 +314,7 @@ retry_max = "2s"
     #[test]
     fn given_a_full_file_then_every_key_lands_and_variables_substitute() {
         let config = parse(FULL, &[("MONGODB_URI", "mongodb://db:27017")]).unwrap();
-        let SourceConfig::Iggy(source) = &config.source else { panic!("an Iggy source") };
+        let Route::IggyToMongo { source, sink } = &config.route else { panic!("Iggy to MongoDB") };
         assert_eq!(source.address, "127.0.0.1:8090");
         assert_eq!((source.username.as_str(), source.password.as_str()), ("iggy", "iggy"));
         assert_eq!(source.start, StartPosition::Latest);
@@ -307,13 +322,12 @@ retry_max = "2s"
         assert_eq!(source.batch_size, 500);
         assert_eq!(source.poll_interval, std::time::Duration::from_millis(5));
         assert_eq!(source.format, PayloadFormat::Text);
-        let SinkConfig::Mongodb(sink) = &config.sink else { panic!("a MongoDB sink") };
         assert_eq!(sink.uri, "mongodb://db:27017");
         assert_eq!(sink.write, WriteMode::Upsert);
         assert_eq!(sink.key, ["sensor_id", "ts"]);
         assert_eq!(sink.metadata_field.as_deref(), Some("_source"));
         let dead_letter = config.dead_letter.as_ref().unwrap();
-        assert_eq!(dead_letter.connection(config.iggy_connection().as_ref()).unwrap().address, "127.0.0.1:8090");
+        assert_eq!(dead_letter.connection(&config.iggy_connection()).address, "127.0.0.1:8090");
         assert_eq!(config.delivery.max_in_flight, 3);
         assert_eq!(config.delivery.retry_initial, std::time::Duration::from_millis(100));
     }

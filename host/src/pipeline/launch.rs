@@ -10,7 +10,7 @@ use tracing::Instrument;
 use super::driver::drive;
 use super::writer::Writer;
 use super::{Counts, PipelineError};
-use crate::config::{PipelineConfig, SinkConfig, SourceConfig};
+use crate::config::{PipelineConfig, Route};
 use crate::error::error_chain;
 use crate::sink::blackhole::BlackholeSink;
 use crate::sink::console::ConsoleSink;
@@ -24,13 +24,13 @@ use crate::telemetry::{PipelineTelemetry, TransformInfo};
 use crate::wasm::{TransformChain, TransformError, WasmRuntime};
 
 /// A pipeline whose transforms are loaded and configured: ready to run.
-pub struct Prepared {
+pub struct LoadedPipeline {
     config: PipelineConfig,
     chain: TransformChain,
     transforms: Vec<TransformInfo>,
 }
 
-impl Prepared {
+impl LoadedPipeline {
     /// Loads the pipeline's transforms, configures them (a rejected
     /// configuration is an error here, before anything connects), and
     /// hands each its telemetry.
@@ -91,11 +91,9 @@ impl Prepared {
         let Self { config, chain, .. } = self;
         // Every output says which transform versions made it.
         let lineage = chain.lineage();
-        let fallback = config.iggy_connection();
         let dead_letters = match &config.dead_letter {
             Some(dead_letter) => {
-                let connection =
-                    dead_letter.connection(fallback.as_ref()).expect("validated: a dead-letter address exists");
+                let connection = dead_letter.connection(&config.iggy_connection());
                 Some(IggyDeadLetters::new(connection, &dead_letter.stream, &dead_letter.topic)?)
             }
             None => None,
@@ -105,39 +103,38 @@ impl Prepared {
         // they stop with it.
         let probes = shutdown.child_token();
         let _stop_probes = probes.clone().drop_guard();
-        match (config.source, config.sink) {
-            (SourceConfig::Iggy(source), SinkConfig::Mongodb(sink)) => {
+        match config.route {
+            Route::IggyToMongo { source, sink } => {
                 tokio::spawn(watch_lag(source.clone(), telemetry.clone(), probes).in_current_span());
                 let source = IggySource::new(source, telemetry)?;
                 let sink = MongoSink::new(sink, telemetry, lineage).await?;
                 drive(source, chain, Writer::new(sink, dead_letters, &delivery, telemetry), delivery, shutdown).await
             }
-            (SourceConfig::Iggy(source), SinkConfig::Blackhole(_)) => {
+            Route::IggyToBlackhole { source } => {
                 tokio::spawn(watch_lag(source.clone(), telemetry.clone(), probes).in_current_span());
                 let source = IggySource::new(source, telemetry)?;
                 let writer = Writer::new(BlackholeSink, dead_letters, &delivery, telemetry);
                 drive(source, chain, writer, delivery, shutdown).await
             }
-            (SourceConfig::Iggy(source), SinkConfig::Console(_)) => {
+            Route::IggyToConsole { source } => {
                 tokio::spawn(watch_lag(source.clone(), telemetry.clone(), probes).in_current_span());
                 let source = IggySource::new(source, telemetry)?;
                 let writer = Writer::new(ConsoleSink::stdout(), dead_letters, &delivery, telemetry);
                 drive(source, chain, writer, delivery, shutdown).await
             }
-            (SourceConfig::Mongodb(source), SinkConfig::Iggy(sink)) => {
+            Route::ChangesToIggy { source, sink } => {
                 let store = PositionStore::new(sink.connection(), &sink.stream, &sink.topic);
                 let source = MongoSource::new(source, &name, store, telemetry).await?;
                 tokio::spawn(watch_oplog(source.client(), telemetry.clone(), probes).in_current_span());
                 let sink = IggySink::new(sink, lineage, telemetry);
                 drive(source, chain, Writer::new(sink, dead_letters, &delivery, telemetry), delivery, shutdown).await
             }
-            _ => unreachable!("validated: Iggy to MongoDB, blackhole or console, or MongoDB to Iggy"),
         }
     }
 }
 
 /// Loads, configures and runs the pipeline `config` describes (see
-/// [`Prepared::run`]).
+/// [`LoadedPipeline::run`]).
 pub async fn run(
     config: PipelineConfig,
     runtime: Arc<WasmRuntime>,
@@ -145,7 +142,7 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<Counts, PipelineError> {
     let span = pipeline_span(&config.name);
-    match Prepared::new(config, runtime, &telemetry).await {
+    match LoadedPipeline::new(config, runtime, &telemetry).await {
         Ok(prepared) => prepared.run(telemetry, shutdown).await,
         Err(error) => {
             span.in_scope(|| PipelineStopped { error: Some(&error_chain(&error)) }.emit(&telemetry));

@@ -24,7 +24,7 @@ mod writer;
 pub use backoff::{Backoff, Interrupted};
 pub use driver::drive;
 pub use health::Broken;
-pub use launch::{Prepared, run};
+pub use launch::{LoadedPipeline, run};
 pub use stage_panic::StagePanic;
 pub use transform_stage::run_isolating;
 pub use writer::Writer;

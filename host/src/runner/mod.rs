@@ -34,7 +34,7 @@ pub use files::{FilesError, PipelineFile, Version, load_all, pipeline_files, wat
 
 use crate::config::PipelineConfig;
 use crate::error::error_chain;
-use crate::pipeline::{Counts, PipelineError, Prepared};
+use crate::pipeline::{Counts, LoadedPipeline, PipelineError};
 use crate::telemetry::Telemetry;
 use crate::wasm::WasmRuntime;
 
@@ -104,7 +104,7 @@ pub async fn run(
     let (ended_sender, mut ended) = mpsc::unbounded_channel();
     let mut runner = Runner { options, runtime, telemetry, pipelines: BTreeMap::new(), ended: ended_sender, next: 0 };
     for file in files {
-        runner.start_unprepared(file);
+        runner.start_unloaded(file);
     }
     let (watch_sender, mut file_changes) = mpsc::unbounded_channel();
     let mut watcher = match runner.options.watch {
@@ -155,16 +155,16 @@ struct Runner {
 impl Runner {
     /// Starts a pipeline whose transforms are loaded in its own task, so
     /// one slow or failing pipeline holds up no other.
-    fn start_unprepared(&mut self, file: PipelineFile) {
+    fn start_unloaded(&mut self, file: PipelineFile) {
         let (runtime, telemetry) = (self.runtime.clone(), self.telemetry.pipeline(&file.config.name));
         let config = file.config.clone();
         self.spawn(file, move |shutdown| crate::pipeline::run(config, runtime, telemetry, shutdown));
     }
 
     /// Starts a pipeline whose new version is already loaded.
-    fn start_prepared(&mut self, file: PipelineFile, prepared: Prepared) {
+    fn start_loaded(&mut self, file: PipelineFile, loaded: LoadedPipeline) {
         let telemetry = self.telemetry.pipeline(&file.config.name);
-        self.spawn(file, move |shutdown| prepared.run(telemetry, shutdown));
+        self.spawn(file, move |shutdown| loaded.run(telemetry, shutdown));
     }
 
     fn spawn<F, Fut>(&mut self, file: PipelineFile, run: F)

@@ -11,7 +11,7 @@ use super::files::{PipelineFile, Version, pipeline_files};
 use super::{ReloadCause, Runner};
 use crate::config::PipelineConfig;
 use crate::error::error_chain;
-use crate::pipeline::Prepared;
+use crate::pipeline::LoadedPipeline;
 use crate::telemetry::events::{ReloadRefused, ReloadSwapped, ReloadUnchanged};
 
 /// What a reload found in one file.
@@ -98,7 +98,7 @@ impl Runner {
         let telemetry = self.telemetry.pipeline(&name);
         let Some(entry) = self.pipelines.get(&name) else {
             tracing::info!(pipeline = %name, file = %file.path.display(), "new pipeline file: starting it");
-            self.start_unprepared(file);
+            self.start_unloaded(file);
             return;
         };
         if entry.version == version && entry.file == file.path {
@@ -106,8 +106,8 @@ impl Runner {
             return;
         }
         // Loaded and configured while the running version goes on.
-        let prepared = match Prepared::new(file.config.clone(), self.runtime.clone(), &telemetry).await {
-            Ok(prepared) => prepared,
+        let loaded = match LoadedPipeline::new(file.config.clone(), self.runtime.clone(), &telemetry).await {
+            Ok(loaded) => loaded,
             Err(error) => {
                 ReloadRefused { error: &error_chain(&error) }.emit(&telemetry);
                 return;
@@ -117,7 +117,7 @@ impl Runner {
         let draining = Instant::now();
         Self::drain(&mut entry).await;
         ReloadSwapped { draining_since: draining, drained_in: draining.elapsed() }.emit(&telemetry);
-        self.start_prepared(file, prepared);
+        self.start_loaded(file, loaded);
     }
 
     /// A file that cannot be used now: the pipeline it defined runs on.

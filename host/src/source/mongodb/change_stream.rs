@@ -71,7 +71,7 @@ impl ChangeStream {
             stage.insert("allChangesForCluster", true);
         }
         let mut pipeline = vec![doc! { "$changeStream": stage }];
-        pipeline.extend(config.stages().expect("validated: the pipeline parses"));
+        pipeline.extend(config.stages.documents().iter().cloned());
         // A deployment's changes are watched from the admin database.
         let database = client.database(config.database.as_deref().unwrap_or("admin"));
         let collection = config.collection.as_ref().map(|name| database.collection::<Document>(name));

@@ -118,7 +118,7 @@ impl MongoSource {
                 let started = Timestamp { time: started.0, increment: started.1 };
                 State::Copying(Box::new(CopyRun { started, copied, last_id: Some(last_id), cursor: None }))
             }
-            None => match self.config.stream_start().map_err(|error| ServiceError::fatal("reading `start`", error))? {
+            None => match self.config.start {
                 StreamStart::Now => State::Streaming { stream: None, from: StreamFrom::Now },
                 StreamStart::Timestamp(seconds) => {
                     State::Streaming { stream: None, from: StreamFrom::At(Timestamp { time: seconds, increment: 0 }) }
@@ -148,10 +148,16 @@ async fn new_copy(client: &Client, scope: &str) -> Result<CopyRun, ServiceError>
 
 impl MongoSource {
     async fn poll_copy(&mut self) -> Result<Option<Polled<ChangePosition>>, ServiceError> {
-        let (database, collection) = (
-            self.config.database.clone().expect("validated: copy-existing has a database"),
-            self.config.collection.clone().expect("validated: copy-existing has a collection"),
-        );
+        // Validation asks for a collection with copy-existing; a copy left
+        // half done by an earlier version of the file may not have one.
+        let Some((database, collection)) = self.config.copied_collection() else {
+            return Err(ServiceError::fatal(
+                "continuing the copy of existing documents",
+                "the stored position is in the middle of a copy, and `[source.mongodb]` no longer names the \
+                 collection it copies (set `database` and `collection` again, or delete the stored position)",
+            ));
+        };
+        let (database, collection) = (database.to_owned(), collection.to_owned());
         let State::Copying(copy) = &mut self.state else { unreachable!("called while copying") };
         if copy.cursor.is_none() {
             let filter = match &copy.last_id {
