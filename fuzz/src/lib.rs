@@ -57,7 +57,7 @@ impl ArbName {
             "ferry-transform",
         ];
         match self {
-            Self::Key => ferry::source::KEY_HEADER.to_owned(),
+            Self::Key => ferry::iggy_link::KEY_HEADER.to_owned(),
             Self::Position(index) => format!("{}-{}", ferry::source::mongodb::POSITION_HEADER, index % 4),
             Self::Ferry(index) => FERRY[usize::from(*index) % FERRY.len()].to_owned(),
             Self::Other(name) => name.clone(),

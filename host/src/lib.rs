@@ -6,8 +6,8 @@
 //! [`sink`] (with the dead-letter destination for what cannot be
 //! processed); [`pipeline`] runs the stages and commits. [`record`] holds
 //! the types that travel between them, [`encoding`] turns payloads into
-//! documents and back, [`iggy_link`] is the one link to Iggy every Iggy part shares,
-//! [`error`] decides which failures are transient, and [`cli`] holds the
+//! documents and back, [`iggy_link`] is the one link to Iggy every Iggy
+//! part shares and [`mongo_client`] its MongoDB counterpart, [`error`] decides which failures are transient, and [`cli`] holds the
 //! commands of the `ferry` binary.
 
 pub mod admin;
@@ -16,6 +16,7 @@ pub mod config;
 pub mod encoding;
 pub mod error;
 pub mod iggy_link;
+pub mod mongo_client;
 pub mod pipeline;
 pub mod record;
 pub mod runner;

@@ -11,6 +11,11 @@ use iggy_common_0_10::HeaderKind;
 
 use super::message::{MAX_USER_HEADERS_SIZE, Message};
 
+/// The user header that carries a record's key (Iggy messages have none of
+/// their own): Ferry's Iggy sink and dead letters write it, its source reads
+/// it.
+pub const KEY_HEADER: &str = "ferry-key";
+
 /// Iggy refuses header names and values longer than this.
 pub const MAX_HEADER_VALUE: usize = 255;
 

@@ -32,7 +32,7 @@ mod v0_9;
 
 pub use connection::{IggyLink, LoginUnanswered, SPOKEN_SERVER_VERSIONS, UnspokenProtocol, connect};
 pub use generation::{DetectError, Generation, Unrecognised, detect};
-pub use headers::{Headers, HeadersTooBig, MAX_HEADER_VALUE};
+pub use headers::{Headers, HeadersTooBig, KEY_HEADER, MAX_HEADER_VALUE};
 pub use message::{MAX_PAYLOAD_SIZE, MAX_USER_HEADERS_SIZE, Message, TextHeader};
 pub use session::{Partition, Polled, Reader, Session, Start, Stored, Topic};
 pub use topic::{OpenTopic, TopicOpener};

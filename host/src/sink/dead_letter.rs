@@ -14,9 +14,8 @@ use sha2::{Digest, Sha256};
 
 use crate::config::IggyConnection;
 use crate::error::ServiceError;
-use crate::iggy_link::{Headers, IggyLink, Message};
+use crate::iggy_link::{Headers, IggyLink, KEY_HEADER, Message};
 use crate::record::{Batch, Record, describe_position, position_id};
-use crate::source::KEY_HEADER;
 
 /// Iggy refuses empty payloads; an empty record is sent as this, flagged.
 const EMPTY_PAYLOAD_STAND_IN: &[u8] = b" ";

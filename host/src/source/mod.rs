@@ -8,7 +8,7 @@ pub mod mongodb;
 use std::future::Future;
 use std::time::Duration;
 
-pub use iggy::{IggyCheckpoint, IggySource, KEY_HEADER, message_id_parts, to_record, watch_lag};
+pub use iggy::{IggyCheckpoint, IggySource, message_id_parts, to_record, watch_lag};
 pub use mongodb::MongoSource;
 
 use crate::error::ServiceError;

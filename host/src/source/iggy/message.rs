@@ -1,13 +1,8 @@
 //! An Iggy message as a Ferry record.
 
-use crate::iggy_link::Message;
-
 use crate::config::PayloadFormat;
+use crate::iggy_link::{KEY_HEADER, Message};
 use crate::record::{Encoding, Header, IggyPosition, MessageId, Origin, Record};
-
-/// The user header that carries a record's key (Iggy messages have none of
-/// their own); Ferry's Iggy sink writes the partition key there.
-pub const KEY_HEADER: &str = "ferry-key";
 
 /// Converts one polled message of `partition`.
 pub fn to_record(message: &Message, partition: u32, format: PayloadFormat) -> Record {

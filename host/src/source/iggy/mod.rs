@@ -19,7 +19,7 @@ mod message;
 mod unreadable;
 
 pub use lag::watch_lag;
-pub use message::{KEY_HEADER, message_id_parts, to_record};
+pub use message::{message_id_parts, to_record};
 use unreadable::{PollStart, unreadable_partition};
 
 use super::{Polled, Source};

@@ -80,7 +80,7 @@ impl MongoSource {
         store: PositionStore,
         telemetry: &PipelineTelemetry,
     ) -> Result<Self, ServiceError> {
-        let client = crate::sink::mongodb::client(&config.uri).await?;
+        let client = crate::mongo_client::client(&config.uri).await?;
         Ok(Self {
             config,
             pipeline: pipeline.to_owned(),
@@ -336,7 +336,7 @@ impl Source for MongoSource {
     }
 
     async fn connect(&mut self) -> Result<(), ServiceError> {
-        crate::sink::mongodb::ping(&self.client, "reaching the MongoDB change stream source").await?;
+        crate::mongo_client::ping(&self.client, "reaching the MongoDB change stream source").await?;
         self.store.connect().await
     }
 
