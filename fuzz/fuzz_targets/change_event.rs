@@ -10,7 +10,8 @@ use bson::RawDocument;
 use ferry::config::EventFormat;
 use ferry::encoding::relaxed_json::to_relaxed_json;
 use ferry::record::Encoding;
-use ferry::source::mongodb::{ChangePosition, change_position, change_record};
+use ferry::resume::ChangePosition;
+use ferry::source::mongodb::{change_position, change_record};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -36,7 +37,7 @@ fuzz_target!(|data: &[u8]| {
         let headers = record.headers.as_deref().unwrap_or_default();
         assert!(headers.iter().all(|header| header.value.len() <= 255), "a header Iggy would refuse");
         let as_text = headers.iter().map(|header| (header.name.as_str(), header.value.as_str()));
-        let joined = ferry::source::mongodb::joined_pieces(as_text.clone()).expect("a record carries its position");
+        let joined = ferry::resume::joined_pieces(as_text.clone()).expect("a record carries its position");
         serde_json::from_str::<serde_json::Value>(&joined).expect("the position is JSON");
         let read_back = ChangePosition::from_text_headers(as_text);
         if let (EventFormat::Json, Ok(ChangePosition::Stream { token, .. })) = (format, &position)

@@ -13,7 +13,7 @@ use arbitrary::Arbitrary;
 use bytes::Bytes;
 use ferry::config::PayloadFormat;
 use ferry::iggy_link::{Headers, MAX_HEADER_VALUE, Message};
-use ferry::source::mongodb::{ChangePosition, joined_pieces};
+use ferry::resume::{ChangePosition, joined_pieces};
 use ferry::iggy_link::KEY_HEADER;
 use ferry::source::to_record;
 use ferry_fuzz::ArbName;

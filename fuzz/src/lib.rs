@@ -58,7 +58,7 @@ impl ArbName {
         ];
         match self {
             Self::Key => ferry::iggy_link::KEY_HEADER.to_owned(),
-            Self::Position(index) => format!("{}-{}", ferry::source::mongodb::POSITION_HEADER, index % 4),
+            Self::Position(index) => format!("{}-{}", ferry::resume::POSITION_HEADER, index % 4),
             Self::Ferry(index) => FERRY[usize::from(*index) % FERRY.len()].to_owned(),
             Self::Other(name) => name.clone(),
         }

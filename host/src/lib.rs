@@ -19,6 +19,7 @@ pub mod iggy_link;
 pub mod mongo_client;
 pub mod pipeline;
 pub mod record;
+pub mod resume;
 pub mod runner;
 pub mod sink;
 pub mod source;

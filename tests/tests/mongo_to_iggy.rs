@@ -444,9 +444,9 @@ async fn lost_history_fails_clearly_and_restart_from_now_goes_on() {
     // A stored position the server has never heard of, as if the oplog had
     // rolled past it.
     let iggy = setup.iggy.client().await;
-    let positions = ferry::source::mongodb::checkpoint_topic("changes");
+    let positions = ferry::resume::checkpoint_topic("changes");
     setup.iggy.ensure_topic(&setup.stream, &positions, 1).await;
-    let lost = ferry::source::mongodb::ChangePosition::Stream {
+    let lost = ferry::resume::ChangePosition::Stream {
         token: doc! { "_data": "826A0000000000000000" },
         cluster_time: Some((1, 1)),
     };
@@ -481,7 +481,7 @@ async fn a_filtered_stream_keeps_its_position_fresh_without_producing() {
     let pipeline = RunningPipeline::start(parse(&setup.pipeline(&source, "")));
     let readings = setup.collection("readings").await;
     let iggy = setup.iggy.client().await;
-    let positions = ferry::source::mongodb::checkpoint_topic("changes");
+    let positions = ferry::resume::checkpoint_topic("changes");
     wait::until("a stored position", PATIENCE, || async {
         readings.insert_one(doc! {}).await.unwrap();
         (!read_topic(&iggy, &setup.stream, &positions).await.is_empty()).then_some(())
@@ -492,8 +492,8 @@ async fn a_filtered_stream_keeps_its_position_fresh_without_producing() {
     let stored = read_topic(&iggy, &setup.stream, &positions).await;
     let last = std::str::from_utf8(&stored.last().unwrap().payload).unwrap().to_owned();
     assert!(matches!(
-        ferry::source::mongodb::ChangePosition::from_json(&last),
-        Some(ferry::source::mongodb::ChangePosition::Stream { .. })
+        ferry::resume::ChangePosition::from_json(&last),
+        Some(ferry::resume::ChangePosition::Stream { .. })
     ));
 }
 

@@ -20,7 +20,7 @@ use crate::error::ServiceError;
 use crate::iggy_link::{Headers, IggyLink, KEY_HEADER, MAX_PAYLOAD_SIZE, Message, TopicOpener};
 use crate::record::{Batch, Operation, Origin, Record, position_id};
 use crate::record::{OutputRef, RecordResult};
-use crate::source::mongodb::{ChangePosition, Relation, joined_pieces, partition_positions};
+use crate::resume::{ChangePosition, Relation, joined_pieces, partition_positions};
 use crate::telemetry::PipelineTelemetry;
 use crate::telemetry::events::IggyConnected;
 

@@ -6,11 +6,11 @@ use std::ops::Range;
 use bson::raw::RawBsonRef;
 use bson::{Document, RawDocument, RawDocumentBuf, doc};
 
-use super::position::{ChangePosition, pieces};
 use crate::config::EventFormat;
 use crate::encoding::relaxed_json::{Dialect, json_buffer, to_relaxed_json, to_relaxed_json_text, write_member};
 use crate::error::error_chain;
 use crate::record::{ClusterTime, Encoding, Header, MongodbChange, Namespace, Operation, Origin, Record};
+use crate::resume::{ChangePosition, pieces};
 
 /// The record for one change event. The event stays in its BSON bytes: its
 /// fields are found in the same pass that writes the JSON payload, and the

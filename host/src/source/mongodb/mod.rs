@@ -3,15 +3,13 @@
 //!
 //! The position lives with the data: every message Ferry produces carries
 //! its change's position, and a checkpoint covers stretches where nothing
-//! was produced (see `positions_store`). On start the source resumes from
+//! was produced (see `crate::resume`). On start the source resumes from
 //! there; the Iggy sink recognises what each partition already holds, so a
 //! restart after a crash at any moment writes every change exactly once.
 
 mod change_stream;
 mod event;
 mod oplog;
-mod position;
-mod positions_store;
 
 use std::time::Duration;
 
@@ -21,13 +19,12 @@ use mongodb::{Client, Cursor};
 
 pub use event::{change_position, change_record, copy_record};
 pub use oplog::watch_oplog;
-pub use position::{ChangePosition, ClusterTime, POSITION_HEADER, Relation, joined_pieces};
-pub use positions_store::{PositionStore, checkpoint_topic, partition_positions};
 
 use super::{Polled, Source};
 use crate::config::{HistoryLost, MongoSourceConfig, StreamStart};
 use crate::error::ServiceError;
 use crate::record::{Batch, BatchSource, Record};
+use crate::resume::{ChangePosition, PositionStore};
 use crate::telemetry::PipelineTelemetry;
 use crate::telemetry::events::{ChangesCommitted, ChangesPolled};
 use change_stream::{ChangeStream, StreamFrom, is_resumable};
