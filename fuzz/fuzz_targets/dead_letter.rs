@@ -6,7 +6,8 @@
 #![no_main]
 
 use arbitrary::Arbitrary;
-use ferry::sink::dead_letter::{DeadLetter, message};
+use ferry::record::DeadLetter;
+use ferry::sink::dead_letter::message;
 use ferry_fuzz::ArbBatch;
 use libfuzzer_sys::fuzz_target;
 

@@ -13,6 +13,7 @@
 pub mod admin;
 pub mod cli;
 pub mod config;
+pub mod contract;
 pub mod encoding;
 pub mod error;
 pub mod iggy_link;

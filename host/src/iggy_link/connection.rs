@@ -6,25 +6,14 @@
 //! Ferry drops it and connects, logs in and re-joins afresh.
 
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use super::generation::{DetectError, Generation, Unrecognised, detect};
 use super::session::Session;
 use super::{probe_tls, v0_8, v0_9};
-use crate::config::{IggyConnection, IggyProtocol, IggyTls};
+use crate::config::{IggyConnection, IggyProtocol};
 use crate::error::ServiceError;
-
-/// How often the SDK itself retries a dropped socket before reporting it;
-/// Ferry's own retry loop (with backoff and logging) takes over after that.
-pub(super) const SDK_RECONNECT_RETRIES: u32 = 2;
-pub(super) const SDK_RECONNECT_INTERVAL: Duration = Duration::from_millis(500);
-
-/// How long a server that accepted the connection has to answer the login.
-/// Shorter than the default call timeout, so that a server which will never
-/// answer is named for what it likely is before the generic timeout fires.
-const LOGIN_ANSWER: Duration = Duration::from_secs(10);
 
 /// The Iggy servers this Ferry speaks with.
 pub const SPOKEN_SERVER_VERSIONS: &str = "iggy-server 0.8 and 0.9";
@@ -43,13 +32,6 @@ pub enum UnspokenProtocol {
          set `protocol = \"auto\"` or \"{seen}\""
     )]
     NotPinned { seen: Generation, pinned: Generation },
-}
-
-/// A server accepted the TCP connection and then said nothing to the login.
-#[derive(Debug, thiserror::Error)]
-#[error("the server accepted the connection but did not answer the login within {waited:?}")]
-pub struct LoginUnanswered {
-    pub waited: Duration,
 }
 
 /// A lazily connected, logged-in session.
@@ -162,21 +144,6 @@ fn pinned(protocol: IggyProtocol) -> Option<Generation> {
     }
 }
 
-/// Runs a login, and names a server that never answers it for what it
-/// likely is.
-pub(super) async fn login_within(
-    connection: &IggyConnection,
-    login: impl Future<Output = Result<(), ServiceError>>,
-) -> Result<(), ServiceError> {
-    match tokio::time::timeout(LOGIN_ANSWER, login).await {
-        Ok(logged_in) => logged_in,
-        Err(_) => Err(ServiceError::unanswered(
-            format!("logging in to Iggy at {} as {}", connection.address, connection.username),
-            LoginUnanswered { waited: LOGIN_ANSWER },
-        )),
-    }
-}
-
 /// Asks the server which protocol it speaks, on a connection of its own,
 /// and stops here unless it is one this Ferry speaks (and the pipeline
 /// pinned): a server of another generation never will answer, so retrying
@@ -215,25 +182,4 @@ async fn probe_protocol(connection: &IggyConnection) -> Result<Option<Generation
     check_pin(connection, seen)?;
     tracing::info!(address = %connection.address, generation = %seen, "the Iggy server speaks the {seen} protocol");
     Ok(Some(seen))
-}
-
-/// What connecting to `connection` is, for errors: a failed TLS handshake
-/// reaches Ferry as a bare "cannot establish connection" (the SDK logs the
-/// reason), so say that TLS was in play, with which name and roots.
-pub(super) fn describe(connection: &IggyConnection) -> String {
-    match &connection.tls {
-        None => format!("connecting to Iggy at {}", connection.address),
-        Some(tls) => {
-            format!("connecting to Iggy at {} over TLS ({})", connection.address, describe_tls(tls, connection))
-        }
-    }
-}
-
-/// The server name a TLS connection verifies and the roots it trusts.
-fn describe_tls(tls: &IggyTls, connection: &IggyConnection) -> String {
-    let name = connection.tls_server_name(tls);
-    match &tls.ca_file {
-        Some(ca_file) => format!("server name {name}, trusting the CA in {ca_file}"),
-        None => format!("server name {name}, trusting the public web roots"),
-    }
 }

@@ -23,16 +23,20 @@
 mod connection;
 pub mod generation;
 mod headers;
+mod login;
 mod message;
 mod probe_tls;
 mod session;
 mod topic;
+mod types;
 mod v0_8;
 mod v0_9;
 
-pub use connection::{IggyLink, LoginUnanswered, SPOKEN_SERVER_VERSIONS, UnspokenProtocol, connect};
+pub use connection::{IggyLink, SPOKEN_SERVER_VERSIONS, UnspokenProtocol, connect};
 pub use generation::{DetectError, Generation, Unrecognised, detect};
 pub use headers::{Headers, HeadersTooBig, KEY_HEADER, MAX_HEADER_VALUE};
+pub use login::LoginUnanswered;
 pub use message::{MAX_PAYLOAD_SIZE, MAX_USER_HEADERS_SIZE, Message, TextHeader};
-pub use session::{Partition, Polled, Reader, Session, Start, Stored, Topic};
+pub use session::Session;
 pub use topic::{OpenTopic, TopicOpener};
+pub use types::{Partition, Polled, Reader, Start, Stored, Topic};

@@ -9,7 +9,8 @@
 
 use std::time::{Duration, Instant};
 
-use super::session::{Session, Topic};
+use super::session::Session;
+use super::types::Topic;
 use crate::config::CreateTopic;
 use crate::error::ServiceError;
 

@@ -10,9 +10,9 @@ use iggy_0_10::prelude::{
     StreamClient, TopicClient, UserClient,
 };
 
-use super::connection::{SDK_RECONNECT_INTERVAL, SDK_RECONNECT_RETRIES, describe, login_within};
+use super::login::{SDK_RECONNECT_INTERVAL, SDK_RECONNECT_RETRIES, describe, login_within};
 use super::message::Message;
-use super::session::{Partition, Polled, Reader, Start, Stored, Topic};
+use super::types::{Partition, Polled, Reader, Start, Stored, Topic};
 use crate::config::IggyConnection;
 use crate::error::ServiceError;
 

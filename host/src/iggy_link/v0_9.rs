@@ -29,9 +29,9 @@ use iggy_binary_protocol_0_11::requests::topics::CreateTopicRequest;
 use iggy_binary_protocol_0_11::responses::consumer_groups::SyncConsumerGroupResponse;
 use iggy_binary_protocol_0_11::{WireDecode, WireEncode, WireIdentifier, WireName, WireOptions};
 
-use super::connection::{SDK_RECONNECT_INTERVAL, SDK_RECONNECT_RETRIES, describe, login_within};
+use super::login::{SDK_RECONNECT_INTERVAL, SDK_RECONNECT_RETRIES, describe, login_within};
 use super::message::Message;
-use super::session::{Partition, Polled, Reader, Start, Stored, Topic};
+use super::types::{Partition, Polled, Reader, Start, Stored, Topic};
 use crate::config::IggyConnection;
 use crate::error::ServiceError;
 

@@ -10,6 +10,8 @@
 
 use std::collections::VecDeque;
 
+pub use crate::telemetry::events::Broken;
+
 /// How many of the most recent records are judged.
 const WINDOW: usize = 200;
 /// Fewer records than this say nothing yet.
@@ -23,24 +25,6 @@ pub struct TransformHealth {
     stopped: usize,
     /// The transform that stopped most recently.
     culprit: Option<String>,
-}
-
-/// More than half of the most recent records stopped their transform.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Broken {
-    pub transform: String,
-    pub stopped: usize,
-    pub seen: usize,
-}
-
-impl std::fmt::Display for Broken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "transform `{}` looks broken: {} of the last {} records trapped, timed out or ran out of memory",
-            self.transform, self.stopped, self.seen
-        )
-    }
 }
 
 impl TransformHealth {

@@ -5,12 +5,14 @@
 //! They are the generated contract types themselves, so a batch crosses into
 //! the WebAssembly guest without being copied into another shape first.
 
+mod dead_letter;
 mod result;
 
-pub use crate::wasm::bindings::types::{
+pub use crate::contract::types::{
     Batch, BatchSource, ClusterTime, Encoding, Header, IggyPosition, IggyTopic, MessageId, MongodbChange, Namespace,
     Operation, Origin, Outcome, Output, Record, Write,
 };
+pub use dead_letter::DeadLetter;
 pub use result::{Emitted, Failure, OutputRef, RecordResult};
 
 /// A record's position as Ferry writes it into ids: for Iggy

@@ -15,20 +15,10 @@ use sha2::{Digest, Sha256};
 use crate::config::IggyConnection;
 use crate::error::ServiceError;
 use crate::iggy_link::{Headers, IggyLink, KEY_HEADER, Message};
-use crate::record::{Batch, Record, describe_position, position_id};
+use crate::record::{Batch, DeadLetter, Record, describe_position, position_id};
 
 /// Iggy refuses empty payloads; an empty record is sent as this, flagged.
 const EMPTY_PAYLOAD_STAND_IN: &[u8] = b" ";
-
-/// One input that goes to the dead-letter destination.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeadLetter {
-    /// Index of the input record in its batch.
-    pub input: usize,
-    /// Where it failed: `transform:<name>` or `sink`.
-    pub stage: String,
-    pub reason: String,
-}
 
 /// Somewhere dead letters can be kept.
 pub trait DeadLetterSink: Send {

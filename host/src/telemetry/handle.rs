@@ -9,7 +9,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 
-use super::events::Stage;
+use super::labels::{DEAD_LETTER_STAGES, IGGY_PROTOCOLS, STOP_REASONS, Stage, WRITE_KINDS};
 use super::metrics::{
     CollectionLabels, CollectionWriteLabels, DeadLetterLabels, IggyProtocolLabels, Metrics, PartitionLabels,
     PipelineLabels, RetryLabels, SecondsGauge, StageLabels, StateLabels, TransformLabels, TransformStopLabels,
@@ -21,9 +21,6 @@ use crate::error::FailureKind;
 /// further collection are counted under `_other`, keeping labels bounded
 /// when a transform routes widely.
 const MAX_COLLECTION_LABELS: usize = 64;
-
-/// Why a transform instance stopped, as the `reason` label says it.
-pub const STOP_REASONS: [&str; 3] = ["trap", "timeout", "out_of_memory"];
 
 /// The handle of one pipeline. Cheap to clone.
 #[derive(Clone)]
@@ -65,12 +62,6 @@ pub(super) struct Handles {
     pub reloads: Counter,
     pub reload_failures: Counter,
 }
-
-/// The dead-letter `stage` label values, in `Handles::dead_lettered` order.
-pub(super) const DEAD_LETTER_STAGES: [&str; 2] = ["transform", "sink"];
-
-/// The `protocol` label's values: the Iggy generations Ferry speaks.
-const IGGY_PROTOCOLS: [&str; 2] = ["0.8", "0.9"];
 
 /// One transform's series, handed to the transform itself.
 #[derive(Clone)]
@@ -310,7 +301,7 @@ impl PipelineTelemetry {
             metrics.iggy_lag.remove(&labels);
         }
         for collection in lock(&self.inner.collections).iter().cloned().chain(["_other".to_owned()]) {
-            for write in crate::telemetry::events::WRITE_KINDS {
+            for write in WRITE_KINDS {
                 let labels = CollectionWriteLabels { pipeline: name.clone(), collection: collection.clone(), write };
                 metrics.mongodb_documents.remove(&labels);
             }

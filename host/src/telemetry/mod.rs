@@ -12,6 +12,7 @@
 
 pub mod events;
 mod handle;
+mod labels;
 mod metrics;
 mod report;
 mod status;
@@ -22,8 +23,8 @@ use std::time::SystemTime;
 
 use prometheus_client::registry::Registry;
 
-pub use events::Stage;
 pub use handle::{PartitionTelemetry, PipelineTelemetry, TransformTelemetry};
+pub use labels::Stage;
 pub use metrics::Metrics;
 pub use report::{CountsReport, PartitionReport, PipelineReport, PositionReport};
 pub use status::{

@@ -7,12 +7,12 @@ use std::sync::Arc;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
 
-use super::bindings::logging::{self, Field, Level};
-use super::bindings::types;
 use super::error::TransformError;
 use super::guest_output::GuestOutput;
 use super::limits::MemoryFence;
 use crate::config::TransformConfig;
+use crate::contract::logging::{self, Field, Level};
+use crate::contract::types;
 
 pub(crate) struct HostState {
     transform: Arc<str>,

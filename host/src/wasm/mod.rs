@@ -1,11 +1,11 @@
 //! Runs user transforms: WebAssembly components built against
 //! `wit/transform.wit`, each fenced by a deadline and a memory limit.
 
-pub mod bindings;
 mod cache;
 mod call_cost;
 mod chain;
 mod engine;
+mod epoch_clock;
 mod error;
 mod guest_output;
 mod host_state;
@@ -14,6 +14,7 @@ mod transform;
 
 pub use cache::{CacheOutcome, CompileCache};
 pub use chain::{Answer, TransformChain, run_answers};
-pub use engine::{EPOCH_TICK, EngineError, WasmRuntime};
+pub use engine::{EngineError, WasmRuntime};
+pub use epoch_clock::EPOCH_TICK;
 pub use error::{TransformError, WasmCause};
 pub use transform::Transform;

@@ -8,14 +8,14 @@ use std::time::{Duration, Instant};
 
 use wasmtime::Store;
 
-use super::bindings;
 use super::cache::CacheOutcome;
 use super::call_cost::CallCost;
-use super::engine::EpochClock;
+use super::epoch_clock::EpochClock;
 use super::error::TransformError;
 use super::host_state::HostState;
 use super::limits::{Stop, classify};
 use crate::config::TransformConfig;
+use crate::contract as bindings;
 use crate::record::{Batch, Outcome, Record};
 use crate::telemetry::TransformTelemetry;
 

@@ -3,9 +3,9 @@
 use std::time::Duration;
 
 use super::{Stage, observe, recovered};
-use crate::record::{Batch, RecordResult, describe_position};
-use crate::sink::dead_letter::DeadLetter;
-use crate::telemetry::handle::{DEAD_LETTER_STAGES, PipelineTelemetry};
+use crate::record::{Batch, DeadLetter, RecordResult, describe_position};
+use crate::telemetry::handle::PipelineTelemetry;
+use crate::telemetry::labels::DEAD_LETTER_STAGES;
 
 /// The source handed out a batch.
 pub struct BatchPolled {

@@ -17,50 +17,17 @@ mod transform;
 
 use std::time::{Duration, SystemTime};
 
+pub use super::labels::{Stage, WRITE_KINDS};
 pub use batch::{BatchCommitted, BatchPolled, BatchTransformed, BatchWritten, PolledNothing};
 pub use change_stream::{ChangesCommitted, ChangesPolled, OplogRead};
 pub use iggy::{IggyConnected, OffsetCommitted, PartitionHead, PartitionHeads, PartitionsAssigned};
 pub use lifecycle::{EndsConnected, PipelineStarting, PipelineStopped, RetryScheduled};
-pub use mongodb::{MongoWrites, WRITE_KINDS};
+pub use mongodb::MongoWrites;
 pub use reload::{ReloadRefused, ReloadSwapped, ReloadUnchanged};
-pub use transform::{TransformBroken, TransformRecovered};
+pub use transform::{Broken, TransformBroken, TransformRecovered};
 
 use super::handle::PipelineTelemetry;
 use super::status::{ErrorNote, State, Status};
-
-/// A part of the pipeline that takes time or fails.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Stage {
-    /// Reaching the source and the sink before any data moves.
-    Connect,
-    Poll,
-    Transform,
-    Write,
-    DeadLetter,
-    Commit,
-}
-
-impl Stage {
-    pub const ALL: [Stage; 6] =
-        [Stage::Connect, Stage::Poll, Stage::Transform, Stage::Write, Stage::DeadLetter, Stage::Commit];
-    /// The stages with a duration histogram, in its order.
-    pub const TIMED: [Stage; 4] = [Stage::Poll, Stage::Transform, Stage::Write, Stage::Commit];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Stage::Connect => "connect",
-            Stage::Poll => "poll",
-            Stage::Transform => "transform",
-            Stage::Write => "write",
-            Stage::DeadLetter => "dead_letter",
-            Stage::Commit => "commit",
-        }
-    }
-
-    fn timed_index(self) -> Option<usize> {
-        Self::TIMED.iter().position(|stage| *stage == self)
-    }
-}
 
 /// Moves `status` to the state its flags say, unless it has ended.
 pub(super) fn settle(telemetry: &PipelineTelemetry, status: &mut Status) {

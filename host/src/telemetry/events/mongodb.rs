@@ -5,9 +5,6 @@ use std::time::Duration;
 
 use crate::telemetry::handle::PipelineTelemetry;
 
-/// The `write` label values of the MongoDB documents counter.
-pub const WRITE_KINDS: [&str; 4] = ["insert", "upsert", "replace", "delete"];
-
 /// What one batch's MongoDB writes did, gathered while writing.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct MongoWrites {

@@ -4,8 +4,25 @@ use std::time::Duration;
 
 use super::{Stage, note, recovered, settle};
 use crate::config::OnBrokenTransform;
-use crate::pipeline::Broken;
 use crate::telemetry::PipelineTelemetry;
+
+/// More than half of the most recent records stopped their transform.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Broken {
+    pub transform: String,
+    pub stopped: usize,
+    pub seen: usize,
+}
+
+impl std::fmt::Display for Broken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "transform `{}` looks broken: {} of the last {} records trapped, timed out or ran out of memory",
+            self.transform, self.stopped, self.seen
+        )
+    }
+}
 
 /// Most recent records stopped their transform; `policy` says what follows.
 pub struct TransformBroken<'a> {

@@ -1,7 +1,7 @@
-//! The one place where the WIT contract (`wit/transform.wit`) becomes Rust.
-//!
-//! Everything else in Ferry names these types through [`crate::record`] or
-//! this module; nothing else runs `bindgen!`.
+//! The one place where the WIT contract (`wit/transform.wit`) becomes Rust:
+//! the ground floor both [`crate::record`] (the types that travel) and
+//! [`crate::wasm`] (the engine that calls guests) stand on. Nothing else runs
+//! `bindgen!`.
 
 wasmtime::component::bindgen!({
     path: "../wit",
