@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 
 use clap::Parser;
 use ferry::cli::{Cli, Verdict};
+use ferry::config::PipelineConfig;
+use ferry::error::error_chain;
 use ferry_tests::cli::ferry;
 use ferry_tests::guests;
 
@@ -153,7 +155,7 @@ fn validate_loads_transforms_and_runs_their_config_checks() {
 
 #[test]
 fn the_round_trip_pipelines_can_start_in_either_order() {
-    use ferry::config::{PipelineConfig, Route};
+    use ferry::config::Route;
     let load = |file: &str| PipelineConfig::load(&repo_root().join("pipelines").join(file)).unwrap();
     let (changes, replica) = (load("readings-changes.toml"), load("changes-to-mongo.toml"));
     let Route::ChangesToIggy { sink: produced, .. } = &changes.route else {
@@ -232,4 +234,62 @@ fn a_record_that_hangs_traps_or_hogs_memory_is_named_and_its_neighbours_go_on() 
     let (verdict, _) =
         ferry(&["test", "--transform", guests::PROBE, "--timeout", "0s", "--input", input.to_str().unwrap()]);
     assert!(verdict.unwrap_err().to_string().starts_with("--timeout: must be above 0"));
+}
+
+/// The Markdown files a user reads: the README, CONTRIBUTING and `docs/`.
+fn documentation() -> Vec<PathBuf> {
+    let mut files = vec![repo_root().join("README.md"), repo_root().join("CONTRIBUTING.md")];
+    let mut folders = vec![repo_root().join("docs")];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(&folder).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                folders.push(path);
+            } else if path.extension().is_some_and(|extension| extension == "md") {
+                files.push(path);
+            }
+        }
+    }
+    files
+}
+
+/// The ```toml blocks of a Markdown text.
+fn toml_blocks(markdown: &str) -> Vec<String> {
+    let mut blocks = Vec::new();
+    let mut open: Option<String> = None;
+    for line in markdown.lines() {
+        match (&mut open, line.trim_start()) {
+            (None, "```toml") => open = Some(String::new()),
+            (Some(block), "```") => {
+                blocks.push(std::mem::take(block));
+                open = None;
+            }
+            (Some(block), _) => {
+                block.push_str(line);
+                block.push('\n');
+            }
+            (None, _) => {}
+        }
+    }
+    blocks
+}
+
+#[test]
+fn every_pipeline_file_shown_in_the_docs_validates() {
+    let mut pipelines = 0;
+    for file in documentation() {
+        let text = std::fs::read_to_string(&file).unwrap_or_else(|error| panic!("{}: {error}", file.display()));
+        for block in toml_blocks(&text) {
+            // Every block is TOML; a whole pipeline file is also valid as one.
+            toml::from_str::<toml::Table>(&block)
+                .unwrap_or_else(|error| panic!("{}: {error}\n{block}", file.display()));
+            if block.lines().any(|line| line.starts_with("name =")) && block.contains("[source.") {
+                let path = repo_root().join("pipelines/from-the-docs.toml");
+                PipelineConfig::parse(&block, &path, &|_| None)
+                    .unwrap_or_else(|error| panic!("{}: {}\n{block}", file.display(), error_chain(&error)));
+                pipelines += 1;
+            }
+        }
+    }
+    assert!(pipelines >= 2, "the README and docs/change-streams.md each show a whole pipeline file");
 }
