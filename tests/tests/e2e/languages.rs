@@ -150,7 +150,7 @@ fn a_leaking_python_guest_keeps_running_through_recycled_instances() {
 
 /// At 64 MiB componentize-py stopped after about 900 000 readings before
 /// Ferry recycled instances. Soak-sized (about three minutes), so opt-in:
-/// `cargo test -p ferry-tests --test languages -- --ignored`.
+/// `cargo test -p ferry-tests --test e2e -- --ignored languages::`.
 #[test]
 #[ignore = "soak-sized: about three minutes (run with --ignored)"]
 fn python_runs_two_million_readings_at_the_default_memory_limit() {
