@@ -10,6 +10,7 @@ use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use super::generation::{DetectError, Generation, Unrecognised, detect};
+use super::login::describe;
 use super::session::Session;
 use super::{probe_tls, v0_8, v0_9};
 use crate::config::{IggyConnection, IggyProtocol};
@@ -88,9 +89,9 @@ pub async fn connect(connection: &IggyConnection) -> Result<Session, ServiceErro
         Some(seen) => Some(seen),
         None => probe_protocol(connection).await?,
     };
-    // When the probe could not tell (the server is unreachable, or dropped
-    // the probe), the client of the pinned generation, or of the oldest
-    // one, connects and reports why it cannot, as it always has.
+    // When the probe could not tell (the server dropped the probe, or its TLS
+    // handshake failed), the client of the pinned generation, or of the
+    // oldest one, connects and reports why it cannot, as it always has.
     let generation = seen.or(pinned(connection.protocol)).unwrap_or(Generation::V0_8);
     let connected = match generation {
         Generation::V0_8 => v0_8::connect(connection).await.map(Session::V0_8),
@@ -147,15 +148,20 @@ fn pinned(protocol: IggyProtocol) -> Option<Generation> {
 /// Asks the server which protocol it speaks, on a connection of its own,
 /// and stops here unless it is one this Ferry speaks (and the pipeline
 /// pinned): a server of another generation never will answer, so retrying
-/// would only hide why. A server the probe cannot reach, one that drops the
-/// probe's connection, or a TLS handshake the probe cannot complete gives
-/// `None`, left to the client's own connect, which reports it (and retries).
+/// would only hide why. A server the probe cannot reach is a transient
+/// error. One that drops the probe's connection, or a TLS handshake the probe
+/// cannot complete, gives `None`, left to the client's own connect, which
+/// reports it (and retries).
 async fn probe_protocol(connection: &IggyConnection) -> Result<Option<Generation>, ServiceError> {
     let what = || format!("asking the Iggy server at {} which protocol it speaks", connection.address);
     let connecting = tokio::time::timeout(PROBE_ANSWER, tokio::net::TcpStream::connect(&connection.address)).await;
+    // Unreachable is retried here, never left to a guessed generation's
+    // client: a server still starting would accept that client's retries,
+    // and a 0.9 server then leaves a 0.8 login unanswered for its deadline.
     let stream = match connecting {
         Ok(Ok(stream)) => stream,
-        Ok(Err(_)) | Err(_) => return Ok(None),
+        Ok(Err(error)) => return Err(ServiceError::iggy(describe(connection), true, error)),
+        Err(_) => return Err(ServiceError::timed_out(describe(connection), PROBE_ANSWER)),
     };
     let _ = stream.set_nodelay(true);
     let detected = match &connection.tls {

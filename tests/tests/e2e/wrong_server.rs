@@ -158,3 +158,43 @@ async fn a_server_that_drops_the_probe_is_retried_like_one_going_down_not_stoppe
     pipeline.stop().await.expect("a clean stop");
     closing.abort();
 }
+
+/// A 0.9 server that comes up after Ferry first tries it (a compose file
+/// starting both at once) is asked which protocol it speaks once it listens.
+/// Ferry never falls back to guessing 0.8 while it is unreachable: that
+/// client would connect the moment the server listened, and a 0.9 server
+/// leaves a 0.8 login unanswered for the whole login deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_0_9_server_starting_after_ferry_is_asked_its_protocol_not_sent_a_0_8_login() {
+    const TEST: &str = "a_0_9_server_starting_after_ferry_is_asked_its_protocol_not_sent_a_0_8_login";
+    ferry_tests::init_logging();
+    let Some(mut iggy) = IggyServer::start_0_9(TEST).await else { return };
+    let connection = iggy.connection();
+    iggy.kill();
+    let failures = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let attempts = tokio::spawn({
+        let failures = failures.clone();
+        async move {
+            loop {
+                match ferry::iggy_link::connect(&connection).await {
+                    Ok(session) => {
+                        let generation = session.generation();
+                        session.shutdown().await;
+                        return generation;
+                    }
+                    Err(error) => {
+                        failures.lock().unwrap().push(ferry::error::error_chain(&error));
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+            }
+        }
+    });
+    // The attempts meet a closed port first.
+    wait::until("a failed attempt", PATIENCE, || async { (!failures.lock().unwrap().is_empty()).then_some(()) }).await;
+    iggy.restart().await;
+    let generation = tokio::time::timeout(PATIENCE, attempts).await.expect("connected").unwrap();
+    assert_eq!(generation, Generation::V0_9);
+    let failures = failures.lock().unwrap().clone();
+    assert!(failures.iter().all(|failure| !failure.contains("did not answer the login")), "{failures:#?}");
+}
