@@ -49,10 +49,11 @@ pub struct PipelineConfig {
     pub delivery: DeliveryConfig,
 }
 
-/// A pipeline file as written, before its source and sink are paired.
+/// A pipeline file as written, before its source and sink are paired (the
+/// runner's `PipelineFile` is a loaded file and where it came from).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct PipelineFile {
+struct AsWritten {
     name: String,
     source: SourceConfig,
     #[serde(default)]
@@ -104,7 +105,7 @@ impl PipelineConfig {
         if !problems.is_empty() {
             return Err(ConfigError::Invalid { path: path.to_owned(), problems });
         }
-        let file: PipelineFile = serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|error| {
+        let file: AsWritten = serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|error| {
             // toml appends "in `table`" lines that repeat what the path says.
             let message = error.inner().to_string().lines().next().unwrap_or_default().to_owned();
             let field = error.path().to_string();
@@ -142,7 +143,7 @@ impl PipelineConfig {
     }
 }
 
-impl PipelineFile {
+impl AsWritten {
     /// Every problem of the file, section by section; the pipeline, if its
     /// source and sink pair (it is usable only when no problem was found).
     fn validate(self, problems: &mut Problems) -> Option<PipelineConfig> {
