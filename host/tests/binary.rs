@@ -1,7 +1,8 @@
 //! The `ferry` binary as an operator runs it: its logs (JSON or text, no
 //! colour codes into a pipe, the Iggy SDK's chatter left out), its exit
 //! codes, and its refusal of a bad set of files before anything starts.
-//! No servers are needed: the pipelines point at closed ports.
+//! No servers are needed: the pipelines point at closed ports (or one that
+//! hangs up on every connection).
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -18,14 +19,34 @@ fn closed_port() -> u16 {
     listener.local_addr().unwrap().port()
 }
 
+/// A loopback port that accepts each connection and closes it at once: no
+/// Iggy server, but one its SDK connects to (and so logs about), unlike a
+/// closed port, which Ferry's protocol probe turns away before the SDK.
+fn hanging_up_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for connection in listener.incoming() {
+            drop(connection);
+        }
+    });
+    port
+}
+
 /// A pipeline file `name` whose servers are not there.
 fn unreachable_pipeline(dir: &Path, name: &str, transforms: &str) -> std::path::PathBuf {
+    pipeline_at(dir, name, transforms, closed_port())
+}
+
+/// A pipeline file `name` whose Iggy server is at `iggy_port` and whose
+/// MongoDB is not there.
+fn pipeline_at(dir: &Path, name: &str, transforms: &str, iggy_port: u16) -> std::path::PathBuf {
     let path = dir.join(format!("{name}.toml"));
     let text = format!(
         "name = \"{name}\"\n[source.iggy]\naddress = \"127.0.0.1:{iggy}\"\nstream = \"s\"\ntopic = \"t\"\n\
          consumer_group = \"g\"\n{transforms}\n[sink.mongodb]\nuri = \"mongodb://127.0.0.1:{mongo}\"\ndatabase = \"d\"\n\
          collection = \"c\"\n[delivery]\nretry_initial = \"50ms\"\nretry_max = \"200ms\"\n",
-        iggy = closed_port(),
+        iggy = iggy_port,
         mongo = closed_port(),
     );
     std::fs::write(&path, text).unwrap();
@@ -92,7 +113,8 @@ impl Running {
 #[test]
 fn json_logs_are_one_object_per_line_naming_the_pipeline_and_a_signal_exits_0() {
     let dir = tempfile::tempdir().unwrap();
-    let file = unreachable_pipeline(dir.path(), "unreachable", "");
+    // The SDK gets to connect, so that leaving its lines out means something.
+    let file = pipeline_at(dir.path(), "unreachable", "", hanging_up_port());
     let ferry = Running::start(&["run", file.to_str().unwrap(), "--log-format", "json", "--admin", "127.0.0.1:0"], &[]);
     let retry = ferry.wait_for_line("a retry warning", |line| line.contains("\"WARN\"") && line.contains("retry_in"));
     let retry: serde_json::Value = serde_json::from_str(&retry).unwrap();
@@ -111,7 +133,8 @@ fn json_logs_are_one_object_per_line_naming_the_pipeline_and_a_signal_exits_0() 
 #[test]
 fn text_logs_into_a_pipe_carry_no_colour_codes_show_progress_and_the_sdk_speaks_only_when_asked() {
     let dir = tempfile::tempdir().unwrap();
-    let file = unreachable_pipeline(dir.path(), "quiet", "");
+    // The SDK gets to connect, and so has something to say.
+    let file = pipeline_at(dir.path(), "quiet", "", hanging_up_port());
     let ferry = Running::start(&["run", file.to_str().unwrap(), "--admin", "off", "--progress-interval", "100ms"], &[]);
     ferry.wait_for_line("a retry warning", |line| line.contains("WARN") && line.contains("retry_in"));
     let progress = ferry.wait_for_line("a progress line", |line| line.contains("records/s"));
