@@ -168,14 +168,6 @@ impl SinkConfig {
             Self::Blackhole(_) | Self::Console(_) => {}
         }
     }
-
-    /// The Iggy connection of this sink, if it writes Iggy.
-    pub fn iggy_connection(&self) -> Option<IggyConnection> {
-        match self {
-            Self::Iggy(iggy) => Some(iggy.connection()),
-            Self::Mongodb(_) | Self::Blackhole(_) | Self::Console(_) => None,
-        }
-    }
 }
 
 #[cfg(test)]

@@ -114,12 +114,4 @@ impl SourceConfig {
             Self::Mongodb(mongodb) => mongodb.validate(problems),
         }
     }
-
-    /// The Iggy connection of this source, if it reads Iggy.
-    pub fn iggy_connection(&self) -> Option<IggyConnection> {
-        match self {
-            Self::Iggy(iggy) => Some(iggy.connection()),
-            Self::Mongodb(_) => None,
-        }
-    }
 }
