@@ -27,8 +27,11 @@ pub enum ChangePosition {
         cluster_time: Option<ClusterTime>,
     },
     /// After the `copied`-th document (whose `_id` is `last_id`) of the copy
-    /// of existing documents that began at cluster time `started`.
-    Copy { started: ClusterTime, copied: u64, last_id: Bson },
+    /// of existing documents that began at cluster time `started`. The
+    /// stream goes on after `stream_token`, taken before the copy read its
+    /// first document; positions stored by earlier builds have none, and
+    /// their stream begins at `started`.
+    Copy { started: ClusterTime, copied: u64, last_id: Bson, stream_token: Option<Document> },
 }
 
 /// How a record's position relates to the last one a partition holds.
@@ -105,9 +108,12 @@ impl ChangePosition {
                     .expect("a resume token read from the server encodes again");
                 Self::stream_json(&token, *cluster_time)
             }
-            Self::Copy { started, copied, last_id } => {
-                json!({ "copy": { "started": started, "n": copied, "id": last_id.clone().into_relaxed_extjson() } })
-                    .to_string()
+            Self::Copy { started, copied, last_id, stream_token } => {
+                let mut copy = json!({ "started": started, "n": copied, "id": last_id.clone().into_relaxed_extjson() });
+                if let Some(token) = stream_token {
+                    copy["token"] = Bson::Document(token.clone()).into_relaxed_extjson();
+                }
+                json!({ "copy": copy }).to_string()
             }
         }
     }
@@ -118,15 +124,13 @@ impl ChangePosition {
             let started = serde_json::from_value(copy.get("started")?.clone()).ok()?;
             let copied = copy.get("n")?.as_u64()?;
             let last_id = Bson::try_from(copy.get("id")?.clone()).ok()?;
-            return Some(Self::Copy { started, copied, last_id });
+            let stream_token = match copy.get("token") {
+                None => None,
+                Some(token) => Some(bson_token(token)?),
+            };
+            return Some(Self::Copy { started, copied, last_id, stream_token });
         }
-        let token = match Bson::try_from(value.get("token")?.clone()).ok()? {
-            Bson::Document(token) => token,
-            _ => return None,
-        };
-        // A JSON key can hold a NUL byte, a BSON key cannot: such a token
-        // could be neither sent to the server nor written out again.
-        bson::RawDocumentBuf::try_from(&token).ok()?;
+        let token = bson_token(value.get("token")?)?;
         let cluster_time = serde_json::from_value(value.get("t")?.clone()).ok()?;
         Some(Self::Stream { token, cluster_time })
     }
@@ -170,6 +174,15 @@ impl ChangePosition {
     pub fn from_text_headers<'a>(headers: impl IntoIterator<Item = (&'a str, &'a str)>) -> Option<Self> {
         Self::from_json(&joined_pieces(headers)?)
     }
+}
+
+/// A resume token from its Extended JSON; `None` unless it is a document
+/// that can be sent to the server and written out again (a JSON key can
+/// hold a NUL byte, a BSON key cannot).
+fn bson_token(json: &Value) -> Option<Document> {
+    let Bson::Document(token) = Bson::try_from(json.clone()).ok()? else { return None };
+    bson::RawDocumentBuf::try_from(&token).ok()?;
+    Some(token)
 }
 
 /// The seconds of the cluster time a MongoDB resume token begins with: its
@@ -252,7 +265,7 @@ mod tests {
         assert_eq!((post_batch.cluster_seconds(), post_batch.change_seconds()), (Some(0x6553_F100), None));
         let other_server = ChangePosition::Stream { token: doc! { "_data": "3b00000010" }, cluster_time: None };
         assert_eq!(other_server.cluster_seconds(), None);
-        let copy = ChangePosition::Copy { started: (1_600, 1), copied: 5, last_id: Bson::Int32(5) };
+        let copy = ChangePosition::Copy { started: (1_600, 1), copied: 5, last_id: Bson::Int32(5), stream_token: None };
         assert_eq!((copy.cluster_seconds(), copy.change_seconds()), (Some(1_600), None));
     }
 
@@ -261,7 +274,7 @@ mod tests {
     }
 
     fn copy(started: ClusterTime, copied: u64) -> ChangePosition {
-        ChangePosition::Copy { started, copied, last_id: Bson::Int32(copied as i32) }
+        ChangePosition::Copy { started, copied, last_id: Bson::Int32(copied as i32), stream_token: None }
     }
 
     #[test]
@@ -332,10 +345,26 @@ mod tests {
     }
 
     #[test]
-    fn given_copy_positions_then_json_round_trips_bson_ids() {
-        let position =
-            ChangePosition::Copy { started: (7, 1), copied: 42, last_id: Bson::ObjectId(bson::oid::ObjectId::new()) };
+    fn given_copy_positions_then_json_round_trips_bson_ids_and_the_stream_token() {
+        let position = ChangePosition::Copy {
+            started: (7, 1),
+            copied: 42,
+            last_id: Bson::ObjectId(bson::oid::ObjectId::new()),
+            stream_token: Some(doc! { "_data": "826A0000000000000000" }),
+        };
         assert_eq!(ChangePosition::from_json(&position.to_json()), Some(position));
         assert_eq!(ChangePosition::from_json("{}"), None);
+        let bad_token = r#"{"copy":{"started":[7,1],"n":1,"id":1,"token":{"a\u0000b":1}}}"#;
+        assert_eq!(ChangePosition::from_json(bad_token), None);
+    }
+
+    #[test]
+    fn given_a_copy_position_stored_before_the_stream_token_then_it_still_reads() {
+        let earlier = r#"{"copy":{"started":[7,1],"n":3,"id":9}}"#;
+        let position = ChangePosition::from_json(earlier);
+        assert_eq!(
+            position,
+            Some(ChangePosition::Copy { started: (7, 1), copied: 3, last_id: Bson::Int32(9), stream_token: None })
+        );
     }
 }

@@ -40,47 +40,39 @@ pub struct ChangeStream {
 impl ChangeStream {
     /// Opens the change stream `config` describes, beginning at `from`.
     pub async fn open(client: &Client, config: &MongoSourceConfig, from: &StreamFrom) -> Result<Self, Error> {
-        let mut stage = Document::new();
-        let full_document = match config.full_document {
-            FullDocument::Default => None,
-            FullDocument::UpdateLookup => Some("updateLookup"),
-            FullDocument::WhenAvailable => Some("whenAvailable"),
-            FullDocument::Required => Some("required"),
-        };
-        if let Some(full_document) = full_document {
-            stage.insert("fullDocument", full_document);
-        }
-        let before_change = match config.full_document_before_change {
-            FullDocumentBeforeChange::Off => None,
-            FullDocumentBeforeChange::WhenAvailable => Some("whenAvailable"),
-            FullDocumentBeforeChange::Required => Some("required"),
-        };
-        if let Some(before_change) = before_change {
-            stage.insert("fullDocumentBeforeChange", before_change);
-        }
-        match from {
-            StreamFrom::Now => {}
-            StreamFrom::At(time) => {
-                stage.insert("startAtOperationTime", *time);
-            }
-            StreamFrom::After(token) => {
-                stage.insert("resumeAfter", token.clone());
-            }
-        }
-        if config.database.is_none() {
-            stage.insert("allChangesForCluster", true);
-        }
-        let mut pipeline = vec![doc! { "$changeStream": stage }];
-        pipeline.extend(config.stages.documents().iter().cloned());
-        // A deployment's changes are watched from the admin database.
-        let database = client.database(config.database.as_deref().unwrap_or("admin"));
-        let collection = config.collection.as_ref().map(|name| database.collection::<Document>(name));
-        let aggregate = match &collection {
-            Some(collection) => collection.aggregate(pipeline),
-            None => database.aggregate(pipeline),
-        };
-        let cursor = aggregate.batch_size(config.batch_size).max_await_time(config.max_await).batch().await?;
+        let cursor = aggregate(client, config, from, config.batch_size).await?;
         Ok(Self { cursor, reply: None, taken: 0 })
+    }
+
+    /// Where a stream opened now begins: the post-batch resume token of an
+    /// opening that returns no events (`batchSize: 0`), and the server's
+    /// operation time. A copy of existing documents takes this before it
+    /// reads, then streams after the token.
+    ///
+    /// The token, not a cluster time, because a cluster time can pass a
+    /// write that is not visible yet: SecantusDB answers with the last time
+    /// it handed out, and a write given an earlier time may still be
+    /// committing. A copy would miss that write, and a stream from the later
+    /// time would too. A stream opened now begins where every earlier write
+    /// is visible, so each write is in the copy, in the stream, or in both.
+    pub async fn starting_point(
+        client: &Client,
+        config: &MongoSourceConfig,
+    ) -> Result<StartingPoint, StartingPointError> {
+        let mut cursor = aggregate(client, config, &StreamFrom::Now, 0).await?;
+        let reply = cursor.next().await.ok_or(StartingPointError::NoReply)??;
+        let reply = reply.as_raw_document();
+        let token = reply
+            .get_document("cursor")
+            .and_then(|cursor| cursor.get_document("postBatchResumeToken"))
+            .ok()
+            .and_then(|token| Document::try_from(token).ok())
+            .ok_or(StartingPointError::NoToken)?;
+        let operation_time = reply
+            .get_timestamp("operationTime")
+            .or_else(|_| reply.get_document("$clusterTime").and_then(|time| time.get_timestamp("clusterTime")))
+            .map_err(|_| StartingPointError::NoClusterTime)?;
+        Ok(StartingPoint { token, operation_time })
     }
 
     /// The events not yet handed out of the server's last reply; when it has
@@ -134,6 +126,74 @@ impl ChangeStream {
             None => Ok(false),
         }
     }
+}
+
+/// Where a stream opened now begins (see `ChangeStream::starting_point`).
+pub struct StartingPoint {
+    pub token: Document,
+    pub operation_time: Timestamp,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartingPointError {
+    #[error(transparent)]
+    Server(#[from] Error),
+    #[error("the server did not answer the opening of a change stream")]
+    NoReply,
+    #[error("the server gave no post-batch resume token (MongoDB 4.0.7 or later gives one)")]
+    NoToken,
+    #[error("the server reported no cluster time (change streams need a replica set)")]
+    NoClusterTime,
+}
+
+/// The `aggregate` with a `$changeStream` stage that `config` describes,
+/// beginning at `from`, its first reply holding at most `batch_size` events.
+async fn aggregate(
+    client: &Client,
+    config: &MongoSourceConfig,
+    from: &StreamFrom,
+    batch_size: u32,
+) -> Result<RawBatchCursor, Error> {
+    let mut stage = Document::new();
+    let full_document = match config.full_document {
+        FullDocument::Default => None,
+        FullDocument::UpdateLookup => Some("updateLookup"),
+        FullDocument::WhenAvailable => Some("whenAvailable"),
+        FullDocument::Required => Some("required"),
+    };
+    if let Some(full_document) = full_document {
+        stage.insert("fullDocument", full_document);
+    }
+    let before_change = match config.full_document_before_change {
+        FullDocumentBeforeChange::Off => None,
+        FullDocumentBeforeChange::WhenAvailable => Some("whenAvailable"),
+        FullDocumentBeforeChange::Required => Some("required"),
+    };
+    if let Some(before_change) = before_change {
+        stage.insert("fullDocumentBeforeChange", before_change);
+    }
+    match from {
+        StreamFrom::Now => {}
+        StreamFrom::At(time) => {
+            stage.insert("startAtOperationTime", *time);
+        }
+        StreamFrom::After(token) => {
+            stage.insert("resumeAfter", token.clone());
+        }
+    }
+    if config.database.is_none() {
+        stage.insert("allChangesForCluster", true);
+    }
+    let mut pipeline = vec![doc! { "$changeStream": stage }];
+    pipeline.extend(config.stages.documents().iter().cloned());
+    // A deployment's changes are watched from the admin database.
+    let database = client.database(config.database.as_deref().unwrap_or("admin"));
+    let collection = config.collection.as_ref().map(|name| database.collection::<Document>(name));
+    let aggregate = match &collection {
+        Some(collection) => collection.aggregate(pipeline),
+        None => database.aggregate(pipeline),
+    };
+    aggregate.batch_size(batch_size).max_await_time(config.max_await).batch().await
 }
 
 /// Events of one server reply, borrowed from it; an event that cannot be

@@ -274,7 +274,7 @@ mod tests {
 
     #[test]
     fn given_a_copied_document_then_it_reads_like_an_insert() {
-        let position = ChangePosition::Copy { started: (5, 1), copied: 3, last_id: Bson::Int32(9) };
+        let position = ChangePosition::Copy { started: (5, 1), copied: 3, last_id: Bson::Int32(9), stream_token: None };
         let record = copy_record(doc! { "_id": 9, "a": 1 }, "iot", "readings", &position, EventFormat::Json).unwrap();
         let payload: serde_json::Value = serde_json::from_slice(&record.payload).unwrap();
         assert_eq!(payload["operationType"], "insert");

@@ -27,7 +27,7 @@ use crate::record::{Batch, BatchSource, Record};
 use crate::resume::{ChangePosition, PositionStore};
 use crate::telemetry::PipelineTelemetry;
 use crate::telemetry::events::{ChangesCommitted, ChangesPolled};
-use change_stream::{ChangeStream, StreamFrom, is_resumable};
+use change_stream::{ChangeStream, StartingPointError, StreamFrom, is_resumable};
 
 /// Error codes meaning the stored resume point is gone: InvalidResumeToken,
 /// ChangeStreamFatalError, ChangeStreamHistoryLost. (SecantusDB answers an
@@ -63,6 +63,10 @@ enum State {
 /// A copy of the existing documents of the watched collection.
 struct CopyRun {
     started: Timestamp,
+    /// Where the stream goes on after the copy: a resume token taken before
+    /// the first document was read. `None` for a copy an earlier build
+    /// began, which stored only `started` (the stream then begins there).
+    stream_token: Option<Document>,
     copied: u64,
     last_id: Option<Bson>,
     cursor: Option<Cursor<Document>>,
@@ -110,37 +114,47 @@ impl MongoSource {
                 tracing::info!(scope = %self.scope(), "resuming the change stream after its stored position");
                 State::Streaming { stream: None, from: StreamFrom::After(token) }
             }
-            Some(ChangePosition::Copy { started, copied, last_id }) => {
+            Some(ChangePosition::Copy { started, copied, last_id, stream_token }) => {
                 tracing::info!(scope = %self.scope(), copied, "continuing the copy of existing documents");
                 let started = Timestamp { time: started.0, increment: started.1 };
-                State::Copying(Box::new(CopyRun { started, copied, last_id: Some(last_id), cursor: None }))
+                State::Copying(Box::new(CopyRun {
+                    started,
+                    stream_token,
+                    copied,
+                    last_id: Some(last_id),
+                    cursor: None,
+                }))
             }
             None => match self.config.start {
                 StreamStart::Now => State::Streaming { stream: None, from: StreamFrom::Now },
                 StreamStart::Timestamp(seconds) => {
                     State::Streaming { stream: None, from: StreamFrom::At(Timestamp { time: seconds, increment: 0 }) }
                 }
-                StreamStart::CopyExisting => State::Copying(Box::new(new_copy(&self.client, &self.scope()).await?)),
+                StreamStart::CopyExisting => {
+                    State::Copying(Box::new(new_copy(&self.client, &self.config, &self.scope()).await?))
+                }
             },
         };
         Ok(())
     }
 }
 
-/// A copy starting now, with the stream to follow from a point captured
-/// before the first document is read, so nothing falls in a gap.
-async fn new_copy(client: &Client, scope: &str) -> Result<CopyRun, ServiceError> {
-    let reply = client
-        .database("admin")
-        .run_command(doc! { "ping": 1 })
-        .await
-        .map_err(|error| ServiceError::mongo("reading the cluster time", error))?;
-    let started = reply
-        .get_timestamp("operationTime")
-        .or_else(|_| reply.get_document("$clusterTime").and_then(|time| time.get_timestamp("clusterTime")))
-        .map_err(|_| ServiceError::fatal("starting copy-existing", "the server reported no cluster time"))?;
+/// A copy starting now, with the stream to follow from a point taken before
+/// the first document is read, so nothing falls in a gap.
+async fn new_copy(client: &Client, config: &MongoSourceConfig, scope: &str) -> Result<CopyRun, ServiceError> {
+    let what = format!("opening the change stream of {scope} to follow its copy");
+    let point = ChangeStream::starting_point(client, config).await.map_err(|error| match error {
+        StartingPointError::Server(error) => ServiceError::mongo(what, error),
+        other => ServiceError::fatal(what, other),
+    })?;
     tracing::info!(%scope, "copying the existing documents, then streaming");
-    Ok(CopyRun { started, copied: 0, last_id: None, cursor: None })
+    Ok(CopyRun {
+        started: point.operation_time,
+        stream_token: Some(point.token),
+        copied: 0,
+        last_id: None,
+        cursor: None,
+    })
 }
 
 impl MongoSource {
@@ -192,6 +206,7 @@ impl MongoSource {
                 started: (copy.started.time, copy.started.increment),
                 copied: copy.copied,
                 last_id,
+                stream_token: copy.stream_token.clone(),
             };
             match copy_record(document, &database, &collection, &here, self.config.format) {
                 Ok(record) => records.push(record),
@@ -201,8 +216,11 @@ impl MongoSource {
         }
         if records.is_empty() {
             tracing::info!(copied = copy.copied, "copy of existing documents finished; streaming changes");
-            let started = copy.started;
-            self.state = State::Streaming { stream: None, from: StreamFrom::At(started) };
+            let from = match copy.stream_token.take() {
+                Some(token) => StreamFrom::After(token),
+                None => StreamFrom::At(copy.started),
+            };
+            self.state = State::Streaming { stream: None, from };
             return Ok(None);
         }
         Ok(Some(self.handed_out(records, position.expect("set with the records"))))
@@ -311,7 +329,7 @@ impl MongoSource {
             }
             HistoryLost::CopyExisting => {
                 tracing::error!(%scope, %error, "change stream history lost: copying the existing documents again");
-                self.state = State::Copying(Box::new(new_copy(&self.client, &scope).await?));
+                self.state = State::Copying(Box::new(new_copy(&self.client, &self.config, &scope).await?));
                 Ok(None)
             }
         }
