@@ -1,4 +1,14 @@
 //! How Ferry reaches an Iggy server, shared by every Iggy section.
+//!
+//! `[source.iggy]`, `[sink.iggy]` and `[dead_letter]` each declare the
+//! connection keys (`address`, `username`, `password`, `tls`, `protocol`)
+//! beside their own, and each gives them to the rest of Ferry as one
+//! [`IggyConnection`]. The keys are not one `#[serde(flatten)]`ed struct on
+//! purpose: flattening buffers the table, so `deny_unknown_fields` stops
+//! working and an error no longer names its key (serde#1183,
+//! serde_path_to_error#9; uv and numbat dropped `flatten` for the same
+//! reason). A user's typo must be refused, and an error must say
+//! `source.iggy.protocol`, not just `source.iggy`.
 
 use serde::Deserialize;
 
