@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 use ferry::iggy_link::Generation;
 use ferry_tests::bench::{iggy_generations, iggy_server, size_from_env};
 use ferry_tests::guests;
+use ferry_tests::pipeline_file::PipelineFile;
 use ferry_tests::pipelines::{reading, unique};
 use ferry_tests::process_stats::{cpu_time, ferry_binary, rss_bytes, stop};
 use ferry_tests::servers::IggyServer;
@@ -184,18 +185,19 @@ async fn run_ferry(
 ) -> Measured {
     let batch = size_from_env("FERRY_BENCH_BATCH", BATCH as usize);
     let in_flight = size_from_env("FERRY_BENCH_IN_FLIGHT", 2);
-    let transform = wasm.map_or(String::new(), |wasm| format!("[[transforms]]\nname = \"t\"\nwasm = \"{wasm}\"\n"));
+    let mut file = PipelineFile::named("ceiling")
+        .set("source.iggy.address", iggy.address())
+        .set("source.iggy.stream", stream)
+        .set("source.iggy.topic", "readings")
+        .set("source.iggy.consumer_group", format!("ceiling-{run}"))
+        .set("source.iggy.batch_size", batch as i64)
+        .set("sink.blackhole", toml::Table::new())
+        .set("delivery.max_in_flight", in_flight as i64);
+    if let Some(wasm) = wasm {
+        file = file.transform("t", wasm);
+    }
     let pipeline = work.join(format!("ceiling-{run}.toml"));
-    std::fs::write(
-        &pipeline,
-        format!(
-            "name = \"ceiling\"\n[source.iggy]\naddress = \"{}\"\nstream = \"{stream}\"\ntopic = \"readings\"\n\
-             consumer_group = \"ceiling-{run}\"\nbatch_size = {batch}\n{transform}[sink.blackhole]\n\
-             [delivery]\nmax_in_flight = {in_flight}\n",
-            iggy.address()
-        ),
-    )
-    .unwrap();
+    std::fs::write(&pipeline, file.text()).unwrap();
     let admin = format!("127.0.0.1:{}", ferry_tests::servers::free_port());
     let command = |verb: &str| {
         let mut command = Command::new(ferry);

@@ -24,6 +24,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ferry_tests::bench::{servers, size_from_env};
+use ferry_tests::pipeline_file::PipelineFile;
 use ferry_tests::pipelines::{partitions, unique};
 use ferry_tests::process_stats::{cpu_time, ferry_binary, rss_bytes, stop, thread_cpu_time};
 use futures::StreamExt;
@@ -48,30 +49,13 @@ async fn main() {
     let work = tempfile::tempdir().unwrap();
     let pipeline = work.path().join("changes.toml");
     let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now() - Duration::from_secs(1));
-    std::fs::write(
-        &pipeline,
-        format!(
-            r#"
-name = "bench-changes"
-[source.mongodb]
-uri = "{}"
-database = "{}"
-collection = "piped"
-start = "timestamp:{now}"
-batch_size = {BATCH}
-format = "{format}"
-[sink.iggy]
-address = "{}"
-stream = "{stream}"
-topic = "changes"
-create = {{ partitions = 4 }}
-"#,
-            mongo.uri(),
-            database.name(),
-            iggy.address()
-        ),
-    )
-    .unwrap();
+    let file = PipelineFile::changes_to_iggy("bench-changes", &mongo, Some(database.name()), &iggy, &stream, "changes")
+        .set("source.mongodb.collection", "piped")
+        .set("source.mongodb.start", format!("timestamp:{now}"))
+        .set("source.mongodb.batch_size", BATCH as i64)
+        .set("source.mongodb.format", format.as_str())
+        .set("sink.iggy.create.partitions", 4);
+    std::fs::write(&pipeline, file.text()).unwrap();
     let mut process = Command::new(&ferry)
         .arg("run")
         .arg(&pipeline)

@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 
 use ferry_tests::bench::{servers, size_from_env};
 use ferry_tests::guests;
+use ferry_tests::pipeline_file::PipelineFile;
 use ferry_tests::pipelines::{reading, unique};
 use ferry_tests::process_stats::{cpu_time, ferry_binary, rss_bytes, stop};
 use ferry_tests::servers::{IggyServer, MongoServer};
@@ -147,31 +148,10 @@ impl Bench {
         let (stream, messages) = (&self.stream, self.messages);
         let (topic, database) = (format!("readings-{run}"), format!("{}-{run}", self.database));
         let pipeline = self.work.join(format!("bench-{run}.toml"));
-        std::fs::write(
-            &pipeline,
-            format!(
-                r#"
-name = "bench"
-[source.iggy]
-address = "{}"
-stream = "{stream}"
-topic = "{topic}"
-consumer_group = "bench"
-batch_size = {BATCH}
-[[transforms]]
-name = "enrich"
-wasm = "{}"
-[sink.mongodb]
-uri = "{}"
-database = "{database}"
-collection = "readings"
-"#,
-                iggy.address(),
-                guests::SENSOR_ENRICH,
-                mongo.uri()
-            ),
-        )
-        .unwrap();
+        let file = PipelineFile::iggy_to_mongo("bench", iggy, stream, &topic, mongo, &database, "readings")
+            .set("source.iggy.batch_size", BATCH as i64)
+            .transform("enrich", guests::SENSOR_ENRICH);
+        std::fs::write(&pipeline, file.text()).unwrap();
         let admin_address = format!("127.0.0.1:{}", ferry_tests::servers::free_port());
         let binary = match admin {
             Admin::Baseline => self.baseline.as_ref().expect("a baseline run has a baseline binary"),

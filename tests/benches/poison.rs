@@ -35,6 +35,7 @@ use std::time::{Duration, Instant};
 use ferry::iggy_link::Message;
 use ferry_tests::bench::{servers, size_from_env};
 use ferry_tests::guests;
+use ferry_tests::pipeline_file::PipelineFile;
 use ferry_tests::pipelines::{reading, source_offset, unique};
 use ferry_tests::process_stats::{ferry_binary, stop};
 use ferry_tests::servers::{IggyServer, MongoServer};
@@ -165,30 +166,12 @@ async fn run_once(
 }
 
 fn pipeline_file(stream: &str, database: &str, iggy: &IggyServer, mongo: &MongoServer) -> String {
-    format!(
-        r#"
-name = "poison"
-[source.iggy]
-address = "{}"
-stream = "{stream}"
-topic = "readings"
-consumer_group = "bench"
-batch_size = {BATCH}
-[[transforms]]
-name = "probe"
-wasm = "{}"
-[sink.mongodb]
-uri = "{}"
-database = "{database}"
-collection = "readings"
-[dead_letter]
-stream = "{stream}"
-topic = "readings-dlq"
-"#,
-        iggy.address(),
-        guests::PROBE,
-        mongo.uri()
-    )
+    PipelineFile::iggy_to_mongo("poison", iggy, stream, "readings", mongo, database, "readings")
+        .set("source.iggy.consumer_group", "bench")
+        .set("source.iggy.batch_size", BATCH as i64)
+        .transform("probe", guests::PROBE)
+        .dead_letter(stream, "readings-dlq")
+        .text()
 }
 
 /// Every good reading written once, every hanging one dead-lettered once, as

@@ -6,6 +6,7 @@ pub mod cli;
 pub mod ferry;
 pub mod guests;
 pub mod logs;
+pub mod pipeline_file;
 pub mod pipelines;
 pub mod process_stats;
 pub mod records;

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
+use ferry_tests::pipeline_file::PipelineFile;
 use ferry_tests::pipelines::{partitions, read_until_error, unique};
 use ferry_tests::servers::{IggyServer, MongoServer};
 use iggy::prelude::{Identifier, IggyClient, TopicClient};
@@ -43,28 +44,13 @@ impl Run {
     fn pipeline(&self, iggy: &IggyServer, mongo: &MongoServer) -> String {
         // From a moment before the writer starts, whenever ferry opens the stream.
         let start = humantime::format_rfc3339_seconds(SystemTime::now() - Duration::from_secs(2));
-        format!(
-            r#"
-name = "soak-changes"
-[source.mongodb]
-uri = "{uri}"
-database = "{database}"
-collection = "items"
-start = "timestamp:{start}"
-max_await = "100ms"
-[sink.iggy]
-address = "{address}"
-stream = "{stream}"
-topic = "changes"
-create = {{ partitions = 3 }}
-[delivery]
-retry_max = "2s"
-"#,
-            uri = mongo.uri(),
-            database = self.database,
-            address = iggy.address(),
-            stream = self.stream,
-        )
+        PipelineFile::changes_to_iggy("soak-changes", mongo, Some(&self.database), iggy, &self.stream, "changes")
+            .set("source.mongodb.collection", "items")
+            .set("source.mongodb.start", format!("timestamp:{start}"))
+            .set("source.mongodb.max_await", "100ms")
+            .set("sink.iggy.create.partitions", 3)
+            .set("delivery.retry_max", "2s")
+            .text()
     }
 
     /// Inserts every document at version 0, then moves all of them to the

@@ -6,6 +6,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use ferry_tests::guests;
+use ferry_tests::pipeline_file::PipelineFile;
 use ferry_tests::pipelines::{reading, unique};
 use ferry_tests::servers::{IggyServer, MongoServer};
 use futures::TryStreamExt;
@@ -35,30 +36,11 @@ impl Run {
     }
 
     fn pipeline(&self, iggy: &IggyServer, mongo: &MongoServer) -> String {
-        format!(
-            r#"
-name = "{PIPELINE}"
-[source.iggy]
-address = "{address}"
-stream = "{stream}"
-topic = "readings"
-consumer_group = "soak"
-[[transforms]]
-name = "enrich"
-wasm = "{wasm}"
-[sink.mongodb]
-uri = "{uri}"
-database = "{database}"
-collection = "readings"
-[delivery]
-retry_max = "2s"
-"#,
-            address = iggy.address(),
-            stream = self.stream,
-            wasm = guests::SENSOR_ENRICH,
-            uri = mongo.uri(),
-            database = self.database,
-        )
+        PipelineFile::iggy_to_mongo(PIPELINE, iggy, &self.stream, "readings", mongo, &self.database, "readings")
+            .set("source.iggy.consumer_group", "soak")
+            .transform("enrich", guests::SENSOR_ENRICH)
+            .set("delivery.retry_max", "2s")
+            .text()
     }
 
     /// Waits until ferry has committed `target` readings, checking that it

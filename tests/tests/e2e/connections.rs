@@ -9,77 +9,57 @@ use ferry::error::error_chain;
 use ferry_tests::cli::ferry;
 use ferry_tests::ferry::RunningFerry;
 use ferry_tests::guests;
-use ferry_tests::pipelines::{RunningPipeline, parse, reading, unique};
+use ferry_tests::pipeline_file::PipelineFile;
+use ferry_tests::pipelines::{RunningPipeline, reading, unique};
 use ferry_tests::servers::{IggyServer, MongoServer, SERVER_NAME, SecantusOptions, TestCa};
 use ferry_tests::{logs, wait};
 use mongodb::bson::{Document, doc};
 
 const PATIENCE: Duration = Duration::from_secs(90);
 
-/// A `tls = { ... }` line that trusts `ca` (and only it).
-fn tls_line(ca: &TestCa) -> String {
-    format!("tls = {{ domain = \"{SERVER_NAME}\", ca_file = \"{}\" }}", ca.ca_file().display())
+/// `file` with TLS to Iggy at `section` (`source.iggy` or `sink.iggy`),
+/// trusting `ca` (and only it).
+fn iggy_tls(file: PipelineFile, section: &str, ca: Option<&TestCa>) -> PipelineFile {
+    match ca {
+        Some(ca) => file
+            .set(&format!("{section}.tls.domain"), SERVER_NAME)
+            .set(&format!("{section}.tls.ca_file"), ca.ca_file().display().to_string()),
+        None => file,
+    }
 }
 
 /// Readings from `topic` through sensor-enrich into `database.readings`,
-/// bad ones to `readings-dlq` on the same Iggy server. `iggy_lines` are
-/// added to `[source.iggy]`.
-fn readings_in(iggy: &IggyServer, iggy_lines: &str, stream: &str, uri: &str, database: &str) -> String {
-    format!(
-        r#"
-name = "readings-in"
-[source.iggy]
-address = "{address}"
-stream = "{stream}"
-topic = "readings"
-consumer_group = "ferry-tests"
-poll_interval = "5ms"
-{iggy_lines}
-[[transforms]]
-name = "enrich"
-wasm = "{wasm}"
-[sink.mongodb]
-uri = "{uri}"
-database = "{database}"
-collection = "readings"
-[dead_letter]
-stream = "{stream}"
-topic = "readings-dlq"
-[delivery]
-retry_initial = "50ms"
-retry_max = "1s"
-call_timeout = "5s"
-"#,
-        address = iggy.address(),
-        wasm = guests::SENSOR_ENRICH,
-    )
+/// bad ones to `readings-dlq` on the same Iggy server.
+fn readings_in(
+    iggy: &IggyServer,
+    ca: Option<&TestCa>,
+    stream: &str,
+    mongo: &MongoServer,
+    database: &str,
+) -> PipelineFile {
+    let file = PipelineFile::iggy_to_mongo("readings-in", iggy, stream, "readings", mongo, database, "readings")
+        .set("source.iggy.consumer_group", "ferry-tests")
+        .transform("enrich", guests::SENSOR_ENRICH)
+        .dead_letter(stream, "readings-dlq")
+        .test_pace();
+    iggy_tls(file, "source.iggy", ca)
 }
 
 /// The change stream of `database.readings` (existing documents first)
-/// into the `changes` topic; `iggy_lines` are added to `[sink.iggy]`.
-fn readings_out(iggy: &IggyServer, iggy_lines: &str, stream: &str, uri: &str, database: &str) -> String {
-    format!(
-        r#"
-name = "readings-out"
-[source.mongodb]
-uri = "{uri}"
-database = "{database}"
-collection = "readings"
-start = "copy-existing"
-max_await = "100ms"
-[sink.iggy]
-address = "{address}"
-stream = "{stream}"
-topic = "changes"
-create = {{ partitions = 1 }}
-{iggy_lines}
-[delivery]
-retry_initial = "50ms"
-retry_max = "1s"
-call_timeout = "5s"
-"#,
-        address = iggy.address(),
-    )
+/// into the `changes` topic.
+fn readings_out(
+    iggy: &IggyServer,
+    ca: Option<&TestCa>,
+    stream: &str,
+    mongo: &MongoServer,
+    database: &str,
+) -> PipelineFile {
+    let file = PipelineFile::changes_to_iggy("readings-out", mongo, Some(database), iggy, stream, "changes")
+        .set("source.mongodb.collection", "readings")
+        .set("source.mongodb.start", "copy-existing")
+        .set("sink.iggy.create.partitions", 1)
+        .test_pace();
+    iggy_tls(file, "sink.iggy", ca)
 }
 
 /// 100 readings and one that is not JSON, in a fresh topic.
@@ -95,9 +75,9 @@ async fn count(mongo: &MongoServer, database: &str) -> u64 {
 
 /// Runs both directions and checks what arrived: 100 documents and one dead
 /// letter in, then 100 changes out.
-async fn both_directions(iggy: &IggyServer, iggy_lines: &str, mongo: &MongoServer, stream: &str, database: &str) {
+async fn both_directions(iggy: &IggyServer, ca: Option<&TestCa>, mongo: &MongoServer, stream: &str, database: &str) {
     produce_readings(iggy, stream).await;
-    let inbound = RunningPipeline::start(parse(&readings_in(iggy, iggy_lines, stream, mongo.uri(), database)));
+    let inbound = RunningPipeline::start(readings_in(iggy, ca, stream, mongo, database).config());
     wait::until("100 documents", PATIENCE, || async { (count(mongo, database).await == 100).then_some(()) }).await;
     let letters = wait::until("the dead letter", PATIENCE, || async {
         let letters = iggy.read_topic(stream, "readings-dlq").await;
@@ -110,7 +90,7 @@ async fn both_directions(iggy: &IggyServer, iggy_lines: &str, mongo: &MongoServe
     assert_eq!(&letters[0].payload[..], b"not json");
     assert!(letters[0].header("ferry-reason").unwrap().starts_with("payload is not a JSON object"));
 
-    let outbound = RunningPipeline::start(parse(&readings_out(iggy, iggy_lines, stream, mongo.uri(), database)));
+    let outbound = RunningPipeline::start(readings_out(iggy, ca, stream, mongo, database).config());
     let changes = wait::until("100 changes", PATIENCE, || async {
         let changes = iggy.read_topic(stream, "changes").await;
         (changes.len() >= 100).then_some(changes)
@@ -128,7 +108,7 @@ async fn iggy_over_tls_carries_the_source_the_sink_and_dead_letters() {
     let Some(iggy) = IggyServer::start_tls(TEST, &ca).await else { return };
     let Some(mongo) = MongoServer::start(TEST).await else { return };
     let (stream, database) = (unique("tls"), unique("tls"));
-    both_directions(&iggy, &tls_line(&ca), &mongo, &stream, &database).await;
+    both_directions(&iggy, Some(&ca), &mongo, &stream, &database).await;
     // The protocol probe ran over TLS too (a failed handshake would have
     // left it to the client, saying nothing of the protocol).
     let probed = logs::containing("the Iggy server speaks the 0.8 protocol");
@@ -143,7 +123,7 @@ async fn iggy_0_9_over_tls_carries_the_source_the_sink_and_dead_letters() {
     let Some(iggy) = IggyServer::start_0_9_tls(TEST, &ca).await else { return };
     let Some(mongo) = MongoServer::start(TEST).await else { return };
     let (stream, database) = (unique("tls-09"), unique("tls-09"));
-    both_directions(&iggy, &tls_line(&ca), &mongo, &stream, &database).await;
+    both_directions(&iggy, Some(&ca), &mongo, &stream, &database).await;
     // The probe told 0.9 from 0.8 through the TLS handshake.
     let probed = logs::containing("the Iggy server speaks the 0.9 protocol");
     assert!(probed.iter().any(|line| line.contains(iggy.address())), "{probed:?}");
@@ -158,8 +138,7 @@ async fn a_certificate_from_an_untrusted_ca_is_refused() {
     let Some(mongo) = MongoServer::start(TEST).await else { return };
     let (stream, database) = (unique("untrusted"), unique("untrusted"));
     produce_readings(&iggy, &stream).await;
-    let inbound =
-        RunningPipeline::start(parse(&readings_in(&iggy, &tls_line(&other_ca), &stream, mongo.uri(), &database)));
+    let inbound = RunningPipeline::start(readings_in(&iggy, Some(&other_ca), &stream, &mongo, &database).config());
     // The SDK logs the handshake's verdict; Ferry says TLS was in play,
     // retries, and writes nothing.
     logs::wait_for("invalid peer certificate", PATIENCE).await;
@@ -180,7 +159,7 @@ async fn mongodb_over_tls_with_a_password_carries_both_directions() {
     let Some(iggy) = IggyServer::start(TEST).await else { return };
     assert!(mongo.uri().contains("tls=true") && mongo.uri().contains(PASSWORD), "{}", mongo.uri());
     let (stream, database) = (unique("mongo-tls"), unique("mongo-tls"));
-    both_directions(&iggy, "", &mongo, &stream, &database).await;
+    both_directions(&iggy, None, &mongo, &stream, &database).await;
     assert_eq!(logs::containing(PASSWORD), Vec::<String>::new(), "a log line shows the password");
 }
 
@@ -217,7 +196,7 @@ async fn no_password_appears_in_validate_output_errors_status_or_logs() {
     };
 
     // `ferry validate` on a good file, then on files broken where the passwords are.
-    let good = readings_in(&iggy, "", &stream, mongo.uri(), &database);
+    let good = readings_in(&iggy, None, &stream, &mongo, &database).text();
     let good_path = write(files.path(), "good.toml", &good);
     let (verdict, output) = validate(good_path).await;
     assert!(verdict.is_ok(), "{output}");

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use ferry::pipeline::PipelineError;
 use ferry_tests::guests;
-use ferry_tests::pipelines::{RunningPipeline, dead_letter_offset, header, parse, reading, unique};
+use ferry_tests::pipeline_file::PipelineFile;
+use ferry_tests::pipelines::{RunningPipeline, dead_letter_offset, header, reading, unique};
 use ferry_tests::servers::{IggyServer, MongoServer};
 use ferry_tests::{logs, wait};
 use futures::TryStreamExt;
@@ -37,49 +38,30 @@ impl Setup {
         Some(Self { iggy, mongo, stream, topic, database })
     }
 
-    /// The sensors pipeline: sensor-enrich, MongoDB, and (optionally) a
-    /// dead-letter topic. `source` and `sink` add lines to their sections.
-    fn pipeline(&self, source: &str, sink: &str, dead_letter: bool) -> String {
-        let transform = format!("[[transforms]]\nname = \"enrich\"\nwasm = \"{}\"", guests::SENSOR_ENRICH);
-        self.pipeline_with(source, &transform, sink, dead_letter, "")
+    /// The sensors pipeline: the topic through sensor-enrich into `readings`.
+    fn pipeline(&self) -> PipelineFile {
+        self.without_transforms().transform("enrich", guests::SENSOR_ENRICH)
     }
 
-    /// The pipeline with `transforms` (its `[[transforms]]` tables) and
-    /// extra `[delivery]` lines.
-    fn pipeline_with(&self, source: &str, transforms: &str, sink: &str, dead_letter: bool, delivery: &str) -> String {
-        let dead_letter = match dead_letter {
-            true => format!("[dead_letter]\nstream = \"{}\"\ntopic = \"readings-dlq\"\n", self.stream),
-            false => String::new(),
-        };
-        format!(
-            r#"
-name = "sensors-to-mongo"
-[source.iggy]
-address = "{address}"
-stream = "{stream}"
-topic = "{topic}"
-consumer_group = "ferry-tests"
-poll_interval = "5ms"
-{source}
-{transforms}
-[sink.mongodb]
-uri = "{uri}"
-database = "{database}"
-collection = "readings"
-{sink}
-{dead_letter}
-[delivery]
-retry_initial = "50ms"
-retry_max = "1s"
-call_timeout = "5s"
-{delivery}
-"#,
-            address = self.iggy.address(),
-            stream = self.stream,
-            topic = self.topic,
-            uri = self.mongo.uri(),
-            database = self.database,
+    /// The sensors pipeline with no transform.
+    fn without_transforms(&self) -> PipelineFile {
+        let (iggy, mongo) = (&self.iggy, &self.mongo);
+        PipelineFile::iggy_to_mongo(
+            "sensors-to-mongo",
+            iggy,
+            &self.stream,
+            &self.topic,
+            mongo,
+            &self.database,
+            "readings",
         )
+        .set("source.iggy.consumer_group", "ferry-tests")
+        .test_pace()
+    }
+
+    /// Where dead letters go: `readings-dlq` in the test's stream.
+    fn with_dead_letters(&self, file: PipelineFile) -> PipelineFile {
+        file.dead_letter(&self.stream, "readings-dlq")
     }
 
     async fn produce(&self, payloads: impl IntoIterator<Item = Vec<u8>>) {
@@ -128,7 +110,7 @@ fn seqs(documents: &[Document]) -> Vec<i64> {
 async fn ten_thousand_readings_arrive_enriched_exactly_once() {
     let Some(setup) = Setup::new("ten_thousand_readings_arrive_enriched_exactly_once", 1).await else { return };
     setup.produce((0..10_000).map(reading)).await;
-    let pipeline = RunningPipeline::start(parse(&setup.pipeline("", "", false)));
+    let pipeline = RunningPipeline::start(setup.pipeline().config());
     setup.wait_for_count(10_000).await;
     let counts = pipeline.stop().await.expect("a clean stop");
     assert_eq!(counts.records, 10_000);
@@ -157,7 +139,7 @@ async fn bad_records_go_to_the_dead_letter_topic_with_their_reasons() {
     let refused = br#"{"temp":1,"seq":102}"#.to_vec();
     setup.produce([reading(0), bad_json.clone(), bad_time.clone(), refused.clone(), reading(1)]).await;
 
-    let pipeline = RunningPipeline::start(parse(&setup.pipeline("", "", true)));
+    let pipeline = RunningPipeline::start(setup.with_dead_letters(setup.pipeline()).config());
     setup.wait_for_count(2).await;
     let iggy = setup.iggy.client().await;
     let letters = wait::until("three dead letters", PATIENCE, || async {
@@ -197,7 +179,7 @@ async fn without_a_dead_letter_topic_a_bad_record_stops_the_pipeline_at_its_offs
         return;
     };
     setup.produce([reading(0), b"{oops".to_vec(), reading(1)]).await;
-    let pipeline = RunningPipeline::start(parse(&setup.pipeline("batch_size = 1", "", false)));
+    let pipeline = RunningPipeline::start(setup.pipeline().set("source.iggy.batch_size", 1).config());
     let outcome = tokio::time::timeout(PATIENCE, pipeline.task).await.expect("the pipeline stops by itself").unwrap();
     let Err(PipelineError::Undeliverable { position, stage, reason }) = outcome else {
         panic!("expected an undeliverable record, got {outcome:?}");
@@ -222,14 +204,14 @@ async fn a_pipeline_killed_mid_batch_and_restarted_still_writes_each_record_once
 /// reading written once.
 async fn every_reading_once_through_a_killed_pipeline(setup: &Setup) {
     setup.produce((0..10_000).map(reading)).await;
-    let config = setup.pipeline("batch_size = 100", "", false);
-    let first = RunningPipeline::start(parse(&config));
+    let config = setup.pipeline().set("source.iggy.batch_size", 100);
+    let first = RunningPipeline::start(config.config());
     setup.wait_for_count(1).await;
     first.abort().await;
     let written_before_the_crash = setup.count().await;
     assert!(written_before_the_crash < 10_000, "the crash came mid-run ({written_before_the_crash} written)");
 
-    let second = RunningPipeline::start(parse(&config));
+    let second = RunningPipeline::start(config.config());
     setup.wait_for_count(10_000).await;
     let generation = setup.iggy.generation().as_str();
     assert_eq!(second.telemetry.report(std::time::SystemTime::now()).iggy_protocol, Some(generation));
@@ -250,7 +232,7 @@ async fn mongodb_down_for_twenty_seconds_loses_nothing() {
         return;
     }
     setup.produce((0..3_000).map(reading)).await;
-    let pipeline = RunningPipeline::start(parse(&setup.pipeline("batch_size = 200", "", false)));
+    let pipeline = RunningPipeline::start(setup.pipeline().set("source.iggy.batch_size", 200).config());
     setup.wait_for_count(3_000).await;
 
     setup.mongo.stop();
@@ -275,7 +257,7 @@ async fn iggy_restarting_mid_run_is_survived() {
         return;
     }
     setup.produce((0..2_000).map(reading)).await;
-    let pipeline = RunningPipeline::start(parse(&setup.pipeline("", "", false)));
+    let pipeline = RunningPipeline::start(setup.pipeline().config());
     setup.wait_for_count(2_000).await;
     setup.iggy.restart().await;
     setup.produce((2_000..4_000).map(reading)).await;
@@ -302,7 +284,7 @@ async fn a_partition_iggy_server_cannot_read_back_stops_the_pipeline_naming_the_
     // The restarted server 0.8 gives the next readings the offsets of 90..99 again.
     setup.produce((100..150).map(reading)).await;
 
-    let pipeline = RunningPipeline::start(parse(&setup.pipeline("batch_size = 10", "", false)));
+    let pipeline = RunningPipeline::start(setup.pipeline().set("source.iggy.batch_size", 10).config());
     let outcome = tokio::time::timeout(PATIENCE, pipeline.task).await.expect("the pipeline stops by itself").unwrap();
     let Err(PipelineError::Service(error)) = outcome else {
         panic!("expected the poll to fail, got {outcome:?}");
@@ -325,7 +307,7 @@ async fn with_the_unindexed_tail_cut_before_the_restart_the_partition_reads_back
     assert_eq!(trimmed.len(), 1, "one segment ran past its index: {trimmed:?}");
     setup.produce((100..150).map(reading)).await;
 
-    let pipeline = RunningPipeline::start(parse(&setup.pipeline("batch_size = 10", "", false)));
+    let pipeline = RunningPipeline::start(setup.pipeline().set("source.iggy.batch_size", 10).config());
     setup.wait_for_count(140).await;
     pipeline.stop().await.expect("a clean stop");
     // Readings 90..99 went with the cut; every other one arrives once.
@@ -337,9 +319,9 @@ async fn two_pipelines_in_one_group_share_four_partitions_each_record_once() {
     let Some(setup) = Setup::new("two_pipelines_in_one_group_share_four_partitions_each_record_once", 4).await else {
         return;
     };
-    let config = setup.pipeline("", "", false);
-    let first = RunningPipeline::start(parse(&config));
-    let second = RunningPipeline::start(parse(&config));
+    let config = setup.pipeline();
+    let first = RunningPipeline::start(config.config());
+    let second = RunningPipeline::start(config.config());
     let iggy = setup.iggy.client().await;
     // How many partitions each gets is the server's choice (0.8.0 splits
     // four as three and one); each must get some.
@@ -365,7 +347,7 @@ async fn shutdown_finishes_in_flight_batches_and_commits_their_offsets() {
         return;
     };
     setup.produce((0..5_000).map(reading)).await;
-    let pipeline = RunningPipeline::start(parse(&setup.pipeline("batch_size = 250", "", false)));
+    let pipeline = RunningPipeline::start(setup.pipeline().set("source.iggy.batch_size", 250).config());
     setup.wait_for_count(5_000).await;
     let counts = pipeline.stop().await.expect("shutdown is a clean stop (exit 0)");
     assert_eq!(counts.records, 5_000);
@@ -393,10 +375,9 @@ async fn text_payloads_without_transforms_are_stored_with_their_source_metadata(
         return;
     };
     setup.produce((0..10).map(|i| format!("line {i}").into_bytes())).await;
-    let config = setup.pipeline("format = \"text\"", "metadata_field = \"_iggy\"", false);
     let config =
-        config.replace(&format!("[[transforms]]\nname = \"enrich\"\nwasm = \"{}\"\n", guests::SENSOR_ENRICH), "");
-    let pipeline = RunningPipeline::start(parse(&config));
+        setup.without_transforms().set("source.iggy.format", "text").set("sink.mongodb.metadata_field", "_iggy");
+    let pipeline = RunningPipeline::start(config.config());
     setup.wait_for_count(10).await;
     pipeline.stop().await.unwrap();
 
@@ -415,11 +396,8 @@ async fn upserts_keep_the_latest_reading_per_sensor() {
     let Some(setup) = Setup::new("upserts_keep_the_latest_reading_per_sensor", 1).await else { return };
     // Twenty sensors, each reporting five times; seq grows with time.
     setup.produce((0..100).map(reading)).await;
-    let pipeline = RunningPipeline::start(parse(&setup.pipeline(
-        "batch_size = 7",
-        "write = \"upsert\"\nkey = [\"sensor_id\"]",
-        false,
-    )));
+    let upserts = setup.pipeline().set("source.iggy.batch_size", 7).set("sink.mongodb.write", "upsert");
+    let pipeline = RunningPipeline::start(upserts.set("sink.mongodb.key", vec!["sensor_id"]).config());
     let latest = |sensor: i64| 80 + sensor;
     wait::until("the last reading of every sensor", PATIENCE, || async {
         let documents = setup.documents("readings").await;
@@ -439,7 +417,7 @@ async fn a_new_group_starting_at_latest_skips_what_was_already_there() {
         return;
     };
     setup.produce((0..100).map(reading)).await;
-    let pipeline = RunningPipeline::start(parse(&setup.pipeline("start = \"latest\"", "", false)));
+    let pipeline = RunningPipeline::start(setup.pipeline().set("source.iggy.start", "latest").config());
     let iggy = setup.iggy.client().await;
     wait::until("the group to exist", PATIENCE, || async {
         ferry_tests::pipelines::group(&iggy, &setup.stream, &setup.topic, "ferry-tests")
@@ -458,13 +436,13 @@ async fn a_missing_topic_is_an_error_unless_the_pipeline_asks_to_create_it() {
     let Some(setup) = Setup::new("a_missing_topic_is_an_error_unless_the_pipeline_asks_to_create_it", 1).await else {
         return;
     };
-    let missing = setup.pipeline("", "", false).replace("topic = \"readings\"", "topic = \"not-there\"");
-    let outcome = RunningPipeline::start(parse(&missing)).task.await.unwrap();
+    let missing = setup.pipeline().set("source.iggy.topic", "not-there");
+    let outcome = RunningPipeline::start(missing.config()).task.await.unwrap();
     let error = ferry::error::error_chain(&outcome.unwrap_err());
     assert!(error.contains("not-there does not exist; create it, or set `create = { partitions = N }`"), "{error}");
 
-    let created = missing.replace("topic = \"not-there\"", "topic = \"not-there\"\ncreate = { partitions = 2 }");
-    let pipeline = RunningPipeline::start(parse(&created));
+    let created = missing.set("source.iggy.create.partitions", 2);
+    let pipeline = RunningPipeline::start(created.config());
     let iggy = setup.iggy.client().await;
     wait::until("the topic to be created", PATIENCE, || async {
         (ferry_tests::pipelines::partitions(&iggy, &setup.stream, "not-there").await.len() == 2).then_some(())
@@ -482,7 +460,7 @@ async fn a_topic_without_partitions_yet_is_waited_for_then_consumed() {
     let Some(setup) = Setup::new("a_topic_without_partitions_yet_is_waited_for_then_consumed", 0).await else {
         return;
     };
-    let pipeline = RunningPipeline::start(parse(&setup.pipeline("", "", false)));
+    let pipeline = RunningPipeline::start(setup.pipeline().config());
     logs::wait_for(&format!("the topic {}/{} has no partitions yet", setup.stream, setup.topic), PATIENCE).await;
     assert!(!pipeline.task.is_finished(), "the pipeline waits for the partitions");
 
@@ -502,7 +480,7 @@ async fn a_topic_without_partitions_yet_is_waited_for_then_consumed() {
 async fn documents_say_which_transform_version_made_them() {
     let Some(setup) = Setup::new("documents_say_which_transform_version_made_them", 1).await else { return };
     setup.produce((0..5).map(reading)).await;
-    let pipeline = RunningPipeline::start(parse(&setup.pipeline("", "metadata_field = \"_source\"", false)));
+    let pipeline = RunningPipeline::start(setup.pipeline().set("sink.mongodb.metadata_field", "_source").config());
     setup.wait_for_count(5).await;
     pipeline.stop().await.unwrap();
     use sha2::Digest;
@@ -514,8 +492,8 @@ async fn documents_say_which_transform_version_made_them() {
 }
 
 /// The probe guest: passes readings through, and hangs or traps on command.
-fn probe() -> String {
-    format!("[[transforms]]\nname = \"probe\"\nwasm = \"{}\"", guests::PROBE)
+fn probe(setup: &Setup) -> PipelineFile {
+    setup.without_transforms().transform("probe", guests::PROBE)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -528,7 +506,7 @@ async fn hanging_readings_from_the_first_offset_on_are_dead_lettered_and_the_res
     let hangs = |i: &i64| i % 100 == 0;
     let payloads = (0..3000).map(|i| if hangs(&i) { b"loop".to_vec() } else { reading(i as usize) });
     setup.produce(payloads).await;
-    let pipeline = RunningPipeline::start(parse(&setup.pipeline_with("", &probe(), "", true, "")));
+    let pipeline = RunningPipeline::start(setup.with_dead_letters(probe(&setup)).config());
     setup.wait_for_count(2970).await;
     let iggy = setup.iggy.client().await;
     let letters = wait::until("thirty dead letters", PATIENCE, || async {
@@ -554,8 +532,8 @@ async fn hanging_readings_from_the_first_offset_on_are_dead_lettered_and_the_res
 async fn broken_transform(test: &str, policy: &str) -> Option<(Setup, RunningPipeline)> {
     let setup = Setup::new(test, 1).await?;
     setup.produce((0..300).map(|_| b"trap".to_vec())).await;
-    let delivery = format!("on_broken_transform = \"{policy}\"");
-    let pipeline = RunningPipeline::start(parse(&setup.pipeline_with("", &probe(), "", true, &delivery)));
+    let file = setup.with_dead_letters(probe(&setup)).set("delivery.on_broken_transform", policy);
+    let pipeline = RunningPipeline::start(file.config());
     Some((setup, pipeline))
 }
 
@@ -611,13 +589,9 @@ async fn a_blackhole_sink_acknowledges_every_reading_and_the_group_commits_them(
     let test = "a_blackhole_sink_acknowledges_every_reading_and_the_group_commits_them";
     let Some(setup) = Setup::new(test, 2).await else { return };
     setup.produce((0..5000).map(reading)).await;
-    let transform = format!("[[transforms]]\nname = \"enrich\"\nwasm = \"{}\"", guests::SENSOR_ENRICH);
-    let text = setup.pipeline_with("", &transform, "", false, "");
     // The same pipeline, its MongoDB sink swapped for the blackhole.
-    let sink_start = text.find("[sink.mongodb]").unwrap();
-    let sink_end = text[sink_start..].find("\n\n").map_or(text.len(), |end| sink_start + end);
-    let text = format!("{}[sink.blackhole]\n{}", &text[..sink_start], &text[sink_end..]);
-    let pipeline = RunningPipeline::start(parse(&text));
+    let file = setup.pipeline().remove("sink.mongodb").set("sink.blackhole", toml::Table::new());
+    let pipeline = RunningPipeline::start(file.config());
     wait::until("every reading committed", PATIENCE, || async {
         let ferry::telemetry::Position::Iggy(partitions) = pipeline.telemetry.status().position else { return None };
         let committed: u64 =
@@ -651,7 +625,7 @@ async fn on_iggy_server_0_9_bad_records_go_to_the_dead_letter_topic_with_their_r
     let Some(setup) = setup_0_9(test, 1).await else { return };
     let bad_time = br#"{"sensor_id":"s9","temp":1,"ts":"yesterday","seq":101}"#.to_vec();
     setup.produce([b"not json".to_vec(), reading(0), bad_time.clone(), reading(1)]).await;
-    let pipeline = RunningPipeline::start(parse(&setup.pipeline("", "", true)));
+    let pipeline = RunningPipeline::start(setup.with_dead_letters(setup.pipeline()).config());
     setup.wait_for_count(2).await;
     let letters = wait::until("two dead letters", PATIENCE, || async {
         let letters = setup.iggy.read_topic(&setup.stream, "readings-dlq").await;
@@ -672,9 +646,9 @@ async fn on_iggy_server_0_9_bad_records_go_to_the_dead_letter_topic_with_their_r
 async fn on_iggy_server_0_9_members_killed_and_added_share_the_partitions_and_each_record_is_written_once() {
     let test = "on_iggy_server_0_9_members_killed_and_added_share_the_partitions_and_each_record_is_written_once";
     let Some(setup) = setup_0_9(test, 4).await else { return };
-    let config = setup.pipeline("batch_size = 50", "", false);
-    let first = RunningPipeline::start(parse(&config));
-    let second = RunningPipeline::start(parse(&config));
+    let config = setup.pipeline().set("source.iggy.batch_size", 50);
+    let first = RunningPipeline::start(config.config());
+    let second = RunningPipeline::start(config.config());
     setup.produce((0..6_000).map(reading)).await;
     setup.wait_for_count(500).await;
     // A member dies mid-run: the group moves its partitions to the other.
@@ -682,7 +656,7 @@ async fn on_iggy_server_0_9_members_killed_and_added_share_the_partitions_and_ea
     setup.produce((6_000..9_000).map(reading)).await;
     setup.wait_for_count(7_000).await;
     // A member joins mid-run: the group hands it some partitions.
-    let third = RunningPipeline::start(parse(&config));
+    let third = RunningPipeline::start(config.config());
     setup.produce((9_000..12_000).map(reading)).await;
     setup.wait_for_count(12_000).await;
     let (first, third) = (first.stop().await.unwrap(), third.stop().await.unwrap());
@@ -705,10 +679,8 @@ async fn on_iggy_server_0_9_a_pipeline_asked_to_creates_its_topic_though_the_ser
     let refused = sdk.create_topic(&Identifier::named(&setup.stream).unwrap(), "sdk-made", &options).await;
     assert!(matches!(refused, Err(IggyError::UnsupportedOptionKey(_))), "{refused:?}");
 
-    let config = setup
-        .pipeline("create = { partitions = 3 }", "", false)
-        .replace(&format!("topic = \"{}\"", setup.topic), "topic = \"made-by-ferry\"");
-    let pipeline = RunningPipeline::start(parse(&config));
+    let config = setup.pipeline().set("source.iggy.create.partitions", 3).set("source.iggy.topic", "made-by-ferry");
+    let pipeline = RunningPipeline::start(config.config());
     let session = setup.iggy.session().await;
     let topic = wait::until("the topic Ferry creates", PATIENCE, || async {
         session.topic(&setup.stream, "made-by-ferry").await.unwrap()
@@ -741,7 +713,7 @@ async fn on_iggy_server_0_9_a_restart_leaves_a_dead_member_holding_partitions_un
     let Some(mongo) = MongoServer::start(test).await else { return };
     let mut setup = Setup { iggy, mongo, stream, topic: "readings".to_owned(), database: unique("iot") };
     setup.produce((0..2_000).map(reading)).await;
-    let pipeline = RunningPipeline::start(parse(&setup.pipeline("", "", false)));
+    let pipeline = RunningPipeline::start(setup.pipeline().config());
     setup.wait_for_count(2_000).await;
     setup.iggy.restart().await;
 
@@ -775,7 +747,7 @@ async fn on_iggy_server_0_9_the_partitions_of_a_member_whose_connection_died_pas
     let other = setup.iggy.client_0_11().await;
     other.create_consumer_group(&ids[0], &ids[1], "ferry-tests").await.unwrap();
     other.join_consumer_group(&ids[0], &ids[1], &ids[2]).await.unwrap();
-    let pipeline = RunningPipeline::start(parse(&setup.pipeline("", "", false)));
+    let pipeline = RunningPipeline::start(setup.pipeline().config());
     let sdk = setup.iggy.client_0_11().await;
     wait::until("Ferry beside the other member, both holding partitions", PATIENCE, || async {
         let group = sdk.get_consumer_group(&ids[0], &ids[1], &ids[2]).await.unwrap()?;

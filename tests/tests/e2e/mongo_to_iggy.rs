@@ -9,7 +9,8 @@ use ferry::config::{PipelineConfig, Route};
 use ferry::error::error_chain;
 use ferry::iggy_link::Message;
 use ferry_tests::guests;
-use ferry_tests::pipelines::{RunningPipeline, header, parse, read_topic, unique};
+use ferry_tests::pipeline_file::PipelineFile;
+use ferry_tests::pipelines::{RunningPipeline, header, read_topic, unique};
 use ferry_tests::servers::{IggyServer, MongoServer};
 use ferry_tests::{logs, wait};
 use futures::TryStreamExt;
@@ -51,87 +52,50 @@ impl Setup {
         Some(Self { iggy, mongo, stream: unique("cdc"), database: unique("shop") })
     }
 
-    /// A change stream pipeline. `source` adds lines to `[source.mongodb]`;
-    /// `transforms` is inserted as is.
-    fn pipeline(&self, source: &str, transforms: &str) -> String {
-        format!(
-            r#"
-name = "readings-changes"
-[source.mongodb]
-uri = "{uri}"
-database = "{database}"
-batch_size = 100
-max_await = "100ms"
-{source}
-{transforms}
-[sink.iggy]
-address = "{address}"
-stream = "{stream}"
-topic = "changes"
-create = {{ partitions = 3 }}
-[dead_letter]
-stream = "{stream}"
-topic = "changes-dlq"
-[delivery]
-retry_initial = "50ms"
-retry_max = "1s"
-call_timeout = "5s"
-"#,
-            uri = self.mongo.uri(),
-            database = self.database,
-            address = self.iggy.address(),
-            stream = self.stream,
-        )
+    /// The change stream of the test's database to the `changes` topic,
+    /// dead letters beside it.
+    fn pipeline(&self) -> PipelineFile {
+        let (mongo, iggy) = (&self.mongo, &self.iggy);
+        PipelineFile::changes_to_iggy("readings-changes", mongo, Some(&self.database), iggy, &self.stream, "changes")
+            .set("sink.iggy.create.partitions", 3)
+            .dead_letter(&self.stream, "changes-dlq")
+            .test_pace()
+    }
+
+    /// The pipeline watching `collection`, from a second ago.
+    fn watching(&self, collection: &str) -> PipelineFile {
+        self.pipeline().set("source.mongodb.collection", collection).set("source.mongodb.start", from_now())
+    }
+
+    /// The pipeline copying `collection`, then streaming its changes.
+    fn copying(&self, collection: &str) -> PipelineFile {
+        self.pipeline().set("source.mongodb.collection", collection).set("source.mongodb.start", "copy-existing")
     }
 
     /// Starts the way out, then (once it has made the topic, which the way
     /// back needs) the way back.
-    async fn start_round_trip(&self, outbound: &str, inbound: &str) -> (RunningPipeline, RunningPipeline) {
-        let out = RunningPipeline::start(parse(outbound));
+    async fn start_round_trip(
+        &self,
+        outbound: &PipelineFile,
+        inbound: &PipelineFile,
+    ) -> (RunningPipeline, RunningPipeline) {
+        let out = RunningPipeline::start(outbound.config());
         let session = self.iggy.session().await;
         wait::until("the changes topic", PATIENCE, || async {
             let topic = session.topic(&self.stream, "changes").await.expect("the topic can be read");
             topic.is_some_and(|topic| !topic.partitions.is_empty()).then_some(())
         })
         .await;
-        (out, RunningPipeline::start(parse(inbound)))
+        (out, RunningPipeline::start(inbound.config()))
     }
 
     /// The way back: the changes topic through cdc-replicate into `b`.
-    fn replicate_into_b(&self) -> String {
-        format!(
-            r#"
-name = "changes-to-b"
-[source.iggy]
-address = "{address}"
-stream = "{stream}"
-topic = "changes"
-consumer_group = "replicate-b"
-poll_interval = "5ms"
-[[transforms]]
-name = "replicate"
-wasm = "{wasm}"
-[sink.mongodb]
-uri = "{uri}"
-database = "{database}"
-collection = "b"
-[delivery]
-retry_initial = "50ms"
-retry_max = "1s"
-call_timeout = "5s"
-"#,
-            address = self.iggy.address(),
-            stream = self.stream,
-            wasm = guests::CDC_REPLICATE,
-            uri = self.mongo.uri(),
-            database = self.database,
-        )
-    }
-
-    /// `start` for a stream that begins now, whenever the pipeline opens it.
-    fn from_now() -> String {
-        let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now() - Duration::from_secs(1));
-        format!("start = \"timestamp:{now}\"")
+    fn replicate_into_b(&self) -> PipelineFile {
+        let (iggy, mongo) = (&self.iggy, &self.mongo);
+        PipelineFile::iggy_to_mongo("changes-to-b", iggy, &self.stream, "changes", mongo, &self.database, "b")
+            .set("source.iggy.consumer_group", "replicate-b")
+            .test_pace()
+            .transform("replicate", guests::CDC_REPLICATE)
     }
 
     /// One of the repository's pipeline files, its servers these.
@@ -166,6 +130,12 @@ call_timeout = "5s"
         })
         .await
     }
+}
+
+/// `start` for a stream that begins now, whenever the pipeline opens it.
+fn from_now() -> String {
+    let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now() - Duration::from_secs(1));
+    format!("timestamp:{now}")
 }
 
 fn change(message: &Message) -> Change {
@@ -223,8 +193,9 @@ fn replay(changes: &[Change]) -> BTreeMap<String, Value> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_operation_type_arrives_with_its_headers() {
     let Some(setup) = Setup::new("every_operation_type_arrives_with_its_headers").await else { return };
-    let source = format!("collection = \"readings\"\nfull_document = \"update-lookup\"\n{}", Setup::from_now());
-    let pipeline = RunningPipeline::start(parse(&setup.pipeline(&source, "")));
+    let pipeline = RunningPipeline::start(
+        setup.watching("readings").set("source.mongodb.full_document", "update-lookup").config(),
+    );
     let readings = setup.collection("readings").await;
     readings.insert_one(doc! { "_id": 1, "temp": 20 }).await.unwrap();
     readings.update_one(doc! { "_id": 1 }, doc! { "$set": { "temp": 21 } }).await.unwrap();
@@ -254,8 +225,7 @@ async fn every_operation_type_arrives_with_its_headers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_update_lookup_updates_carry_only_their_delta() {
     let Some(setup) = Setup::new("without_update_lookup_updates_carry_only_their_delta").await else { return };
-    let source = format!("collection = \"readings\"\n{}", Setup::from_now());
-    let pipeline = RunningPipeline::start(parse(&setup.pipeline(&source, "")));
+    let pipeline = RunningPipeline::start(setup.watching("readings").config());
     let readings = setup.collection("readings").await;
     readings.insert_one(doc! { "_id": 1, "temp": 20 }).await.unwrap();
     readings.update_one(doc! { "_id": 1 }, doc! { "$set": { "temp": 21 } }).await.unwrap();
@@ -275,8 +245,9 @@ async fn a_database_watch_sees_every_collection_and_the_pipeline_filters() {
     let Some(setup) = Setup::new("a_database_watch_sees_every_collection_and_the_pipeline_filters").await else {
         return;
     };
-    let source = format!("pipeline = '[{{\"$match\": {{\"operationType\": \"insert\"}}}}]'\n{}", Setup::from_now());
-    let pipeline = RunningPipeline::start(parse(&setup.pipeline(&source, "")));
+    let inserts = setup.pipeline().set("source.mongodb.start", from_now());
+    let inserts = inserts.set("source.mongodb.pipeline", r#"[{"$match": {"operationType": "insert"}}]"#);
+    let pipeline = RunningPipeline::start(inserts.config());
     setup.collection("orders").await.insert_one(doc! { "_id": "o1" }).await.unwrap();
     setup.collection("orders").await.update_one(doc! { "_id": "o1" }, doc! { "$set": { "paid": true } }).await.unwrap();
     setup.collection("customers").await.insert_one(doc! { "_id": "c1" }).await.unwrap();
@@ -300,8 +271,8 @@ async fn copy_existing_with_writes_going_on_replays_to_exactly_the_final_collect
     let items = setup.collection("items").await;
     let existing: Vec<Document> = (0..10_000).map(|i| doc! { "_id": i, "v": 0 }).collect();
     items.insert_many(existing).await.unwrap();
-    let source = "collection = \"items\"\nfull_document = \"update-lookup\"\nstart = \"copy-existing\"";
-    let pipeline = RunningPipeline::start(parse(&setup.pipeline(source, "")));
+    let pipeline =
+        RunningPipeline::start(setup.copying("items").set("source.mongodb.full_document", "update-lookup").config());
     // Writes while the copy runs: updates, deletes and new documents.
     for i in 0..300 {
         items.update_one(doc! { "_id": i * 7 }, doc! { "$set": { "v": 1 } }).await.unwrap();
@@ -334,10 +305,9 @@ async fn on_iggy_server_0_9_killed_mid_stream_and_restarted_every_change_arrives
 /// mid-stream and started again: every change of every document arrives
 /// once, in order.
 async fn every_change_once_in_order_through_a_kill(setup: &Setup) {
-    let source = format!("collection = \"counters\"\nfull_document = \"update-lookup\"\n{}", Setup::from_now());
-    let config = setup.pipeline(&source, "");
+    let config = setup.watching("counters").set("source.mongodb.full_document", "update-lookup");
     let counters = setup.collection("counters").await;
-    let first = RunningPipeline::start(parse(&config));
+    let first = RunningPipeline::start(config.config());
     let writer = {
         let counters = counters.clone();
         tokio::spawn(async move {
@@ -355,7 +325,7 @@ async fn every_change_once_in_order_through_a_kill(setup: &Setup) {
     first.abort().await;
     let produced_before_the_crash = setup.changes().await.len();
     assert!(produced_before_the_crash < 1_000, "the crash came mid-stream ({produced_before_the_crash} produced)");
-    let second = RunningPipeline::start(parse(&config));
+    let second = RunningPipeline::start(config.config());
     writer.await.unwrap();
     let changes = setup.wait_for_marker("counters").await;
     second.stop().await.unwrap();
@@ -381,15 +351,14 @@ async fn killed_mid_copy_and_restarted_the_copy_continues() {
     let Some(setup) = Setup::new("killed_mid_copy_and_restarted_the_copy_continues").await else { return };
     let items = setup.collection("items").await;
     items.insert_many((0..5_000).map(|i| doc! { "_id": i })).await.unwrap();
-    let source = "collection = \"items\"\nstart = \"copy-existing\"";
-    let config = setup.pipeline(source, "");
-    let first = RunningPipeline::start(parse(&config));
+    let config = setup.copying("items");
+    let first = RunningPipeline::start(config.config());
     wait::until("part of the copy", PATIENCE, || async { (setup.changes().await.len() >= 500).then_some(()) }).await;
     first.abort().await;
     let copied_before = setup.changes().await.len();
     assert!(copied_before < 5_000, "killed mid-copy ({copied_before} copied)");
 
-    let second = RunningPipeline::start(parse(&config));
+    let second = RunningPipeline::start(config.config());
     items.insert_one(doc! { "_id": "marker" }).await.unwrap();
     let changes = setup.wait_for_marker("items").await;
     second.stop().await.unwrap();
@@ -418,8 +387,7 @@ async fn on_iggy_server_0_9_a_round_trip_replicates_a_collection_despite_crashes
 async fn round_trip_despite_crashes(setup: &Setup) {
     let source_a = setup.collection("a").await;
     source_a.insert_many((0..500).map(|i| doc! { "_id": i, "v": 0, "gone": false })).await.unwrap();
-    let outbound =
-        setup.pipeline("collection = \"a\"\nfull_document = \"update-lookup\"\nstart = \"copy-existing\"", "");
+    let outbound = setup.copying("a").set("source.mongodb.full_document", "update-lookup");
     let inbound = setup.replicate_into_b();
     let (out, into_b) = setup.start_round_trip(&outbound, &inbound).await;
 
@@ -442,8 +410,8 @@ async fn round_trip_despite_crashes(setup: &Setup) {
             into_b.task.abort();
         }
     }
-    let out = RunningPipeline::start(parse(&outbound));
-    let into_b = RunningPipeline::start(parse(&inbound));
+    let out = RunningPipeline::start(outbound.config());
+    let into_b = RunningPipeline::start(inbound.config());
     let expected = snapshot(&source_a).await;
     let target_b = setup.collection("b").await;
     wait::until("b to equal a", PATIENCE, || async { (snapshot(&target_b).await == expected).then_some(()) }).await;
@@ -465,15 +433,15 @@ async fn lost_history_fails_clearly_and_restart_from_now_goes_on() {
     };
     ferry_tests::pipelines::produce(&iggy, &setup.stream, &positions, [lost.to_json().into_bytes()]).await;
 
-    let failing = RunningPipeline::start(parse(&setup.pipeline("collection = \"readings\"", "")));
+    let failing = RunningPipeline::start(setup.pipeline().set("source.mongodb.collection", "readings").config());
     let outcome = tokio::time::timeout(PATIENCE, failing.task).await.expect("it stops by itself").unwrap();
     let error = error_chain(&outcome.unwrap_err());
     assert!(error.contains("cannot resume: MongoDB no longer has the history"), "{error}");
     assert!(error.contains("on_history_lost = \"copy-existing\""), "says how to recover: {error}");
 
-    let recovering = RunningPipeline::start(parse(
-        &setup.pipeline("collection = \"readings\"\non_history_lost = \"restart-from-now\"", ""),
-    ));
+    let recovering = setup.pipeline().set("source.mongodb.collection", "readings");
+    let recovering =
+        RunningPipeline::start(recovering.set("source.mongodb.on_history_lost", "restart-from-now").config());
     let readings = setup.collection("readings").await;
     // Written until one shows up: the stream starts "now", whenever that is.
     wait::until("a change after the restart", PATIENCE, || async {
@@ -487,11 +455,9 @@ async fn lost_history_fails_clearly_and_restart_from_now_goes_on() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_filtered_stream_keeps_its_position_fresh_without_producing() {
     let Some(setup) = Setup::new("a_filtered_stream_keeps_its_position_fresh_without_producing").await else { return };
-    let source = format!(
-        "collection = \"readings\"\npipeline = '[{{\"$match\": {{\"operationType\": \"delete\"}}}}]'\n{}",
-        Setup::from_now()
-    );
-    let pipeline = RunningPipeline::start(parse(&setup.pipeline(&source, "")));
+    let deletes =
+        setup.watching("readings").set("source.mongodb.pipeline", r#"[{"$match": {"operationType": "delete"}}]"#);
+    let pipeline = RunningPipeline::start(deletes.config());
     let readings = setup.collection("readings").await;
     let iggy = setup.iggy.client().await;
     let positions = ferry::resume::checkpoint_topic("changes");
@@ -513,8 +479,8 @@ async fn a_filtered_stream_keeps_its_position_fresh_without_producing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deployment_watch_sees_every_database() {
     let Some(setup) = Setup::new("a_deployment_watch_sees_every_database").await else { return };
-    let config = setup.pipeline(&Setup::from_now(), "").replace(&format!("database = \"{}\"\n", setup.database), "");
-    let pipeline = RunningPipeline::start(parse(&config));
+    let config = setup.pipeline().set("source.mongodb.start", from_now()).remove("source.mongodb.database");
+    let pipeline = RunningPipeline::start(config.config());
     let client = setup.mongo.client().await;
     let other = unique("other");
     client.database(&other).collection::<Document>("things").insert_one(doc! { "_id": 1 }).await.unwrap();
@@ -607,8 +573,7 @@ async fn a_topic_without_partitions_yet_is_waited_for_then_used() {
     let Some(setup) = Setup::new("a_topic_without_partitions_yet_is_waited_for_then_used").await else { return };
     let iggy = setup.iggy.client().await;
     setup.iggy.ensure_topic(&setup.stream, "changes", 0).await;
-    let source = format!("collection = \"readings\"\n{}", Setup::from_now());
-    let pipeline = RunningPipeline::start(parse(&setup.pipeline(&source, "")));
+    let pipeline = RunningPipeline::start(setup.watching("readings").config());
     let readings = setup.collection("readings").await;
     readings.insert_many((0..20).map(|i| doc! { "_id": i })).await.unwrap();
     logs::wait_for(&format!("the topic {}/changes has no partitions yet", setup.stream), PATIENCE).await;
@@ -632,9 +597,7 @@ async fn a_topic_without_partitions_yet_is_waited_for_then_used() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_say_which_transform_version_made_them() {
     let Some(setup) = Setup::new("messages_say_which_transform_version_made_them").await else { return };
-    let source = format!("collection = \"readings\"\n{}", Setup::from_now());
-    let transforms = format!("[[transforms]]\nname = \"identity\"\nwasm = \"{}\"", guests::IDENTITY);
-    let pipeline = RunningPipeline::start(parse(&setup.pipeline(&source, &transforms)));
+    let pipeline = RunningPipeline::start(setup.watching("readings").transform("identity", guests::IDENTITY).config());
     setup.collection("readings").await.insert_one(doc! { "_id": "marker" }).await.unwrap();
     setup.wait_for_marker("readings").await;
     pipeline.stop().await.unwrap();
@@ -720,7 +683,7 @@ async fn canonical(collection: &mongodb::Collection<Document>) -> BTreeMap<Strin
 /// collections as canonical Extended JSON.
 async fn round_trip_every_type(setup: &Setup, format: &str) -> (BTreeMap<String, String>, BTreeMap<String, String>) {
     let source_a = setup.collection("a").await;
-    let outbound = setup.pipeline(&format!("collection = \"a\"\nformat = \"{format}\"\n{}", Setup::from_now()), "");
+    let outbound = setup.watching("a").set("source.mongodb.format", format);
     let (out, into_b) = setup.start_round_trip(&outbound, &setup.replicate_into_b()).await;
     let documents = every_bson_type(&setup.mongo);
     for document in &documents {
@@ -782,26 +745,12 @@ async fn every_bson_type_written_as_extended_json_to_iggy_is_stored_as_itself() 
         json.to_string().into_bytes()
     });
     ferry_tests::pipelines::produce(&client, &setup.stream, "documents", payloads).await;
-    let pipeline = format!(
-        r#"
-name = "documents-to-c"
-[source.iggy]
-address = "{address}"
-stream = "{stream}"
-topic = "documents"
-consumer_group = "store-c"
-poll_interval = "5ms"
-[sink.mongodb]
-uri = "{uri}"
-database = "{database}"
-collection = "c"
-"#,
-        address = setup.iggy.address(),
-        stream = setup.stream,
-        uri = setup.mongo.uri(),
-        database = setup.database,
-    );
-    let running = RunningPipeline::start(parse(&pipeline));
+    let (iggy, mongo) = (&setup.iggy, &setup.mongo);
+    let pipeline =
+        PipelineFile::iggy_to_mongo("documents-to-c", iggy, &setup.stream, "documents", mongo, &setup.database, "c")
+            .set("source.iggy.consumer_group", "store-c")
+            .test_pace();
+    let running = RunningPipeline::start(pipeline.config());
     let target_c = setup.collection("c").await;
     let stored = wait::until("every document in c", PATIENCE, || async {
         let stored = canonical(&target_c).await;

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use ferry_tests::ferry::RunningFerry;
+use ferry_tests::pipeline_file::PipelineFile;
 use ferry_tests::pipelines::{produce, reading, unique};
 use ferry_tests::servers::{IggyServer, MongoServer};
 use ferry_tests::{guests, logs, wait};
@@ -35,42 +36,27 @@ impl Setup {
         Self { iggy, mongo, stream: unique("ops"), database: unique("ops"), files }
     }
 
-    /// Writes a sensors pipeline named `name` from `topic` to the database
-    /// `database(name)`, with `extra` lines appended, and returns its path.
-    fn sensors_file(&self, name: &str, topic: &str, transform: &str, extra: &str) -> PathBuf {
-        let text = format!(
-            r#"
-name = "{name}"
-[source.iggy]
-address = "{address}"
-stream = "{stream}"
-topic = "{topic}"
-create = {{ partitions = 2 }}
-consumer_group = "{name}"
-poll_interval = "5ms"
-batch_size = 100
-{transform}
-[sink.mongodb]
-uri = "{uri}"
-database = "{database}"
-collection = "readings"
-[dead_letter]
-stream = "{stream}"
-topic = "{topic}-dlq"
-[delivery]
-retry_initial = "50ms"
-retry_max = "1s"
-call_timeout = "15s"
-{extra}
-"#,
-            address = self.iggy.address(),
-            stream = self.stream,
-            uri = self.mongo.uri(),
-            database = self.database(name),
-        );
-        let path = self.files.path().join(format!("{name}.toml"));
-        std::fs::write(&path, text).unwrap();
-        path
+    /// A sensors pipeline named `name` from `topic` (made with two
+    /// partitions) to the database `database(name)`, with dead letters.
+    fn sensors(&self, name: &str, topic: &str) -> PipelineFile {
+        let (iggy, mongo) = (&self.iggy, &self.mongo);
+        let database = self.database(name);
+        PipelineFile::iggy_to_mongo(name, iggy, &self.stream, topic, mongo, &database, "readings")
+            .set("source.iggy.create.partitions", 2)
+            .set("source.iggy.batch_size", 100)
+            .dead_letter(&self.stream, &format!("{topic}-dlq"))
+            .test_pace()
+            .set("delivery.call_timeout", "15s")
+    }
+
+    /// The sensors pipeline through sensor-enrich.
+    fn enriched(&self, name: &str, topic: &str) -> PipelineFile {
+        self.sensors(name, topic).transform("enrich", guests::SENSOR_ENRICH)
+    }
+
+    /// Writes `file` into the folder Ferry watches; its path.
+    fn write(&self, file: &PipelineFile) -> PathBuf {
+        file.write(self.files.path())
     }
 
     async fn produce(&self, topic: &str, payloads: impl IntoIterator<Item = Vec<u8>>) {
@@ -93,11 +79,6 @@ call_timeout = "15s"
     }
 }
 
-/// The sensor-enrich transform, as a pipeline file lists it.
-fn enrich() -> String {
-    format!("[[transforms]]\nname = \"enrich\"\nwasm = \"{}\"", guests::SENSOR_ENRICH)
-}
-
 fn sha256_of(path: &str) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(std::fs::read(path).unwrap()))
@@ -108,7 +89,7 @@ async fn metrics_count_what_flowed_and_lag_reaches_zero_when_caught_up() {
     let Some(setup) = Setup::new("metrics_count_what_flowed_and_lag_reaches_zero_when_caught_up").await else {
         return;
     };
-    let file = setup.sensors_file("sensors", "readings", &enrich(), "");
+    let file = setup.write(&setup.enriched("sensors", "readings"));
     let ferry = RunningFerry::start(&[file], false).await;
     wait::until("the pipeline to be ready", PATIENCE, || async { (ferry.get("/ready").await.0 == 200).then_some(()) })
         .await;
@@ -202,7 +183,7 @@ async fn ready_is_503_while_mongodb_is_down_and_200_once_it_is_up() {
     let Some(iggy) = IggyServer::start(test).await else { return };
     let Some(mongo) = MongoServer::not_started(test).await else { return };
     let mut setup = Setup::with(iggy, mongo);
-    let file = setup.sensors_file("waiting", "readings", &enrich(), "");
+    let file = setup.write(&setup.enriched("waiting", "readings"));
     let ferry = RunningFerry::start(&[file], false).await;
     let (status, body) = ferry.get_json("/ready").await;
     assert_eq!(status, 503, "{body}");
@@ -233,11 +214,11 @@ async fn a_pipeline_whose_transform_rejects_its_configuration_stops_alone() {
     let Some(setup) = Setup::new("a_pipeline_whose_transform_rejects_its_configuration_stops_alone").await else {
         return;
     };
-    setup.sensors_file("first", "one", &enrich(), "");
-    setup.sensors_file("second", "two", &enrich(), "");
-    let broken =
-        format!("[[transforms]]\nname = \"redact\"\nwasm = \"{}\"\nconfig = {{ fields = [] }}", guests::PII_REDACT);
-    setup.sensors_file("third", "three", &broken, "");
+    setup.write(&setup.enriched("first", "one"));
+    setup.write(&setup.enriched("second", "two"));
+    // pii-redact refuses a configuration that names no field.
+    let no_fields = toml::Table::from_iter([("fields".to_owned(), toml::Value::Array(Vec::new()))]);
+    setup.write(&setup.sensors("third", "three").transform_with("redact", guests::PII_REDACT, no_fields));
     let ferry = RunningFerry::start(&[setup.files.path().to_owned()], false).await;
     setup.produce("one", (0..50).map(reading)).await;
     setup.produce("two", (0..70).map(reading)).await;
@@ -276,14 +257,8 @@ async fn credentials_appear_in_no_metric_status_or_log() {
     const IGGY_SECRET: &str = "s3cret-iggy-password";
     // A MongoDB URI with a password, and an Iggy password the server refuses.
     let uri = setup.mongo.uri().replacen("mongodb://", &format!("mongodb://ferry:{MONGO_SECRET}@"), 1);
-    let path = setup.sensors_file("mongo-creds", "creds", "", "");
-    let text = std::fs::read_to_string(&path).unwrap().replace(setup.mongo.uri(), &uri);
-    std::fs::write(&path, text).unwrap();
-    let path = setup.sensors_file("iggy-creds", "creds2", "", "");
-    let text = std::fs::read_to_string(&path)
-        .unwrap()
-        .replace("[source.iggy]\n", &format!("[source.iggy]\npassword = \"{IGGY_SECRET}\"\n"));
-    std::fs::write(&path, text).unwrap();
+    setup.write(&setup.sensors("mongo-creds", "creds").set("sink.mongodb.uri", uri));
+    setup.write(&setup.sensors("iggy-creds", "creds2").set("source.iggy.password", IGGY_SECRET));
 
     // Watching, so that Ferry stays up after both pipelines have stopped.
     setup.produce("creds", (0..5).map(reading)).await;
@@ -322,28 +297,14 @@ async fn oplog_headroom_is_the_resume_point_minus_the_oldest_oplog_entry() {
         return;
     };
     let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now() - Duration::from_secs(1));
-    let text = format!(
-        r#"
-name = "changes"
-[source.mongodb]
-uri = "{uri}"
-database = "{database}"
-collection = "readings"
-start = "timestamp:{now}"
-max_await = "100ms"
-[sink.iggy]
-address = "{address}"
-stream = "{stream}"
-topic = "changes"
-create = {{ partitions = 2 }}
-"#,
-        uri = setup.mongo.uri(),
-        database = setup.database,
-        address = setup.iggy.address(),
-        stream = setup.stream,
-    );
-    let path = setup.files.path().join("changes.toml");
-    std::fs::write(&path, text).unwrap();
+    let (mongo, iggy) = (&setup.mongo, &setup.iggy);
+    let changes =
+        PipelineFile::changes_to_iggy("changes", mongo, Some(&setup.database), iggy, &setup.stream, "changes")
+            .set("source.mongodb.collection", "readings")
+            .set("source.mongodb.start", format!("timestamp:{now}"))
+            .set("sink.iggy.create.partitions", 2)
+            .test_pace();
+    let path = setup.write(&changes);
     let ferry = RunningFerry::start(&[path], false).await;
     let client = setup.mongo.client().await;
     let readings = client.database(&setup.database).collection::<Document>("readings");
@@ -387,7 +348,7 @@ async fn inserts_mongodb_already_holds_count_as_replays_not_as_writes() {
         return;
     };
     setup.produce("readings", (0..200).map(reading)).await;
-    let once = setup.sensors_file("once", "readings", &enrich(), "");
+    let once = setup.write(&setup.enriched("once", "readings"));
     let ferry = RunningFerry::start(std::slice::from_ref(&once), false).await;
     wait::until("the readings", PATIENCE, || async { (setup.count("once").await == 200).then_some(()) }).await;
     let written = r#"ferry_mongodb_documents_total{pipeline="once",write="insert",collection="readings"}"#;
@@ -397,13 +358,7 @@ async fn inserts_mongodb_already_holds_count_as_replays_not_as_writes() {
 
     // The same readings again, through a new consumer group: every insert
     // finds its document (the same _id, from the same source position).
-    let text = std::fs::read_to_string(&once).unwrap().replace("\"once\"", "\"again\"");
-    let text = text.replace(
-        &format!("database = \"{}\"", setup.database("again")),
-        &format!("database = \"{}\"", setup.database("once")),
-    );
-    let again = setup.files.path().join("again.toml");
-    std::fs::write(&again, text).unwrap();
+    let again = setup.write(&setup.enriched("again", "readings").set("sink.mongodb.database", setup.database("once")));
     let ferry = RunningFerry::start(&[again], false).await;
     let replays = wait::until("the replays", PATIENCE, || async {
         ferry

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use ferry::iggy_link::{DetectError, Generation, detect};
 use ferry::pipeline::PipelineError;
-use ferry_tests::pipelines::{RunningPipeline, parse};
+use ferry_tests::pipeline_file::PipelineFile;
+use ferry_tests::pipelines::RunningPipeline;
 use ferry_tests::servers::IggyServer;
 use ferry_tests::wait;
 use tokio::io::AsyncWriteExt;
@@ -40,24 +41,19 @@ fn pipeline_from(address: &str) -> RunningPipeline {
 
 /// A pipeline reading from the Iggy server at `address`, with `protocol` set.
 fn pipeline_speaking(address: &str, protocol: &str) -> RunningPipeline {
-    RunningPipeline::start(parse(&format!(
-        r#"
-name = "elsewhere"
-[source.iggy]
-address = "{address}"
-protocol = "{protocol}"
-stream = "sensors"
-topic = "readings"
-consumer_group = "ferry"
-[sink.mongodb]
-uri = "mongodb://127.0.0.1:1"
-database = "iot"
-collection = "readings"
-[delivery]
-retry_initial = "50ms"
-retry_max = "1s"
-"#
-    )))
+    let file = PipelineFile::named("elsewhere")
+        .set("source.iggy.address", address)
+        .set("source.iggy.protocol", protocol)
+        .set("source.iggy.stream", "sensors")
+        .set("source.iggy.topic", "readings")
+        .set("source.iggy.consumer_group", "ferry")
+        // Nothing listens there: these tests end at the Iggy side.
+        .set("sink.mongodb.uri", "mongodb://127.0.0.1:1")
+        .set("sink.mongodb.database", "iot")
+        .set("sink.mongodb.collection", "readings")
+        .set("delivery.retry_initial", "50ms")
+        .set("delivery.retry_max", "1s");
+    RunningPipeline::start(file.config())
 }
 
 /// The error the pipeline stopped with by itself, as its chain reads.
