@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ferry_tests::ferry::RunningFerry;
+use ferry_tests::pipeline_file::PipelineFile;
 use ferry_tests::pipelines::{produce, reading, unique};
 use ferry_tests::servers::{IggyServer, MongoServer};
 use ferry_tests::{guests, wait};
@@ -15,9 +16,9 @@ use futures::TryStreamExt;
 use mongodb::bson::{Document, doc};
 use serde_json::Value;
 use sha2::Digest;
+use tokio_util::sync::CancellationToken;
 
 const PATIENCE: Duration = Duration::from_secs(120);
-const READINGS: usize = 100_000;
 
 struct Setup {
     iggy: IggyServer,
@@ -38,38 +39,14 @@ impl Setup {
 
     /// A pipeline `name` from topic `name` through `wasm` (a file name in
     /// the pipeline folder) into collection `name`.
-    fn pipeline(&self, name: &str, wasm: &str, batch_size: u32) -> String {
-        format!(
-            r#"
-name = "{name}"
-[source.iggy]
-address = "{address}"
-stream = "{stream}"
-topic = "{name}"
-create = {{ partitions = 1 }}
-consumer_group = "{name}"
-poll_interval = "5ms"
-batch_size = {batch_size}
-[[transforms]]
-name = "stamp"
-wasm = "{wasm}"
-[sink.mongodb]
-uri = "{uri}"
-database = "{database}"
-collection = "{name}"
-[dead_letter]
-stream = "{stream}"
-topic = "{name}-dlq"
-[delivery]
-retry_initial = "50ms"
-retry_max = "1s"
-call_timeout = "15s"
-"#,
-            address = self.iggy.address(),
-            stream = self.stream,
-            uri = self.mongo.uri(),
-            database = self.database,
-        )
+    fn pipeline(&self, name: &str, wasm: &str, batch_size: u32) -> PipelineFile {
+        PipelineFile::iggy_to_mongo(name, &self.iggy, &self.stream, name, &self.mongo, &self.database, name)
+            .set("source.iggy.create.partitions", 1)
+            .set("source.iggy.batch_size", batch_size)
+            .transform("stamp", wasm)
+            .dead_letter(&self.stream, &format!("{name}-dlq"))
+            .test_pace()
+            .set("delivery.call_timeout", "15s")
     }
 
     fn path(&self, file: &str) -> PathBuf {
@@ -119,7 +96,7 @@ async fn versions_by_seq(collection: &mongodb::Collection<Document>) -> BTreeMap
     by_seq
 }
 
-/// 100 000 readings flow through the `stamp` transform while its component
+/// Readings flow through the `stamp` transform while its component
 /// is replaced by five new versions and once by a broken file, with
 /// `--watch`. How the test tells which version wrote a reading: each
 /// version is the same component with another version number in its data,
@@ -136,16 +113,26 @@ async fn readings_flow_exactly_once_while_the_transform_is_replaced_five_times_a
     let wasm = setup.path("stamp.wasm");
     replace(&wasm, &guests::stamp_version(0));
     let file = setup.path("readings.toml");
-    std::fs::write(&file, setup.pipeline("readings", "stamp.wasm", 500)).unwrap();
+    std::fs::write(&file, setup.pipeline("readings", "stamp.wasm", 500).text()).unwrap();
     let ferry = RunningFerry::start(&[file], true).await;
 
-    // Readings keep coming, a thousand at a time, until all are sent.
+    // Readings keep coming, a thousand at a time, until the last version is
+    // live, and one thousand more for it to write: the test lasts as long as
+    // the swaps take, whatever the machine.
     let client = setup.iggy.client().await;
     setup.iggy.ensure_topic(&setup.stream, "readings", 1).await;
     let stream = setup.stream.clone();
+    let last_swapped = CancellationToken::new();
+    let producing_until = last_swapped.clone();
     let producer = tokio::spawn(async move {
-        for chunk in 0..READINGS / 1000 {
-            produce(&client, &stream, "readings", (chunk * 1000..(chunk + 1) * 1000).map(reading)).await;
+        let mut sent = 0;
+        loop {
+            let last = producing_until.is_cancelled();
+            produce(&client, &stream, "readings", (sent..sent + 1000).map(reading)).await;
+            sent += 1000;
+            if last {
+                return sent;
+            }
             tokio::time::sleep(Duration::from_millis(150)).await;
         }
     });
@@ -190,17 +177,18 @@ async fn readings_flow_exactly_once_while_the_transform_is_replaced_five_times_a
         .await;
         pauses.push((pause, swapped["reload"]["last_drain_seconds"].as_f64().unwrap()));
     }
-    producer.await.unwrap();
+    last_swapped.cancel();
+    let sent = producer.await.unwrap();
     let readings = setup.collection("readings").await;
     wait::until("every reading", PATIENCE, || async {
-        (readings.estimated_document_count().await.unwrap_or(0) >= READINGS as u64).then_some(())
+        (readings.estimated_document_count().await.unwrap_or(0) >= sent as u64).then_some(())
     })
     .await;
     let report = ferry.stop().await;
     assert!(report.all_stopped_cleanly(), "{report:?}");
 
     let by_seq = versions_by_seq(&readings).await;
-    assert_eq!(by_seq.len(), READINGS, "every reading arrived");
+    assert_eq!(by_seq.len(), sent, "every reading arrived");
     assert!(by_seq.values().all(|versions| versions.len() == 1), "no reading was written twice");
     let in_order: Vec<&str> = by_seq.values().map(|versions| versions[0].as_str()).collect();
     let mut runs: Vec<&str> = in_order.clone();
@@ -226,7 +214,7 @@ async fn a_reload_swaps_changed_pipelines_starts_new_ones_and_stops_removed_ones
     };
     replace(&setup.path("stamp.wasm"), &guests::stamp_version(1));
     for name in ["kept", "changed", "removed"] {
-        std::fs::write(setup.path(&format!("{name}.toml")), setup.pipeline(name, "stamp.wasm", 100)).unwrap();
+        setup.pipeline(name, "stamp.wasm", 100).write(setup.files.path());
     }
     let ferry = RunningFerry::start(&[setup.files.path().to_owned()], false).await;
     for name in ["kept", "changed", "removed"] {
@@ -237,8 +225,8 @@ async fn a_reload_swaps_changed_pipelines_starts_new_ones_and_stops_removed_ones
     }
     let kept_since = ferry.pipeline("kept").await["since"].clone();
 
-    std::fs::write(setup.path("changed.toml"), setup.pipeline("changed", "stamp.wasm", 7)).unwrap();
-    std::fs::write(setup.path("added.toml"), setup.pipeline("added", "stamp.wasm", 100)).unwrap();
+    setup.pipeline("changed", "stamp.wasm", 7).write(setup.files.path());
+    setup.pipeline("added", "stamp.wasm", 100).write(setup.files.path());
     std::fs::remove_file(setup.path("removed.toml")).unwrap();
     ferry.reload().await;
     wait::until("changed to be swapped and added to run", PATIENCE, || async {
