@@ -9,7 +9,6 @@ use std::time::Duration;
 use ferry::admin::AdminServer;
 use ferry::runner::{self, ReloadCause, RunOptions, RunReport};
 use ferry::telemetry::Telemetry;
-use ferry::wasm::{CompileCache, WasmRuntime};
 use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -23,7 +22,6 @@ pub struct RunningFerry {
     reloads: mpsc::Sender<ReloadCause>,
     task: JoinHandle<RunReport>,
     http: reqwest::Client,
-    _cache: tempfile::TempDir,
 }
 
 impl RunningFerry {
@@ -31,8 +29,7 @@ impl RunningFerry {
     /// [--watch] PATHS...` does, with progress lines off.
     pub async fn start(paths: &[PathBuf], watch: bool) -> Self {
         let files = runner::load_all(paths).unwrap_or_else(|error| panic!("the pipeline files are valid: {error}"));
-        let cache = tempfile::tempdir().expect("a temporary directory");
-        let runtime = Arc::new(WasmRuntime::new(Some(CompileCache::new(cache.path()))).expect("the engine starts"));
+        let runtime = Arc::new(crate::compile_cache::runtime());
         let telemetry = Telemetry::new();
         let admin = AdminServer::start("127.0.0.1:0".parse().unwrap(), telemetry.clone()).await.expect("admin binds");
         let address = admin.address();
@@ -44,7 +41,7 @@ impl RunningFerry {
             admin.stop().await;
             report
         });
-        Self { admin: address, telemetry, shutdown, reloads, task, http: reqwest::Client::new(), _cache: cache }
+        Self { admin: address, telemetry, shutdown, reloads, task, http: reqwest::Client::new() }
     }
 
     /// As SIGHUP does.

@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod cli;
+pub mod compile_cache;
 pub mod ferry;
 pub mod guests;
 pub mod logs;

@@ -39,8 +39,9 @@ pub struct RunningPipeline {
 }
 
 impl RunningPipeline {
+    /// Starts the pipeline with the tests' shared compile cache.
     pub fn start(config: PipelineConfig) -> Self {
-        Self::start_with(config, WasmRuntime::new(None).expect("the engine starts"))
+        Self::start_with(config, crate::compile_cache::runtime())
     }
 
     /// Starts the pipeline with compiled transforms from (or into) `cache`,

@@ -11,7 +11,7 @@ use bytesize::ByteSize;
 use ferry::cli::Verdict;
 use ferry::config::TransformConfig;
 use ferry::record::{Batch, RecordResult};
-use ferry::wasm::{TransformChain, WasmRuntime};
+use ferry::wasm::TransformChain;
 use ferry_tests::cli::ferry;
 use ferry_tests::guests;
 use ferry_tests::records::{batch, emitted, json};
@@ -38,7 +38,7 @@ fn the_javascript_example_passes_its_golden_file() {
 }
 
 fn chain(wasm: &Path) -> TransformChain {
-    let runtime = WasmRuntime::new(None).expect("the engine starts");
+    let runtime = ferry_tests::compile_cache::runtime();
     let mut chain = TransformChain::new(vec![runtime.load(&TransformConfig::new("enrich", wasm)).unwrap()]);
     chain.start().expect("the transform starts");
     chain
@@ -115,7 +115,7 @@ fn rust_python_and_javascript_enrich_every_reading_alike() {
 /// instances past `recycle_above`, or at the default threshold), asserting
 /// each is enriched; returns the transform's recycles.
 fn sustained(wasm: &Path, records: usize, recycle_above: Option<ByteSize>) -> u64 {
-    let runtime = WasmRuntime::new(None).expect("the engine starts");
+    let runtime = ferry_tests::compile_cache::runtime();
     let config = TransformConfig { recycle_memory_above: recycle_above, ..TransformConfig::new("enrich", wasm) };
     let mut chain = TransformChain::new(vec![runtime.load(&config).unwrap()]);
     chain.start().expect("the transform starts");

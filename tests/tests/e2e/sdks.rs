@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use ferry::config::TransformConfig;
 use ferry::record::{Encoding, Header, RecordResult, Write};
-use ferry::wasm::{TransformChain, TransformError, WasmRuntime};
+use ferry::wasm::{TransformChain, TransformError};
 use ferry_tests::records::{batch, emitted, json, text};
 use ferry_tests::{logs, toolchains};
 use serde_json::json;
@@ -20,7 +20,7 @@ fn probe(language: &str, test: &str) -> Option<PathBuf> {
 }
 
 fn load(wasm: &Path, config: serde_json::Value) -> Result<TransformChain, TransformError> {
-    let runtime = WasmRuntime::new(None).expect("the engine starts");
+    let runtime = ferry_tests::compile_cache::runtime();
     let mut transform_config = TransformConfig::new("probe", wasm);
     transform_config.memory_limit = bytesize::ByteSize::mib(256);
     transform_config.config = toml::Value::try_from(config).unwrap().as_table().unwrap().clone();

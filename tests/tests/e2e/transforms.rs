@@ -12,7 +12,7 @@ use ferry_tests::records::{batch, emitted, json, text};
 use serde_json::json;
 
 fn runtime() -> WasmRuntime {
-    WasmRuntime::new(None).expect("the engine starts")
+    ferry_tests::compile_cache::runtime()
 }
 
 fn chain(configs: &[TransformConfig]) -> TransformChain {
