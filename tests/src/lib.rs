@@ -1,6 +1,7 @@
 //! Shared helpers for Ferry's end-to-end tests: the guest components
 //! `build.rs` built, batch builders, real-server fixtures and waiting.
 
+pub mod bed;
 pub mod bench;
 pub mod cli;
 pub mod compile_cache;

@@ -4,38 +4,45 @@
 use std::time::Duration;
 
 use ferry::pipeline::PipelineError;
+use ferry_tests::bed::TestBed;
 use ferry_tests::guests;
 use ferry_tests::pipeline_file::PipelineFile;
 use ferry_tests::pipelines::{RunningPipeline, dead_letter_offset, header, reading, unique};
 use ferry_tests::servers::{IggyServer, MongoServer};
 use ferry_tests::{logs, wait};
-use futures::TryStreamExt;
 use iggy::prelude::{Identifier, PartitionClient};
 use mongodb::bson::{Bson, Document, doc};
 
 const PATIENCE: Duration = Duration::from_secs(90);
 
-/// Both servers, with a fresh stream, topic and database.
+/// The bed, with the topic the pipelines read.
 struct Setup {
-    iggy: IggyServer,
-    mongo: MongoServer,
-    stream: String,
+    bed: TestBed,
     topic: String,
-    database: String,
+}
+
+impl std::ops::Deref for Setup {
+    type Target = TestBed;
+    fn deref(&self) -> &TestBed {
+        &self.bed
+    }
+}
+
+impl std::ops::DerefMut for Setup {
+    fn deref_mut(&mut self) -> &mut TestBed {
+        &mut self.bed
+    }
 }
 
 impl Setup {
     async fn new(test: &str, partitions: u32) -> Option<Self> {
-        ferry_tests::init_logging();
-        Self::with_iggy(test, IggyServer::start(test).await?, partitions).await
+        Some(Self::on(TestBed::start(test, "sensors").await?, partitions).await)
     }
 
-    /// The setup around an Iggy server the test chose.
-    async fn with_iggy(test: &str, iggy: IggyServer, partitions: u32) -> Option<Self> {
-        let mongo = MongoServer::start(test).await?;
-        let (stream, topic, database) = (unique("sensors"), "readings".to_owned(), unique("iot"));
-        iggy.ensure_topic(&stream, &topic, partitions).await;
-        Some(Self { iggy, mongo, stream, topic, database })
+    /// The setup on `bed`, its `readings` topic made with `partitions`.
+    async fn on(bed: TestBed, partitions: u32) -> Self {
+        bed.iggy.ensure_topic(&bed.stream, "readings", partitions).await;
+        Self { bed, topic: "readings".to_owned() }
     }
 
     /// The sensors pipeline: the topic through sensor-enrich into `readings`.
@@ -65,19 +72,11 @@ impl Setup {
     }
 
     async fn produce(&self, payloads: impl IntoIterator<Item = Vec<u8>>) {
-        self.iggy.produce(&self.stream, &self.topic, payloads).await;
-    }
-
-    async fn documents(&self, collection: &str) -> Vec<Document> {
-        let client = self.mongo.client().await;
-        let cursor = client.database(&self.database).collection::<Document>(collection).find(doc! {}).await.unwrap();
-        cursor.try_collect().await.unwrap()
+        self.bed.produce(&self.topic, payloads).await;
     }
 
     async fn count(&self) -> u64 {
-        let client = self.mongo.client().await;
-        // A failed count (the server is down) just means "not yet".
-        client.database(&self.database).collection::<Document>("readings").count_documents(doc! {}).await.unwrap_or(0)
+        self.bed.count("readings", doc! {}).await
     }
 
     /// Waits until the collection holds `expected` documents.
@@ -270,8 +269,7 @@ async fn iggy_restarting_mid_run_is_survived() {
 /// between writing the last ten to the log and indexing them, and started
 /// again: 90..99 stay in the log, unindexed.
 async fn crashed_between_log_and_index(test: &str) -> Option<Setup> {
-    ferry_tests::init_logging();
-    let mut setup = Setup::with_iggy(test, IggyServer::start_durable(test).await?, 1).await?;
+    let mut setup = Setup::on(TestBed::around(test, IggyServer::start_durable(test).await?, "sensors").await?, 1).await;
     setup.produce((0..100).map(reading)).await;
     setup.iggy.crash_between_log_and_index(0, 10).await;
     Some(setup)
@@ -608,8 +606,7 @@ async fn a_blackhole_sink_acknowledges_every_reading_and_the_group_commits_them(
 // by a sync and fence stale members (see host/src/iggy_link/v0_9.rs).
 
 async fn setup_0_9(test: &str, partitions: u32) -> Option<Setup> {
-    ferry_tests::init_logging();
-    Setup::with_iggy(test, IggyServer::start_0_9(test).await?, partitions).await
+    Some(Setup::on(TestBed::around(test, IggyServer::start_0_9(test).await?, "sensors").await?, partitions).await)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -711,7 +708,9 @@ async fn on_iggy_server_0_9_a_restart_leaves_a_dead_member_holding_partitions_un
     let stream = unique("sensors");
     iggy.create_durable_topic(&stream, "readings", 2).await;
     let Some(mongo) = MongoServer::start(test).await else { return };
-    let mut setup = Setup { iggy, mongo, stream, topic: "readings".to_owned(), database: unique("iot") };
+    let mut bed = TestBed::with(iggy, mongo, "sensors");
+    bed.stream = stream;
+    let mut setup = Setup { bed, topic: "readings".to_owned() };
     setup.produce((0..2_000).map(reading)).await;
     let pipeline = RunningPipeline::start(setup.pipeline().config());
     setup.wait_for_count(2_000).await;

@@ -8,6 +8,7 @@ use std::time::Duration;
 use ferry::config::{PipelineConfig, Route};
 use ferry::error::error_chain;
 use ferry::iggy_link::Message;
+use ferry_tests::bed::TestBed;
 use ferry_tests::guests;
 use ferry_tests::pipeline_file::PipelineFile;
 use ferry_tests::pipelines::{RunningPipeline, header, read_topic, unique};
@@ -20,11 +21,16 @@ use serde_json::Value;
 
 const PATIENCE: Duration = Duration::from_secs(90);
 
+/// The bed, with what the change-stream tests do on it.
 struct Setup {
-    iggy: IggyServer,
-    mongo: MongoServer,
-    stream: String,
-    database: String,
+    bed: TestBed,
+}
+
+impl std::ops::Deref for Setup {
+    type Target = TestBed;
+    fn deref(&self) -> &TestBed {
+        &self.bed
+    }
 }
 
 /// One change as it arrived in the topic.
@@ -37,19 +43,12 @@ struct Change {
 
 impl Setup {
     async fn new(test: &str) -> Option<Self> {
-        ferry_tests::init_logging();
-        Self::with_iggy(test, IggyServer::start(test).await?).await
+        Some(Self { bed: TestBed::start(test, "cdc").await? })
     }
 
     /// The setup around an iggy-server 0.9.
     async fn new_0_9(test: &str) -> Option<Self> {
-        ferry_tests::init_logging();
-        Self::with_iggy(test, IggyServer::start_0_9(test).await?).await
-    }
-
-    async fn with_iggy(test: &str, iggy: IggyServer) -> Option<Self> {
-        let mongo = MongoServer::start(test).await?;
-        Some(Self { iggy, mongo, stream: unique("cdc"), database: unique("shop") })
+        Some(Self { bed: TestBed::around(test, IggyServer::start_0_9(test).await?, "cdc").await? })
     }
 
     /// The change stream of the test's database to the `changes` topic,
@@ -108,10 +107,6 @@ impl Setup {
             _ => None,
         };
         PipelineConfig::parse(&text, &path, &lookup).unwrap()
-    }
-
-    async fn collection(&self, name: &str) -> mongodb::Collection<Document> {
-        self.mongo.client().await.database(&self.database).collection(name)
     }
 
     async fn changes(&self) -> Vec<Change> {

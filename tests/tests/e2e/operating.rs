@@ -5,9 +5,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use ferry_tests::bed::TestBed;
 use ferry_tests::ferry::RunningFerry;
 use ferry_tests::pipeline_file::PipelineFile;
-use ferry_tests::pipelines::{produce, reading, unique};
+use ferry_tests::pipelines::reading;
 use ferry_tests::servers::{IggyServer, MongoServer};
 use ferry_tests::{guests, logs, wait};
 use mongodb::bson::{Document, doc};
@@ -15,25 +16,32 @@ use serde_json::Value;
 
 const PATIENCE: Duration = Duration::from_secs(90);
 
+/// The bed, with a folder for the pipeline files Ferry runs.
 struct Setup {
-    iggy: IggyServer,
-    mongo: MongoServer,
-    stream: String,
-    database: String,
+    bed: TestBed,
     files: tempfile::TempDir,
+}
+
+impl std::ops::Deref for Setup {
+    type Target = TestBed;
+    fn deref(&self) -> &TestBed {
+        &self.bed
+    }
+}
+
+impl std::ops::DerefMut for Setup {
+    fn deref_mut(&mut self) -> &mut TestBed {
+        &mut self.bed
+    }
 }
 
 impl Setup {
     async fn new(test: &str) -> Option<Self> {
-        ferry_tests::init_logging();
-        let iggy = IggyServer::start(test).await?;
-        let mongo = MongoServer::start(test).await?;
-        Some(Self::with(iggy, mongo))
+        Some(Self::on(TestBed::start(test, "ops").await?))
     }
 
-    fn with(iggy: IggyServer, mongo: MongoServer) -> Self {
-        let files = tempfile::tempdir().expect("a temporary directory");
-        Self { iggy, mongo, stream: unique("ops"), database: unique("ops"), files }
+    fn on(bed: TestBed) -> Self {
+        Self { bed, files: tempfile::tempdir().expect("a temporary directory") }
     }
 
     /// A sensors pipeline named `name` from `topic` (made with two
@@ -59,10 +67,10 @@ impl Setup {
         file.write(self.files.path())
     }
 
+    /// Sends `payloads` to `topic`, made with two partitions if missing.
     async fn produce(&self, topic: &str, payloads: impl IntoIterator<Item = Vec<u8>>) {
-        let client = self.iggy.client().await;
         self.iggy.ensure_topic(&self.stream, topic, 2).await;
-        produce(&client, &self.stream, topic, payloads).await;
+        self.bed.produce(topic, payloads).await;
     }
 
     /// The database pipeline `name` writes to (its transform may choose the
@@ -182,7 +190,7 @@ async fn ready_is_503_while_mongodb_is_down_and_200_once_it_is_up() {
     let test = "ready_is_503_while_mongodb_is_down_and_200_once_it_is_up";
     let Some(iggy) = IggyServer::start(test).await else { return };
     let Some(mongo) = MongoServer::not_started(test).await else { return };
-    let mut setup = Setup::with(iggy, mongo);
+    let mut setup = Setup::on(TestBed::with(iggy, mongo, "ops"));
     let file = setup.write(&setup.enriched("waiting", "readings"));
     let ferry = RunningFerry::start(&[file], false).await;
     let (status, body) = ferry.get_json("/ready").await;

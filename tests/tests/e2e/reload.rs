@@ -7,10 +7,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use ferry_tests::bed::TestBed;
 use ferry_tests::ferry::RunningFerry;
 use ferry_tests::pipeline_file::PipelineFile;
-use ferry_tests::pipelines::{produce, reading, unique};
-use ferry_tests::servers::{IggyServer, MongoServer};
+use ferry_tests::pipelines::{produce, reading};
 use ferry_tests::{guests, wait};
 use futures::TryStreamExt;
 use mongodb::bson::{Document, doc};
@@ -20,21 +20,23 @@ use tokio_util::sync::CancellationToken;
 
 const PATIENCE: Duration = Duration::from_secs(120);
 
+/// The bed, with the folder Ferry watches.
 struct Setup {
-    iggy: IggyServer,
-    mongo: MongoServer,
-    stream: String,
-    database: String,
+    bed: TestBed,
     files: tempfile::TempDir,
+}
+
+impl std::ops::Deref for Setup {
+    type Target = TestBed;
+    fn deref(&self) -> &TestBed {
+        &self.bed
+    }
 }
 
 impl Setup {
     async fn new(test: &str) -> Option<Self> {
-        ferry_tests::init_logging();
-        let iggy = IggyServer::start(test).await?;
-        let mongo = MongoServer::start(test).await?;
-        let files = tempfile::tempdir().expect("a temporary directory");
-        Some(Self { iggy, mongo, stream: unique("reload"), database: unique("reload"), files })
+        let bed = TestBed::start(test, "reload").await?;
+        Some(Self { bed, files: tempfile::tempdir().expect("a temporary directory") })
     }
 
     /// A pipeline `name` from topic `name` through `wasm` (a file name in
@@ -51,14 +53,6 @@ impl Setup {
 
     fn path(&self, file: &str) -> PathBuf {
         self.files.path().join(file)
-    }
-
-    async fn collection(&self, name: &str) -> mongodb::Collection<Document> {
-        self.mongo.client().await.database(&self.database).collection(name)
-    }
-
-    async fn count(&self, name: &str, filter: Document) -> u64 {
-        self.collection(name).await.count_documents(filter).await.unwrap_or(0)
     }
 }
 
