@@ -7,10 +7,10 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
+use ferry::iggy_link::Session;
 use ferry_tests::pipeline_file::PipelineFile;
-use ferry_tests::pipelines::{partitions, read_until_error, unique};
+use ferry_tests::pipelines::unique;
 use ferry_tests::servers::{IggyServer, MongoServer};
-use iggy::prelude::{Identifier, IggyClient, TopicClient};
 use mongodb::bson::{Document, doc};
 use serde_json::Value;
 
@@ -71,10 +71,9 @@ impl Run {
     }
 
     /// How many messages the topic holds.
-    async fn in_topic(&self, client: &IggyClient) -> u64 {
-        let (stream, topic) = (Identifier::named(&self.stream).unwrap(), Identifier::named("changes").unwrap());
-        match client.get_topic(&stream, &topic).await {
-            Ok(Some(topic)) => topic.messages_count,
+    async fn in_topic(&self, session: &Session) -> u64 {
+        match session.topic(&self.stream, "changes").await {
+            Ok(Some(topic)) => topic.partitions.iter().map(|partition| partition.messages).sum(),
             _ => 0,
         }
     }
@@ -83,11 +82,11 @@ impl Run {
         let started = Instant::now();
         let mut said = Instant::now();
         let (mut last_seen, mut grew) = (0, Instant::now());
-        // One client for the whole wait: logging in every 50 ms for a
+        // One session for the whole wait: logging in every 50 ms for a
         // quarter of an hour wore iggy-server down until logins timed out.
-        let client = iggy.client().await;
+        let session = iggy.session().await;
         loop {
-            let in_topic = self.in_topic(&client).await;
+            let in_topic = self.in_topic(&session).await;
             if in_topic >= target {
                 return;
             }
@@ -112,23 +111,23 @@ impl Run {
     /// Where the changes stopped: what the topic's statistics say, what
     /// reading it finds, what ferry says it read and wrote, its log's tail.
     async fn diagnosis(&self, iggy: &IggyServer, ferry: &FerryProcess) -> String {
-        let client = iggy.client().await;
-        let (stream, topic) = (Identifier::named(&self.stream).unwrap(), Identifier::named("changes").unwrap());
+        let session = iggy.session().await;
         let mut lines = Vec::new();
-        if let Ok(Some(details)) = client.get_topic(&stream, &topic).await {
+        if let Ok(Some(details)) = session.topic(&self.stream, "changes").await {
             for partition in &details.partitions {
-                let (read, error) = read_until_error(&client, &self.stream, "changes", partition.id).await;
+                let (read, error) = iggy.read_partition(&self.stream, "changes", partition.id).await;
                 lines.push(format!(
                     "partition {}: messages_count {}, current_offset {}, {} messages read, last offset {:?}{}",
                     partition.id,
-                    partition.messages_count,
+                    partition.messages,
                     partition.current_offset,
                     read.len(),
-                    read.last().map(|message| message.header.offset),
+                    read.last().map(|message| message.offset),
                     error.map(|error| format!(", then: {error}")).unwrap_or_default(),
                 ));
             }
         }
+        session.shutdown().await;
         let metrics = ferry.metrics().await;
         for series in ["ferry_records_read_total", "ferry_outputs_written_total", "ferry_batches_total"] {
             lines.push(format!("{series}: {:?}", ferry_tests::ferry::sample(&metrics, series)));
@@ -140,13 +139,15 @@ impl Run {
 
     /// Reads the whole topic: every document's versions in topic order.
     async fn verify(&self, iggy: &IggyServer) -> Tally {
-        let client = iggy.client().await;
+        let session = iggy.session().await;
+        let topic = session.topic(&self.stream, "changes").await.expect("the topic can be read");
+        session.shutdown().await;
         let mut versions: HashMap<String, Vec<i64>> = HashMap::with_capacity(self.documents);
         let mut tally = Tally::default();
-        for partition in partitions(&client, &self.stream, "changes").await {
-            let (messages, error) = read_until_error(&client, &self.stream, "changes", partition).await;
+        for partition in topic.map(|topic| topic.partitions).unwrap_or_default().iter().map(|partition| partition.id) {
+            let (messages, error) = iggy.read_partition(&self.stream, "changes", partition).await;
             if let Some(error) = error {
-                let from = messages.last().map_or(0, |message| message.header.offset + 1);
+                let from = messages.last().map_or(0, |message| message.offset + 1);
                 tally.unreadable.push(format!("partition {partition} from offset {from} ({error})"));
             }
             for message in messages {

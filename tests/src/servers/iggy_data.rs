@@ -4,7 +4,7 @@
 //! own link.
 
 use bytes::Bytes;
-use ferry::iggy_link::{Generation, Message, Polled, Reader, Start};
+use ferry::iggy_link::{Generation, Message, Polled, Reader, Session, Start};
 
 use super::IggyServer;
 
@@ -48,20 +48,45 @@ impl IggyServer {
         let partitions = session.topic(stream, topic).await.expect("the topic can be read");
         let mut messages = Vec::new();
         for partition in partitions.map(|topic| topic.partitions).unwrap_or_default() {
-            let mut next = 0;
-            loop {
-                let polled = session
-                    .poll(stream, topic, partition.id, Reader::Named(TEST_READER), Start::At(next), 1000)
-                    .await
-                    .expect("the topic can be read");
-                let Polled::Messages(batch) = polled else { panic!("the partition cannot be read: {polled:?}") };
-                let Some(last) = batch.last() else { break };
-                next = last.offset + 1;
-                messages.extend(batch);
+            let (read, unreadable) = read_partition(&session, stream, topic, partition.id).await;
+            if let Some(reason) = unreadable {
+                panic!("partition {} cannot be read: {reason}", partition.id);
             }
+            messages.extend(read);
         }
         session.shutdown().await;
         messages
+    }
+
+    /// The messages of a partition from the start up to its end, or up to
+    /// where the server cannot read it back (and why).
+    pub async fn read_partition(&self, stream: &str, topic: &str, partition: u32) -> (Vec<Message>, Option<String>) {
+        let session = self.session().await;
+        let read = read_partition(&session, stream, topic, partition).await;
+        session.shutdown().await;
+        read
+    }
+}
+
+async fn read_partition(
+    session: &Session,
+    stream: &str,
+    topic: &str,
+    partition: u32,
+) -> (Vec<Message>, Option<String>) {
+    let mut messages: Vec<Message> = Vec::new();
+    loop {
+        let next = messages.last().map_or(0, |message| message.offset + 1);
+        let polled = session
+            .poll(stream, topic, partition, Reader::Named(TEST_READER), Start::At(next), 1000)
+            .await
+            .expect("the topic can be read");
+        match polled {
+            Polled::Messages(batch) if batch.is_empty() => return (messages, None),
+            Polled::Messages(batch) => messages.extend(batch),
+            Polled::Unreadable(reason) => return (messages, Some(reason.to_string())),
+            Polled::NotOwned => panic!("a named reader owns no partition, yet the server said not owned"),
+        }
     }
 }
 
