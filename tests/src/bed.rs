@@ -63,3 +63,23 @@ impl TestBed {
         self.iggy.produce(&self.stream, topic, payloads).await;
     }
 }
+
+/// Lets an area's `Setup` (a struct with a `bed: TestBed` field) be used as
+/// its bed: `setup.iggy`, `setup.collection(..)`.
+#[macro_export]
+macro_rules! setup_on_bed {
+    ($setup:ty) => {
+        impl std::ops::Deref for $setup {
+            type Target = $crate::bed::TestBed;
+            fn deref(&self) -> &$crate::bed::TestBed {
+                &self.bed
+            }
+        }
+
+        impl std::ops::DerefMut for $setup {
+            fn deref_mut(&mut self) -> &mut $crate::bed::TestBed {
+                &mut self.bed
+            }
+        }
+    };
+}

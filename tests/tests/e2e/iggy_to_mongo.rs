@@ -21,18 +21,7 @@ struct Setup {
     topic: String,
 }
 
-impl std::ops::Deref for Setup {
-    type Target = TestBed;
-    fn deref(&self) -> &TestBed {
-        &self.bed
-    }
-}
-
-impl std::ops::DerefMut for Setup {
-    fn deref_mut(&mut self) -> &mut TestBed {
-        &mut self.bed
-    }
-}
+ferry_tests::setup_on_bed!(Setup);
 
 impl Setup {
     async fn new(test: &str, partitions: u32) -> Option<Self> {

@@ -26,12 +26,7 @@ struct Setup {
     bed: TestBed,
 }
 
-impl std::ops::Deref for Setup {
-    type Target = TestBed;
-    fn deref(&self) -> &TestBed {
-        &self.bed
-    }
-}
+ferry_tests::setup_on_bed!(Setup);
 
 /// One change as it arrived in the topic.
 #[derive(Debug, Clone)]

@@ -22,18 +22,7 @@ struct Setup {
     files: tempfile::TempDir,
 }
 
-impl std::ops::Deref for Setup {
-    type Target = TestBed;
-    fn deref(&self) -> &TestBed {
-        &self.bed
-    }
-}
-
-impl std::ops::DerefMut for Setup {
-    fn deref_mut(&mut self) -> &mut TestBed {
-        &mut self.bed
-    }
-}
+ferry_tests::setup_on_bed!(Setup);
 
 impl Setup {
     async fn new(test: &str) -> Option<Self> {

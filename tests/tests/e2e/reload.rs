@@ -26,12 +26,7 @@ struct Setup {
     files: tempfile::TempDir,
 }
 
-impl std::ops::Deref for Setup {
-    type Target = TestBed;
-    fn deref(&self) -> &TestBed {
-        &self.bed
-    }
-}
+ferry_tests::setup_on_bed!(Setup);
 
 impl Setup {
     async fn new(test: &str) -> Option<Self> {
