@@ -113,8 +113,9 @@ fn rust_python_and_javascript_enrich_every_reading_alike() {
 
 /// Runs `records` readings through `wasm` in batches of 1000 (recycling
 /// instances past `recycle_above`, or at the default threshold), asserting
-/// each is enriched; returns the transform's recycles.
-fn sustained(wasm: &Path, records: usize, recycle_above: Option<ByteSize>) -> u64 {
+/// each is enriched; returns the transform's recycles. Each reading carries a
+/// note of `padding` bytes and up to 63 more.
+fn sustained(wasm: &Path, records: usize, recycle_above: Option<ByteSize>, padding: usize) -> u64 {
     let runtime = ferry_tests::compile_cache::runtime();
     let config = TransformConfig { recycle_memory_above: recycle_above, ..TransformConfig::new("enrich", wasm) };
     let mut chain = TransformChain::new(vec![runtime.load(&config).unwrap()]);
@@ -124,7 +125,7 @@ fn sustained(wasm: &Path, records: usize, recycle_above: Option<ByteSize>) -> u6
             format!(
                 r#"{{"sensor_id":"s{i}","temp":{}.5,"ts":"2026-11-26T03:00:00Z","note":"{}"}}"#,
                 i % 40,
-                "x".repeat(i % 64)
+                "x".repeat(padding + i % 64)
             )
         })
         .collect();
@@ -136,16 +137,18 @@ fn sustained(wasm: &Path, records: usize, recycle_above: Option<ByteSize>) -> u6
     chain.transforms()[0].recycles()
 }
 
-/// componentize-py 0.25 never frees the bytes a transform returns (about
-/// 130 bytes a reading here). Recycling at 24 MiB makes the leak show within
-/// 300 000 readings (three recycles when measured); the default threshold
-/// (48 MiB) needs millions, which the ignored test below runs.
+/// componentize-py 0.25 never frees the bytes a transform returns. Readings
+/// padded with a kilobyte of note leak about 1.2 KB each, so recycling at
+/// 24 MiB shows within 40 000 readings (three recycles when measured). The
+/// default threshold (48 MiB) with plain readings (about 130 bytes each)
+/// needs millions, which the ignored test below runs.
 #[test]
 fn a_leaking_python_guest_keeps_running_through_recycled_instances() {
     let test = "a_leaking_python_guest_keeps_running_through_recycled_instances";
     let Some(wasm) = toolchains::python_sensor_enrich(test) else { return };
-    let recycles = sustained(&wasm, 300_000, Some(ByteSize::mib(24)));
+    let recycles = sustained(&wasm, 40_000, Some(ByteSize::mib(24)), 1024);
     assert!(recycles >= 2, "the guest's leak should have needed recycling, yet it was recycled {recycles} times");
+    println!("python: 40 000 padded readings, {recycles} recycles");
 }
 
 /// At 64 MiB componentize-py stopped after about 900 000 readings before
@@ -158,7 +161,7 @@ fn python_runs_two_million_readings_at_the_default_memory_limit() {
     else {
         return;
     };
-    let recycles = sustained(&wasm, 2_000_000, None);
+    let recycles = sustained(&wasm, 2_000_000, None, 0);
     assert!(recycles >= 2, "the guest's leak should have needed recycling, yet it was recycled {recycles} times");
     println!("python: 2 000 000 readings, {recycles} recycles");
 }
@@ -170,6 +173,6 @@ fn python_runs_two_million_readings_at_the_default_memory_limit() {
 fn javascript_runs_past_where_its_heap_stopped_it_at_the_default_memory_limit() {
     let test = "javascript_runs_past_where_its_heap_stopped_it_at_the_default_memory_limit";
     let Some(wasm) = toolchains::js_sensor_enrich(test) else { return };
-    let recycles = sustained(&wasm, 150_000, None);
+    let recycles = sustained(&wasm, 150_000, None, 0);
     assert!(recycles >= 1, "the heap should have needed recycling, yet it was recycled {recycles} times");
 }
