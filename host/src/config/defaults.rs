@@ -48,10 +48,14 @@ pub fn filter_key() -> Vec<String> {
     vec!["_id".to_owned()]
 }
 
-/// Batches between the source and the sink at once: one being written, one
-/// being transformed, one being polled. Bounds memory under backpressure.
-pub fn max_in_flight() -> usize {
-    2
+/// MongoDB write commands in flight per pipeline. One at a time caps a
+/// pipeline at a batch per round trip, which across regions (~100 ms) is
+/// ten batches a second whatever the cluster absorbs; four hide a round
+/// trip up to three times the server's own time per batch, and stay well
+/// inside the driver's default pool of ten connections (the source, the
+/// probes and other pipelines share the client's servers).
+pub fn max_concurrent_writes() -> usize {
+    4
 }
 
 /// How long a written batch's position may wait to be stored with later

@@ -5,14 +5,20 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::defaults;
+use super::parallelism::{MAX_TRANSFORM_INSTANCES, TransformInstances};
 use super::problems::Problems;
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeliveryConfig {
-    /// Batches polled and not yet written, at once.
-    #[serde(default = "defaults::max_in_flight")]
-    pub max_in_flight: usize,
+    /// Batches polled and not yet written, at once. Unset: one per
+    /// transform instance and one per write in flight (see [`Self::window`]).
+    #[serde(default)]
+    pub max_in_flight: Option<usize>,
+    /// Instances of the transform chain running side by side; their results
+    /// rejoin in source order.
+    #[serde(default)]
+    pub transform_instances: TransformInstances,
     /// How long written batches' positions may wait to be committed
     /// together; `0s` commits after every batch.
     #[serde(default = "defaults::commit_interval", with = "humantime_serde")]
@@ -66,7 +72,8 @@ impl OnBrokenTransform {
 impl Default for DeliveryConfig {
     fn default() -> Self {
         Self {
-            max_in_flight: defaults::max_in_flight(),
+            max_in_flight: None,
+            transform_instances: TransformInstances::default(),
             commit_interval: defaults::commit_interval(),
             retry_initial: defaults::retry_initial(),
             retry_max: defaults::retry_max(),
@@ -77,9 +84,20 @@ impl Default for DeliveryConfig {
 }
 
 impl DeliveryConfig {
+    /// Batches polled and not yet written, at most: `max_in_flight` if set,
+    /// otherwise enough to keep every transform instance and every write
+    /// lane busy (one each: the default of one instance and one write gives
+    /// the two of a single-threaded pipeline).
+    pub fn window(&self, instances: usize, writes: usize) -> usize {
+        self.max_in_flight.unwrap_or(instances + writes)
+    }
+
     pub(crate) fn validate(&self, problems: &mut Problems) {
-        if self.max_in_flight == 0 || self.max_in_flight > 64 {
+        if self.max_in_flight.is_some_and(|window| window == 0 || window > 64) {
             problems.add("delivery.max_in_flight", "must be between 1 and 64");
+        }
+        if self.transform_instances.is_too_many() {
+            problems.add("delivery.transform_instances", format!("must be at most {MAX_TRANSFORM_INSTANCES}"));
         }
         if self.retry_initial.is_zero() {
             problems.add("delivery.retry_initial", "must be above 0");

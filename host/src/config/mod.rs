@@ -7,6 +7,7 @@ mod dead_letter;
 mod defaults;
 mod delivery;
 mod iggy;
+mod parallelism;
 mod problems;
 mod route;
 mod sink;
@@ -27,6 +28,7 @@ pub use change_stream::{
 pub use dead_letter::DeadLetterConfig;
 pub use delivery::{DeliveryConfig, OnBrokenTransform};
 pub use iggy::{CreateTopic, IggyConnection, IggyProtocol, IggyTls};
+pub use parallelism::{MAX_TRANSFORM_INSTANCES, TransformInstances};
 pub use problems::{Problem, Problems};
 pub use route::Route;
 pub use sink::{IggySinkConfig, MongoSinkConfig, PartitionBy, SinkConfig, WriteMode, collection_name_problem};
@@ -329,7 +331,7 @@ retry_max = "2s"
         assert_eq!(sink.metadata_field.as_deref(), Some("_source"));
         let dead_letter = config.dead_letter.as_ref().unwrap();
         assert_eq!(dead_letter.connection(&config.iggy_connection()).address, "127.0.0.1:8090");
-        assert_eq!(config.delivery.max_in_flight, 3);
+        assert_eq!(config.delivery.max_in_flight, Some(3));
         assert_eq!(config.delivery.retry_initial, std::time::Duration::from_millis(100));
     }
 

@@ -6,6 +6,9 @@ use super::defaults;
 use super::iggy::{CreateTopic, IggyConnection, IggyProtocol, IggyTls, validate_name};
 use super::problems::Problems;
 
+/// The most MongoDB write commands one pipeline may have in flight.
+pub const MAX_CONCURRENT_WRITES: usize = 64;
+
 /// The one sink of a pipeline, named by its table: `[sink.mongodb]`,
 /// `[sink.iggy]`, `[sink.blackhole]` or `[sink.console]`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -109,6 +112,10 @@ pub struct MongoSinkConfig {
     /// id, timestamp) to each document under this field.
     #[serde(default)]
     pub metadata_field: Option<String>,
+    /// Write commands in flight at once. Batches that touch a common document
+    /// are still written one after the other (see `sink::footprint`).
+    #[serde(default = "defaults::max_concurrent_writes")]
+    pub max_concurrent_writes: usize,
 }
 
 /// The pipeline-wide write kind.
@@ -124,6 +131,10 @@ pub enum WriteMode {
 
 impl MongoSinkConfig {
     pub(crate) fn validate(&self, problems: &mut Problems) {
+        if self.max_concurrent_writes == 0 || self.max_concurrent_writes > MAX_CONCURRENT_WRITES {
+            problems
+                .add("sink.mongodb.max_concurrent_writes", format!("must be between 1 and {MAX_CONCURRENT_WRITES}"));
+        }
         if !(self.uri.starts_with("mongodb://") || self.uri.starts_with("mongodb+srv://")) {
             problems.add("sink.mongodb.uri", "must start with mongodb:// or mongodb+srv://");
         }

@@ -4,6 +4,7 @@
 //! Before any of it, both ends are reached (and the pipeline counts as
 //! running only once they are).
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use tokio::sync::mpsc;
@@ -11,7 +12,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::backoff::Backoff;
-use super::transform_stage::{self, Transformed};
+use super::resequence::Sequenced;
+use super::transform_stage;
 use super::unstored::Unstored;
 use super::writer::{Ack, PreparedFor, Writer};
 use super::{Counts, PipelineError, stage_panic};
@@ -27,7 +29,7 @@ use crate::wasm::TransformChain;
 /// The pipeline's core, independent of which servers are at either end.
 pub async fn drive<S, K, D>(
     mut source: S,
-    chain: TransformChain,
+    chains: Vec<TransformChain>,
     mut writer: Writer<K, D>,
     delivery: DeliveryConfig,
     shutdown: CancellationToken,
@@ -42,34 +44,18 @@ where
         source.close().await;
         return Ok(Counts::default());
     }
-    let window = delivery.max_in_flight;
-    let (to_transform, transform_input) = mpsc::channel::<Polled<S::Checkpoint>>(window);
-    let (to_writer, writer_input) = mpsc::channel::<Transformed<S::Checkpoint, PreparedFor<K>>>(window);
+    let lanes = writer.sink.more_lanes();
+    let window = delivery.window(chains.len(), lanes.len() + 1);
+    let (to_transform, transform_input) = mpsc::channel::<Sequenced<Polled<S::Checkpoint>>>(window);
+    let (to_writer, writer_input) = mpsc::channel(window + chains.len());
     let (ack_sender, mut acks) = mpsc::channel(window + 1);
     // Stops the writer's retries on shutdown or when the driver gives up.
     let stop = shutdown.child_token();
-    let preparer = writer.sink.preparer();
-    let transform_telemetry = telemetry.clone();
-    let (transform_delivery, transform_stop) = (delivery.clone(), stop.clone());
-    // The stages log within the pipeline's span, wherever they run.
-    let span = tracing::Span::current();
-    let transformer = tokio::task::spawn_blocking(move || {
-        span.in_scope(|| {
-            stage_panic::catch(|| {
-                transform_stage::run(
-                    chain,
-                    preparer,
-                    transform_input,
-                    to_writer,
-                    &transform_delivery,
-                    &transform_stop,
-                    &transform_telemetry,
-                )
-            })
-        })
-    });
-    let writing =
-        tokio::spawn(stage_panic::catch_async(writer.run(writer_input, ack_sender, stop.clone())).in_current_span());
+    let transformers =
+        start_transform_instances(chains, &writer.sink, transform_input, to_writer, &delivery, &stop, &telemetry);
+    let writing = tokio::spawn(
+        stage_panic::catch_async(writer.run(lanes, writer_input, ack_sender, stop.clone())).in_current_span(),
+    );
 
     let mut driver = Driver {
         source: &mut source,
@@ -77,6 +63,7 @@ where
         delivery: delivery.clone(),
         telemetry: telemetry.clone(),
         counts: Counts::default(),
+        polled: 0,
         in_flight: 0,
         unstored: Unstored::default(),
     };
@@ -90,15 +77,16 @@ where
     // pipeline's error, whatever the driver made of the closed channels.
     // (A join error is a cancelled task; it has nothing to report.)
     let written = writing.await.unwrap_or(Ok(()));
-    let transformed = transformer.await.unwrap_or(Ok(Ok(())));
+    // The instances report their errors and panics through the writer,
+    // which hands them to the driver: nothing more to learn from them here.
+    for transformer in transformers {
+        let _ = transformer.await;
+    }
     source.close().await;
-    let outcome = match (outcome, written, transformed) {
-        (Err(panic), _, _) => Err(PipelineError::StagePanicked { stage: "poll and commit", panic }),
-        (_, Err(panic), _) => Err(PipelineError::StagePanicked { stage: "write", panic }),
-        (_, _, Err(panic)) => Err(PipelineError::StagePanicked { stage: "transform", panic }),
-        // The transform stage's own error is why the others stopped.
-        (_, _, Ok(Err(error))) => Err(error),
-        (Ok(outcome), Ok(()), Ok(Ok(()))) => outcome,
+    let outcome = match (outcome, written) {
+        (Err(panic), _) => Err(PipelineError::StagePanicked { stage: "poll and commit", panic }),
+        (_, Err(panic)) => Err(PipelineError::StagePanicked { stage: "write", panic }),
+        (Ok(outcome), Ok(())) => outcome,
     };
     match outcome {
         Ok(()) => Ok(counts),
@@ -112,6 +100,42 @@ where
         }
         Err(error) => Err(error),
     }
+}
+
+/// Starts one thread per transform instance, all taking batches from
+/// `input`. An instance that stops (its chain's error, or a panic) says so
+/// through `output`, so the writer stops the pipeline at once.
+fn start_transform_instances<C: Send + 'static, K: Sink>(
+    chains: Vec<TransformChain>,
+    sink: &K,
+    input: mpsc::Receiver<Sequenced<Polled<C>>>,
+    output: transform_stage::Output<C, PreparedFor<K>>,
+    delivery: &DeliveryConfig,
+    stop: &CancellationToken,
+    telemetry: &PipelineTelemetry,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let input = Arc::new(transform_stage::SharedInput::new(input));
+    chains
+        .into_iter()
+        .map(|chain| {
+            let (input, output, preparer) = (input.clone(), output.clone(), sink.preparer());
+            let (delivery, stop, telemetry) = (delivery.clone(), stop.clone(), telemetry.clone());
+            // The stages log within the pipeline's span, wherever they run.
+            let span = tracing::Span::current();
+            tokio::task::spawn_blocking(move || {
+                let _span = span.enter();
+                let ran = stage_panic::catch(|| {
+                    transform_stage::run(chain, preparer, &input, &output, &delivery, &stop, &telemetry)
+                });
+                let error = match ran {
+                    Ok(Ok(())) => return,
+                    Ok(Err(error)) => error,
+                    Err(panic) => PipelineError::StagePanicked { stage: "transform", panic },
+                };
+                let _ = output.blocking_send(Err(error));
+            })
+        })
+        .collect()
 }
 
 /// Reaches both ends, retrying transient failures, so the pipeline counts
@@ -155,6 +179,8 @@ struct Driver<'s, S: Source> {
     delivery: DeliveryConfig,
     telemetry: PipelineTelemetry,
     counts: Counts,
+    /// Batches polled so far: the next one's number.
+    polled: u64,
     /// Batches polled and not yet written: the window bounds these.
     in_flight: usize,
     /// Batches written whose positions wait to be committed together.
@@ -171,7 +197,7 @@ impl<S: Source> Driver<'_, S> {
     /// written either way, so a restart replays only what was not.
     async fn run(
         &mut self,
-        to_transform: &mpsc::Sender<Polled<S::Checkpoint>>,
+        to_transform: &mpsc::Sender<Sequenced<Polled<S::Checkpoint>>>,
         acks: &mut mpsc::Receiver<Result<Ack<S::Checkpoint>, PipelineError>>,
         window: usize,
         shutdown: &CancellationToken,
@@ -183,7 +209,7 @@ impl<S: Source> Driver<'_, S> {
 
     async fn move_batches(
         &mut self,
-        to_transform: &mpsc::Sender<Polled<S::Checkpoint>>,
+        to_transform: &mpsc::Sender<Sequenced<Polled<S::Checkpoint>>>,
         acks: &mut mpsc::Receiver<Result<Ack<S::Checkpoint>, PipelineError>>,
         window: usize,
         shutdown: &CancellationToken,
@@ -205,7 +231,9 @@ impl<S: Source> Driver<'_, S> {
                         let records = polled.batch.records.len();
                         let bytes = polled.batch.records.iter().map(|record| record.payload.len() as u64).sum();
                         let elapsed = started.elapsed();
-                        to_transform.send(polled).await.map_err(|_| PipelineError::StageLost)?;
+                        let numbered = Sequenced { number: self.polled, item: polled };
+                        to_transform.send(numbered).await.map_err(|_| PipelineError::StageLost)?;
+                        self.polled += 1;
                         self.in_flight += 1;
                         BatchPolled { records, bytes, elapsed, in_flight: self.in_flight }.emit(&self.telemetry);
                         continue;

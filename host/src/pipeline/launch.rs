@@ -27,7 +27,8 @@ use crate::wasm::{TransformChain, TransformError, WasmRuntime};
 /// A pipeline whose transforms are loaded and configured: ready to run.
 pub struct LoadedPipeline {
     config: PipelineConfig,
-    chain: TransformChain,
+    /// One chain per transform instance, each started.
+    chains: Vec<TransformChain>,
     transforms: Vec<TransformInfo>,
 }
 
@@ -41,11 +42,16 @@ impl LoadedPipeline {
         telemetry: &PipelineTelemetry,
     ) -> Result<Self, PipelineError> {
         let transforms = config.transforms.clone();
+        // A chain with no transforms does no work worth sharing out.
+        let instances = match transforms.is_empty() {
+            true => 1,
+            false => config.delivery.transform_instances.resolve(),
+        };
         let telemetry = telemetry.clone();
         let span = pipeline_span(&config.name);
         // Configuring a transform runs guest code, which must not block an
         // async worker thread.
-        let chain = tokio::task::spawn_blocking(move || -> Result<TransformChain, TransformError> {
+        let chains = tokio::task::spawn_blocking(move || -> Result<Vec<TransformChain>, TransformError> {
             let _span = span.enter();
             let mut loaded = Vec::with_capacity(transforms.len());
             for transform in &transforms {
@@ -53,18 +59,23 @@ impl LoadedPipeline {
                 transform.observe(telemetry.transform(transform.name()));
                 loaded.push(transform);
             }
-            let mut chain = TransformChain::new(loaded);
-            chain.start()?;
-            Ok(chain)
+            let first = TransformChain::new(loaded);
+            let mut chains: Vec<TransformChain> =
+                (1..instances).map(|instance| first.another_instance(instance)).collect();
+            chains.insert(0, first);
+            // Every instance configured before any data flows, so a reload
+            // swaps in all of them or none.
+            chains.iter_mut().try_for_each(TransformChain::start)?;
+            Ok(chains)
         })
         .await
         .map_err(|_| PipelineError::StageLost)??;
-        let transforms = chain
+        let transforms = chains[0]
             .transforms()
             .iter()
             .map(|transform| TransformInfo { name: transform.name().to_owned(), sha256: transform.sha256().to_owned() })
             .collect();
-        Ok(Self { config, chain, transforms })
+        Ok(Self { config, chains, transforms })
     }
 
     /// The transforms loaded, with their content hashes.
@@ -89,9 +100,9 @@ impl LoadedPipeline {
     }
 
     async fn drive(self, telemetry: &PipelineTelemetry, shutdown: CancellationToken) -> Result<Counts, PipelineError> {
-        let Self { config, chain, .. } = self;
+        let Self { config, chains, .. } = self;
         // Every output says which transform versions made it.
-        let lineage = chain.lineage();
+        let lineage = chains[0].lineage();
         let dead_letters = match &config.dead_letter {
             Some(dead_letter) => {
                 let connection = dead_letter.connection(&config.iggy_connection());
@@ -109,26 +120,26 @@ impl LoadedPipeline {
                 tokio::spawn(watch_lag(source.clone(), telemetry.clone(), probes).in_current_span());
                 let source = IggySource::new(source, telemetry)?;
                 let sink = MongoSink::new(sink, telemetry, lineage).await?;
-                drive(source, chain, Writer::new(sink, dead_letters, &delivery, telemetry), delivery, shutdown).await
+                drive(source, chains, Writer::new(sink, dead_letters, &delivery, telemetry), delivery, shutdown).await
             }
             Route::IggyToBlackhole { source } => {
                 tokio::spawn(watch_lag(source.clone(), telemetry.clone(), probes).in_current_span());
                 let source = IggySource::new(source, telemetry)?;
                 let writer = Writer::new(BlackholeSink, dead_letters, &delivery, telemetry);
-                drive(source, chain, writer, delivery, shutdown).await
+                drive(source, chains, writer, delivery, shutdown).await
             }
             Route::IggyToConsole { source } => {
                 tokio::spawn(watch_lag(source.clone(), telemetry.clone(), probes).in_current_span());
                 let source = IggySource::new(source, telemetry)?;
                 let writer = Writer::new(ConsoleSink::stdout(), dead_letters, &delivery, telemetry);
-                drive(source, chain, writer, delivery, shutdown).await
+                drive(source, chains, writer, delivery, shutdown).await
             }
             Route::ChangesToIggy { source, sink } => {
                 let store = PositionStore::new(sink.connection(), &sink.stream, &sink.topic);
                 let source = MongoSource::new(source, &name, store, telemetry).await?;
                 tokio::spawn(watch_oplog(source.client(), telemetry.clone(), probes).in_current_span());
                 let sink = IggySink::new(sink, lineage, telemetry);
-                drive(source, chain, Writer::new(sink, dead_letters, &delivery, telemetry), delivery, shutdown).await
+                drive(source, chains, Writer::new(sink, dead_letters, &delivery, telemetry), delivery, shutdown).await
             }
         }
     }

@@ -1,12 +1,15 @@
 //! The pipeline: poll → transform → write → commit, with the stages
 //! overlapped and a bounded number of batches in flight.
 //!
-//! Three stages run at once: the driver polls the source and commits; the
-//! transform stage runs the WebAssembly chain on its own thread; the writer
-//! writes, dead-letters and acknowledges. A batch's position is committed
-//! only after the writer acknowledged it, in poll order, so a crash at any
-//! moment replays from the last commit and idempotent writes turn the
-//! replay into exactly-once results.
+//! Three stages run at once: the driver polls the source, numbers each
+//! batch and commits; the transform stage runs `transform_instances`
+//! instances of the WebAssembly chain, each on its own thread; the writer
+//! puts their results back in poll order (`resequence`), writes (several
+//! independent batches at once where the sink allows), dead-letters and
+//! acknowledges. A batch's position is committed only after the writer
+//! acknowledged it and every batch before it, so a crash at any moment
+//! replays from the last commit and idempotent writes turn the replay into
+//! exactly-once results.
 //!
 //! `launch` loads a pipeline's transforms and builds its ends; `driver`
 //! runs the stages. Every stage reports into the pipeline's telemetry
@@ -16,6 +19,7 @@ mod backoff;
 mod driver;
 mod health;
 mod launch;
+mod resequence;
 mod stage_panic;
 mod transform_stage;
 mod unstored;
@@ -101,5 +105,7 @@ impl Counts {
     }
 }
 
+#[cfg(test)]
+mod parallel_tests;
 #[cfg(test)]
 mod tests;

@@ -22,18 +22,18 @@ use crate::telemetry::{PipelineTelemetry, State};
 use crate::wasm::TransformChain;
 
 /// What happened, in order, across all stand-ins.
-type Journal = Arc<Mutex<Vec<String>>>;
+pub(super) type Journal = Arc<Mutex<Vec<String>>>;
 
-fn note(journal: &Journal, event: impl Into<String>) {
+pub(super) fn note(journal: &Journal, event: impl Into<String>) {
     journal.lock().unwrap().push(event.into());
 }
 
-fn events(journal: &Journal) -> Vec<String> {
+pub(super) fn events(journal: &Journal) -> Vec<String> {
     journal.lock().unwrap().clone()
 }
 
 /// Batches of single-line payloads; checkpoint = batch number.
-struct ScriptedSource {
+pub(super) struct ScriptedSource {
     batches: VecDeque<Batch>,
     polled: u64,
     /// Polling fails this many times first.
@@ -49,10 +49,10 @@ struct ScriptedSource {
     committed_any: bool,
     /// Notes "drained" the first time it has nothing to give.
     note_drained: bool,
-    journal: Journal,
+    pub(super) journal: Journal,
 }
 
-fn batch_of(payloads: &[&str]) -> Batch {
+pub(super) fn batch_of(payloads: &[&str]) -> Batch {
     let records = payloads
         .iter()
         .enumerate()
@@ -73,7 +73,7 @@ fn one_line_batch(payload: &str) -> Batch {
 }
 
 impl ScriptedSource {
-    fn new(payloads: &[&[&str]], journal: &Journal) -> Self {
+    pub(super) fn new(payloads: &[&[&str]], journal: &Journal) -> Self {
         let batches = payloads.iter().map(|batch| batch_of(batch)).collect();
         Self {
             batches,
@@ -92,7 +92,7 @@ impl ScriptedSource {
 /// The stand-in's checkpoint: a batch number, and whether it covers the
 /// numbers before it.
 #[derive(Debug, Clone, Copy)]
-struct Seq {
+pub(super) struct Seq {
     number: u64,
     coalesce: bool,
 }
@@ -249,7 +249,7 @@ impl DeadLetterSink for MemoryDeadLetters {
     }
 }
 
-fn delivery() -> DeliveryConfig {
+pub(super) fn delivery() -> DeliveryConfig {
     DeliveryConfig {
         retry_initial: Duration::from_millis(1),
         retry_max: Duration::from_millis(5),
@@ -302,7 +302,7 @@ async fn run_with(
     let shutdown = CancellationToken::new();
     let telemetry = PipelineTelemetry::detached("p");
     let writer = Writer::new(sink, dead_letters, &delivery, &telemetry);
-    let task = tokio::spawn(drive(source, TransformChain::new(Vec::new()), writer, delivery, shutdown.clone()));
+    let task = tokio::spawn(drive(source, vec![TransformChain::new(Vec::new())], writer, delivery, shutdown.clone()));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while !done(&events(&journal), &telemetry) && !task.is_finished() {
         assert!(tokio::time::Instant::now() < deadline, "stuck: {:?}", events(&journal));
@@ -312,7 +312,7 @@ async fn run_with(
     (task.await.unwrap(), events(&journal), telemetry)
 }
 
-fn committed(events: &[String], checkpoint: u64) -> bool {
+pub(super) fn committed(events: &[String], checkpoint: u64) -> bool {
     events.iter().any(|event| event == &format!("commit {checkpoint}"))
 }
 
@@ -340,7 +340,7 @@ async fn given_batches_acknowledged_together_then_only_the_last_is_committed_and
     // While the first commit is under way, the other three are written.
     (source.coalesce, source.first_commit_after) = (true, Some("write d"));
     let sink = ScriptedSink::new(&journal);
-    let delivery = DeliveryConfig { max_in_flight: 8, ..delivery() };
+    let delivery = DeliveryConfig { max_in_flight: Some(8), ..delivery() };
     let (outcome, events, _) = run_with(source, sink, None, delivery, |events, _| committed(events, 4)).await;
     assert_eq!(outcome.unwrap().batches, 4);
     let commits: Vec<&String> = events.iter().filter(|event| event.starts_with("commit")).collect();
@@ -357,7 +357,7 @@ async fn given_a_long_commit_interval_then_positions_wait_for_the_source_to_go_i
     (source.coalesce, source.note_drained) = (true, true);
     let delivery = DeliveryConfig { commit_interval: Duration::from_secs(3600), ..delivery() };
     let sink = ScriptedSink::new(&journal);
-    let window = delivery.max_in_flight;
+    let window = delivery.window(1, 1);
     let (outcome, events, _) = run_with(source, sink, None, delivery, |events, _| committed(events, 50)).await;
     assert_eq!(outcome.unwrap().batches, 50, "every batch counted");
     let drained = events.iter().position(|event| event == "drained").expect("the source went idle");

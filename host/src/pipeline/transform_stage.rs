@@ -1,5 +1,9 @@
-//! The transform stage, on a thread of its own: WebAssembly calls are
-//! CPU-bound and synchronous, so they stay off the async workers.
+//! The transform stage: one or more instances of the chain, each on a
+//! thread of its own (WebAssembly calls are CPU-bound and synchronous, so
+//! they stay off the async workers). Each instance takes the next batch
+//! polled, whichever is free; the writer puts their results back in poll
+//! order. Every instance keeps its own deadlines, memory, recycling and
+//! health: one instance's trouble is judged on the batches it ran.
 //!
 //! A batch the chain cannot process as a whole (a trap, a timeout, a
 //! rejected batch) is retried one record at a time, each with its
@@ -8,6 +12,7 @@
 //! on most records is not ground through record by record: the pipeline's
 //! `on_broken_transform` policy decides (see [`super::health`]).
 
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
@@ -15,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::PipelineError;
 use super::health::{Broken, TransformHealth};
+use super::resequence::Sequenced;
 use crate::config::{DeliveryConfig, OnBrokenTransform};
 use crate::error::error_chain;
 use crate::record::Batch;
@@ -33,20 +39,30 @@ pub struct Transformed<C, P> {
     pub checkpoint: C,
 }
 
-/// Transforms (and prepares for the sink) batches until the input closes,
-/// the output is dropped or `stop` is cancelled.
+/// Polled batches, numbered, shared by the instances: whichever is free
+/// takes the next.
+pub type SharedInput<C> = Mutex<mpsc::Receiver<Sequenced<Polled<C>>>>;
+
+/// Transformed batches, numbered, or the error that stopped an instance.
+pub type Output<C, P> = mpsc::Sender<Result<Sequenced<Transformed<C, P>>, PipelineError>>;
+
+/// One instance: transforms (and prepares for the sink) batches until the
+/// input closes, the output is dropped or `stop` is cancelled.
 pub fn run<C, P: Prepare>(
     mut chain: TransformChain,
     preparer: P,
-    mut input: mpsc::Receiver<Polled<C>>,
-    output: mpsc::Sender<Transformed<C, P::Prepared>>,
+    input: &SharedInput<C>,
+    output: &Output<C, P::Prepared>,
     delivery: &DeliveryConfig,
     stop: &CancellationToken,
     telemetry: &PipelineTelemetry,
 ) -> Result<(), PipelineError> {
     let mut health = TransformHealth::default();
     let mut reported: Option<Broken> = None;
-    while let Some(polled) = input.blocking_recv() {
+    // The lock is held while waiting, so instances queue for the next batch
+    // in turn; it guards no state, so a poisoned one is as good.
+    let next = || input.lock().unwrap_or_else(PoisonError::into_inner).blocking_recv();
+    while let Some(Sequenced { number, item: polled }) = next() {
         let started = Instant::now();
         let mut pause = delivery.retry_initial;
         let results = loop {
@@ -98,7 +114,7 @@ pub fn run<C, P: Prepare>(
         let prepared = preparer.prepare(&polled.batch, &results);
         BatchTransformed { elapsed: started.elapsed() }.emit(telemetry);
         let transformed = Transformed { batch: polled.batch, results, prepared, checkpoint: polled.checkpoint };
-        if output.blocking_send(transformed).is_err() {
+        if output.blocking_send(Ok(Sequenced { number, item: transformed })).is_err() {
             return Ok(());
         }
     }

@@ -2,13 +2,25 @@
 //! destination, then an acknowledgement so the driver may commit. Transient
 //! failures are retried here, holding the batch; nothing is acknowledged
 //! before it is durably written.
+//!
+//! Batches arrive numbered from the transform instances and are taken in
+//! poll order. A sink with several lanes (MongoDB's `max_concurrent_writes`)
+//! writes a batch while earlier ones are still in flight when neither can
+//! change what the other writes (see [`Overlap`]); otherwise it waits for
+//! them. Either way batches are finished (dead letters sent, acknowledged)
+//! in poll order, so the driver commits only a prefix that is fully written.
 
+use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Instant;
 
+use futures::StreamExt;
+use futures::stream::FuturesOrdered;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::backoff::Backoff;
+use super::resequence::{Resequencer, Sequenced};
 use super::transform_stage::Transformed;
 use super::{Counts, PipelineError};
 use crate::config::DeliveryConfig;
@@ -16,12 +28,19 @@ use crate::error::{ServiceError, with_timeout};
 use crate::record::DeadLetter;
 use crate::record::{RecordResult, describe_position};
 use crate::sink::dead_letter::DeadLetterSink;
-use crate::sink::{Prepare, Sink};
+use crate::sink::{Overlap, Prepare, Rejection, Sink};
 use crate::telemetry::events::BatchWritten;
 use crate::telemetry::{PipelineTelemetry, Stage};
 
 /// What a sink's preparer makes of a batch.
 pub type PreparedFor<K> = <<K as Sink>::Prepare as Prepare>::Prepared;
+
+/// A transformed batch for sink `K`, checkpoint `C`.
+type TransformedFor<C, K> = Transformed<C, PreparedFor<K>>;
+
+/// What the transform instances hand the writer: a numbered batch, or the
+/// error that stopped one of them (which stops the pipeline at once).
+pub type FromTransform<C, K> = Result<Sequenced<TransformedFor<C, K>>, PipelineError>;
 
 /// A batch written; its checkpoint may be committed.
 pub struct Ack<C> {
@@ -38,44 +57,130 @@ pub struct Writer<K, D> {
     pub telemetry: PipelineTelemetry,
 }
 
-impl<K: Sink, D: DeadLetterSink> Writer<K, D> {
+/// A batch whose sink write finished: the lane it used, and the outcome.
+struct Landed<C, K: Sink> {
+    lane: K,
+    transformed: Arc<TransformedFor<C, K>>,
+    written: Result<Vec<Rejection>, PipelineError>,
+    started: Instant,
+}
+
+impl<K: Sink + 'static, D: DeadLetterSink> Writer<K, D> {
     pub fn new(sink: K, dead_letters: Option<D>, delivery: &DeliveryConfig, telemetry: &PipelineTelemetry) -> Self {
         Self { sink, dead_letters, delivery: delivery.clone(), telemetry: telemetry.clone() }
     }
 
-    /// Writes batches in order until the input closes, a batch fails for
-    /// good (reported through `acks`), or `stop` fires mid-retry.
-    pub async fn run<C>(
-        mut self,
-        mut input: mpsc::Receiver<Transformed<C, PreparedFor<K>>>,
+    /// Writes batches until the input closes, a batch fails for good
+    /// (reported through `acks`), or `stop` fires mid-retry. `lanes` are the
+    /// sink's extra handles (connected), for writing beside `self.sink`.
+    pub async fn run<C: Clone + Send + Sync + 'static>(
+        self,
+        lanes: Vec<K>,
+        mut input: mpsc::Receiver<FromTransform<C, K>>,
         acks: mpsc::Sender<Result<Ack<C>, PipelineError>>,
         stop: CancellationToken,
     ) {
-        while let Some(transformed) = input.recv().await {
-            let written = self.write(&transformed, &stop).await;
-            let stopped = written.is_err();
-            let ack = written.map(|counts| Ack { checkpoint: transformed.checkpoint, counts });
-            if matches!(ack, Err(PipelineError::Interrupted)) || acks.send(ack).await.is_err() || stopped {
+        let Self { sink, dead_letters, delivery, telemetry } = self;
+        let mut letters = Letters { dead_letters, delivery: delivery.clone(), telemetry: telemetry.clone() };
+        let mut idle: Vec<K> = lanes;
+        idle.push(sink);
+        let mut arrived = Resequencer::default();
+        // The next batch in poll order, waiting for a lane or for an earlier
+        // batch it depends on.
+        let mut held: Option<TransformedFor<C, K>> = None;
+        // Batches being written, oldest first: the futures, and what they
+        // write (to tell whether the next batch depends on them).
+        let mut in_flight = FuturesOrdered::new();
+        let mut writing: VecDeque<Arc<TransformedFor<C, K>>> = VecDeque::new();
+        let mut input_open = true;
+        loop {
+            if held.is_none() {
+                held = arrived.pop();
+            }
+            if let Some(next) = held.take_if(|next| {
+                !idle.is_empty() && !writing.iter().any(|earlier| next.prepared.depends_on(&earlier.prepared))
+            }) {
+                let lane = idle.pop().expect("checked above");
+                let next = Arc::new(next);
+                writing.push_back(next.clone());
+                in_flight.push_back(write_on(lane, next, delivery.clone(), telemetry.clone(), stop.clone()));
+                continue;
+            }
+            if !input_open && held.is_none() && in_flight.is_empty() {
                 return;
+            }
+            tokio::select! {
+                received = input.recv(), if input_open => match received {
+                    Some(Ok(sequenced)) => arrived.push(sequenced),
+                    // A transform instance stopped the pipeline: report it
+                    // now; what is in flight is not acknowledged.
+                    Some(Err(error)) => {
+                        let _ = acks.send(Err(error)).await;
+                        return;
+                    }
+                    None => input_open = false,
+                },
+                Some(landed) = in_flight.next(), if !in_flight.is_empty() => {
+                    let Landed { lane, transformed, written, started } = landed;
+                    writing.pop_front();
+                    idle.push(lane);
+                    let finished = match written {
+                        Ok(rejections) => letters.finish(&transformed, rejections, started, &stop).await,
+                        Err(error) => Err(error),
+                    };
+                    let stopped = finished.is_err();
+                    let ack = finished.map(|counts| Ack { checkpoint: transformed.checkpoint.clone(), counts });
+                    if matches!(ack, Err(PipelineError::Interrupted)) || acks.send(ack).await.is_err() || stopped {
+                        return;
+                    }
+                }
             }
         }
     }
+}
 
-    async fn write<C>(
+/// Writes one batch's outputs on `lane`, retrying transient failures.
+async fn write_on<C, K: Sink>(
+    mut lane: K,
+    transformed: Arc<TransformedFor<C, K>>,
+    delivery: DeliveryConfig,
+    telemetry: PipelineTelemetry,
+    stop: CancellationToken,
+) -> Landed<C, K> {
+    let started = Instant::now();
+    let mut backoff = Backoff::new(&delivery, &telemetry);
+    let written = loop {
+        let Transformed { batch, results, prepared, .. } = &*transformed;
+        let write = lane.write(batch, results, prepared);
+        match with_timeout(delivery.call_timeout, "writing to the sink", write).await {
+            Ok(rejections) => break Ok(rejections),
+            Err(error) => {
+                if let Err(error) = retry_or_fail(Stage::Write, error, &mut backoff, &stop).await {
+                    break Err(error);
+                }
+            }
+        }
+    };
+    Landed { lane, transformed, written, started }
+}
+
+/// Where written batches' failed records go, in poll order.
+struct Letters<D> {
+    dead_letters: Option<D>,
+    delivery: DeliveryConfig,
+    telemetry: PipelineTelemetry,
+}
+
+impl<D: DeadLetterSink> Letters<D> {
+    /// Sends a written batch's dead letters and counts what it did.
+    async fn finish<C, P>(
         &mut self,
-        transformed: &Transformed<C, PreparedFor<K>>,
+        transformed: &Transformed<C, P>,
+        rejections: Vec<Rejection>,
+        started: Instant,
         stop: &CancellationToken,
     ) -> Result<Counts, PipelineError> {
-        let Transformed { batch, results, prepared, .. } = transformed;
-        let started = Instant::now();
-        let mut backoff = Backoff::new(&self.delivery, &self.telemetry);
-        let rejections = loop {
-            let limit = self.delivery.call_timeout;
-            match with_timeout(limit, "writing to the sink", self.sink.write(batch, results, prepared)).await {
-                Ok(rejections) => break rejections,
-                Err(error) => retry_or_fail(Stage::Write, error, &mut backoff, stop).await?,
-            }
-        };
+        let Transformed { batch, results, .. } = transformed;
         let mut letters: Vec<DeadLetter> = results
             .iter()
             .enumerate()
@@ -107,7 +212,7 @@ impl<K: Sink, D: DeadLetterSink> Writer<K, D> {
                 reason: first.reason.clone(),
             });
         };
-        backoff.reset();
+        let mut backoff = Backoff::new(&self.delivery, &self.telemetry);
         loop {
             let send = dead_letters.send(self.telemetry.name(), batch, &letters);
             match with_timeout(self.delivery.call_timeout, "sending dead letters", send).await {

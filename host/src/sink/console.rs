@@ -7,7 +7,7 @@
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use super::{Prepare, Rejection, Sink};
+use super::{Overlap, Prepare, Rejection, Sink};
 use crate::encoding::document::payload_to_json;
 use crate::error::{ServiceError, error_chain};
 use crate::record::{Batch, OutputRef, RecordResult, Write as WriteKind};
@@ -34,6 +34,9 @@ pub struct ConsoleLines {
     text: Vec<u8>,
     rejections: Vec<Rejection>,
 }
+
+/// Lines are printed in source order, one batch at a time.
+impl Overlap for ConsoleLines {}
 
 pub struct ConsolePreparer;
 

@@ -27,16 +27,36 @@ pub struct Rejection {
 /// pipeline runs it on the transform stage's thread, so the sink's
 /// connection never waits on the CPU between writes.
 pub trait Prepare: Send + 'static {
-    type Prepared: Send + Sync + 'static;
+    type Prepared: Overlap + Send + Sync + 'static;
 
     fn prepare(&self, batch: &Batch, results: &[RecordResult]) -> Self::Prepared;
 }
 
-pub trait Sink: Send {
+/// Whether two prepared batches may be written at the same time.
+pub trait Overlap {
+    /// True when writing the two in either order, or interleaved, could end
+    /// differently from writing them in source order. Unless a sink knows
+    /// better, every batch depends on every other.
+    fn depends_on(&self, _other: &Self) -> bool {
+        true
+    }
+}
+
+/// Sinks without a plan of their own (the blackhole, tests).
+impl Overlap for () {}
+
+pub trait Sink: Send + Sized {
     type Prepare: Prepare;
 
     /// What encodes batches for this sink.
     fn preparer(&self) -> Self::Prepare;
+
+    /// More handles on the same server, for writing independent batches
+    /// beside this one; none for a sink that writes one batch at a time.
+    /// Each handle is connected when this one is.
+    fn more_lanes(&self) -> Vec<Self> {
+        Vec::new()
+    }
 
     /// Reaches the server, so the pipeline counts as running only once it
     /// can write.

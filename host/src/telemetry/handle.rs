@@ -1,7 +1,7 @@
 //! One pipeline's telemetry handle: its labelled metrics, resolved once,
 //! and its status. Stages hold a clone and emit events into it.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
@@ -37,7 +37,12 @@ pub(super) struct Inner {
     partitions: Mutex<BTreeSet<u32>>,
     transforms: Mutex<BTreeSet<String>>,
     collections: Mutex<BTreeSet<String>>,
+    /// Per transform, each instance's linear memory after its last call.
+    instance_memory: Mutex<BTreeMap<String, InstanceMemory>>,
 }
+
+/// The linear memory of each instance of one transform, in bytes.
+pub(super) type InstanceMemory = Arc<Mutex<Vec<u64>>>;
 
 /// The series that carry only the pipeline's own labels.
 pub(super) struct Handles {
@@ -71,8 +76,12 @@ pub struct TransformTelemetry {
     pub(super) stops: [Counter; 3],
     pub(super) restarts: Counter,
     pub(super) recycles: Counter,
+    /// The sum over instances: what the transform holds in all.
     pub(super) memory: Gauge,
     pub(super) broken: Gauge,
+    /// Which instance this handle reports for, and where each reports.
+    pub(super) instance: usize,
+    pub(super) instance_memory: InstanceMemory,
 }
 
 /// One Iggy partition's series.
@@ -126,6 +135,7 @@ impl PipelineTelemetry {
                 partitions: Mutex::default(),
                 transforms: Mutex::default(),
                 collections: Mutex::default(),
+                instance_memory: Mutex::default(),
             }),
         };
         telemetry.set_state_gauges(State::Starting);
@@ -147,9 +157,13 @@ impl PipelineTelemetry {
         self.lock_status().clone()
     }
 
-    /// The series of one transform of this pipeline.
+    /// The series of one transform of this pipeline, for its first
+    /// instance (see [`TransformTelemetry::for_instance`]). A new version
+    /// of the pipeline starts its instances' memory afresh.
     pub fn transform(&self, transform: &str) -> TransformTelemetry {
         lock(&self.inner.transforms).insert(transform.to_owned());
+        let instance_memory = InstanceMemory::default();
+        lock(&self.inner.instance_memory).insert(transform.to_owned(), instance_memory.clone());
         let metrics = &self.inner.metrics;
         let labels = TransformLabels { pipeline: self.inner.name.clone(), transform: transform.to_owned() };
         let stop = |reason: &'static str| {
@@ -166,7 +180,14 @@ impl PipelineTelemetry {
             recycles: metrics.transform_recycles.get_or_create_owned(&labels),
             memory: metrics.transform_memory.get_or_create_owned(&labels),
             broken: metrics.transform_broken.get_or_create_owned(&labels),
+            instance: 0,
+            instance_memory,
         }
+    }
+
+    /// Each instance's linear memory after its last call, for `transform`.
+    pub fn instance_memory(&self, transform: &str) -> Vec<u64> {
+        lock(&self.inner.instance_memory).get(transform).map(|memory| lock(memory).clone()).unwrap_or_default()
     }
 
     /// The series of one partition of this pipeline's Iggy source.
@@ -328,9 +349,20 @@ impl TransformTelemetry {
         self.restarts.inc();
     }
 
+    /// The same series, for instance `instance` of the transform.
+    pub fn for_instance(&self, instance: usize) -> Self {
+        Self { instance, ..self.clone() }
+    }
+
     /// The live instance holds `bytes` of linear memory after a call.
     pub fn memory(&self, bytes: u64) {
-        self.memory.set(i64::try_from(bytes).unwrap_or(i64::MAX));
+        let mut memory = lock(&self.instance_memory);
+        if memory.len() <= self.instance {
+            memory.resize(self.instance + 1, 0);
+        }
+        memory[self.instance] = bytes;
+        let total: u64 = memory.iter().sum();
+        self.memory.set(i64::try_from(total).unwrap_or(i64::MAX));
     }
 
     /// Whether the transform is judged broken now.

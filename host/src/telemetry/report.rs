@@ -25,11 +25,21 @@ pub struct PipelineReport {
     pub last_error: Option<ErrorNote>,
     pub counts: CountsReport,
     pub position: PositionReport,
-    pub transforms: Vec<TransformInfo>,
+    pub transforms: Vec<TransformReport>,
     pub reload: ReloadNote,
     /// The generation of Iggy's wire protocol spoken (`"0.8"`, `"0.9"`),
     /// once connected.
     pub iggy_protocol: Option<&'static str>,
+}
+
+/// A transform loaded, and each of its instances' memory.
+#[derive(Debug, Serialize)]
+pub struct TransformReport {
+    #[serde(flatten)]
+    pub info: TransformInfo,
+    /// Linear memory of each instance after its last call (one entry per
+    /// instance of `[delivery] transform_instances`; empty until a call).
+    pub instance_memory_bytes: Vec<u64>,
 }
 
 /// What the pipeline did since the process started (across reloads).
@@ -119,7 +129,11 @@ impl PipelineTelemetry {
             last_error: status.last_error,
             counts: self.counts(),
             position,
-            transforms: status.transforms,
+            transforms: status
+                .transforms
+                .into_iter()
+                .map(|info| TransformReport { instance_memory_bytes: self.instance_memory(&info.name), info })
+                .collect(),
             reload: status.reload,
             iggy_protocol: status.iggy_protocol,
         }

@@ -41,6 +41,12 @@ impl TransformChain {
         (!versions.is_empty()).then(|| versions.join(","))
     }
 
+    /// Another instance of the chain, reporting as instance `instance` (see
+    /// [`Transform::another_instance`]). Not yet started.
+    pub fn another_instance(&self, instance: usize) -> Self {
+        Self { transforms: self.transforms.iter().map(|transform| transform.another_instance(instance)).collect() }
+    }
+
     /// Instantiates and configures every transform, so a bad configuration
     /// is reported before any data flows.
     pub fn start(&mut self) -> Result<(), TransformError> {

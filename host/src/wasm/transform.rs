@@ -72,6 +72,21 @@ impl Transform {
         }
     }
 
+    /// Another instance of this transform, for running batches beside it:
+    /// the same compiled component and settings, its own memory, deadlines
+    /// and recycling, reporting as instance `instance`. Not yet started.
+    pub fn another_instance(&self, instance: usize) -> Self {
+        let mut another = Self::new(
+            self.config.clone(),
+            self.pre.clone(),
+            self.clock.clone(),
+            self.cache_outcome,
+            self.sha256.clone(),
+        );
+        another.telemetry = self.telemetry.as_ref().map(|telemetry| telemetry.for_instance(instance));
+        another
+    }
+
     /// Counts this transform's calls, stops and restarts into `telemetry`.
     pub fn observe(&mut self, telemetry: TransformTelemetry) {
         self.telemetry = Some(telemetry);

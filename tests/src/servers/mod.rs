@@ -10,6 +10,7 @@
 //! A test whose server cannot be had says so in one loud line on stderr and
 //! returns. With `FERRY_REQUIRE_SERVERS=1` (CI sets it) it fails instead.
 
+mod delay_proxy;
 mod docker;
 mod iggy;
 mod iggy_data;
@@ -20,6 +21,7 @@ mod tls;
 
 use std::io::Write;
 
+pub use delay_proxy::{Delay, DelayProxy};
 pub use iggy::IggyServer;
 pub use iggy_segments::TrimmedSegment;
 pub use mongo::{MongoServer, SecantusOptions};

@@ -13,6 +13,7 @@ mod languages;
 mod mongo_to_iggy;
 mod new_project;
 mod operating;
+mod parallel;
 mod reload;
 mod sdks;
 mod transforms;

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
-use super::{Prepare, Rejection, Sink};
+use super::{Overlap, Prepare, Rejection, Sink};
 use crate::config::{IggySinkConfig, PartitionBy};
 use crate::error::ServiceError;
 use crate::iggy_link::{Headers, IggyLink, KEY_HEADER, MAX_PAYLOAD_SIZE, Message, TopicOpener};
@@ -131,6 +131,10 @@ pub struct IggyPlan {
     messages: Vec<Outgoing>,
     rejections: Vec<Rejection>,
 }
+
+/// Sends keep their order within a partition: one batch at a time (the
+/// change stream feeding this sink is the slower side; see docs/benchmarks.md).
+impl Overlap for IggyPlan {}
 
 impl Outgoing {
     /// The change's position, read back from the headers: needed only

@@ -1,7 +1,10 @@
 //! The MongoDB sink: outputs become documents, written in source order with
 //! unordered `insert` commands for runs of inserts and ordered `update`/`delete`
-//! commands for the rest.
+//! commands for the rest. With `max_concurrent_writes` above one, batches
+//! that touch no common document are written side by side (see
+//! [`footprint`]), each on a handle of the driver's one connection pool.
 
+mod footprint;
 mod plan;
 mod write;
 
@@ -10,9 +13,10 @@ use std::sync::Arc;
 use bson::RawDocumentBuf;
 use mongodb::{Client, Database};
 
+pub use footprint::Footprint;
 pub use plan::{Op, PlannedWrite, plan};
 
-use super::{Prepare, Rejection, Sink};
+use super::{Overlap, Prepare, Rejection, Sink};
 use crate::config::MongoSinkConfig;
 use crate::error::ServiceError;
 use crate::mongo_client::{client, ping};
@@ -21,6 +25,9 @@ use crate::record::RecordResult;
 use crate::telemetry::PipelineTelemetry;
 use crate::telemetry::events::MongoWrites;
 
+/// Cheap to clone: the driver's client and database are handles on one
+/// connection pool.
+#[derive(Clone)]
 pub struct MongoSink {
     config: MongoSinkConfig,
     client: Client,
@@ -60,6 +67,13 @@ pub struct MongoPlanner {
 pub struct MongoPlan {
     writes: Vec<PlannedWrite>,
     rejections: Vec<Rejection>,
+    footprint: Footprint,
+}
+
+impl Overlap for MongoPlan {
+    fn depends_on(&self, other: &Self) -> bool {
+        self.footprint.depends_on(&other.footprint)
+    }
 }
 
 impl Prepare for MongoPlanner {
@@ -67,7 +81,12 @@ impl Prepare for MongoPlanner {
 
     fn prepare(&self, batch: &Batch, results: &[RecordResult]) -> MongoPlan {
         let (writes, rejections) = plan(batch, results, &self.config, self.lineage.as_deref());
-        MongoPlan { writes, rejections }
+        // Only needed when batches can overlap.
+        let footprint = match self.config.max_concurrent_writes {
+            1 => Footprint::default(),
+            _ => Footprint::of(&writes),
+        };
+        MongoPlan { writes, rejections, footprint }
     }
 }
 
@@ -76,6 +95,10 @@ impl Sink for MongoSink {
 
     fn preparer(&self) -> MongoPlanner {
         MongoPlanner { config: self.config.clone(), lineage: self.lineage.clone() }
+    }
+
+    fn more_lanes(&self) -> Vec<Self> {
+        (1..self.config.max_concurrent_writes).map(|_| self.clone()).collect()
     }
 
     async fn connect(&mut self) -> Result<(), ServiceError> {

@@ -301,6 +301,7 @@ mod tests {
             key: vec!["_id".into()],
             id_field: None,
             metadata_field: None,
+            max_concurrent_writes: 4,
         }
     }
 
