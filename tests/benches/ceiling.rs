@@ -18,20 +18,22 @@
 //!
 //! `FERRY_BENCH_BATCH` is the source's `batch_size` (1000 by default, as in
 //! the other benchmarks), `FERRY_BENCH_IN_FLIGHT` `[delivery] max_in_flight`
-//! (2, Ferry's default).
+//! (2, as one transform instance and one write have by default). Each run
+//! has one transform instance: this is the cost of one; the `scaling`
+//! benchmark measures several.
 //!
 //! Targets on the 2-core machine: ≥ 1 000 000 messages/s through identity,
 //! ≥ 300 000 through sensor-enrich.
 
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use ferry::iggy_link::Generation;
 use ferry_tests::bench::{iggy_generations, iggy_server, size_from_env};
+use ferry_tests::bench_run::{Measured, until_committed};
 use ferry_tests::guests;
 use ferry_tests::pipeline_file::PipelineFile;
 use ferry_tests::pipelines::{reading, unique};
-use ferry_tests::process_stats::{cpu_time, ferry_binary, rss_bytes, stop};
+use ferry_tests::process_stats::ferry_binary;
 use ferry_tests::servers::IggyServer;
 
 const BATCH: u32 = 1000;
@@ -39,13 +41,6 @@ const BATCH: u32 = 1000;
 /// What the runs through Ferry are.
 const RUNS: [(&str, Option<&str>); 3] =
     [("no transform", None), ("identity", Some(guests::IDENTITY)), ("sensor-enrich", Some(guests::SENSOR_ENRICH))];
-
-/// One run through Ferry: steady messages/s, CPU µs per message, RSS at the end.
-struct Measured {
-    rate: f64,
-    cpu_us: f64,
-    rss_mib: f64,
-}
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
@@ -171,9 +166,7 @@ async fn raw_consume_0_11(iggy: &IggyServer, stream: &str, messages: usize) -> f
 }
 
 /// Runs `ferry run` on the topic (a consumer group of its own) into the
-/// blackhole until every message is committed: messages/s from the first
-/// commit seen to the last (start-up aside; both rates are printed), and
-/// CPU µs per message of the whole process.
+/// blackhole until every message is committed (see [`until_committed`]).
 async fn run_ferry(
     ferry: &std::path::Path,
     work: &std::path::Path,
@@ -192,59 +185,10 @@ async fn run_ferry(
         .set("source.iggy.consumer_group", format!("ceiling-{run}"))
         .set("source.iggy.batch_size", batch as i64)
         .set("sink.blackhole", toml::Table::new())
-        .set("delivery.max_in_flight", in_flight as i64);
+        .set("delivery.max_in_flight", in_flight as i64)
+        .set("delivery.transform_instances", 1);
     if let Some(wasm) = wasm {
         file = file.transform("t", wasm);
     }
-    let pipeline = work.join(format!("ceiling-{run}.toml"));
-    std::fs::write(&pipeline, file.text()).unwrap();
-    let admin = format!("127.0.0.1:{}", ferry_tests::servers::free_port());
-    let command = |verb: &str| {
-        let mut command = Command::new(ferry);
-        command.arg(verb).arg(&pipeline).env("FERRY_CACHE_DIR", work.join("cache")).env("FERRY_LOG", "warn");
-        command
-    };
-    assert!(command("validate").stdout(Stdio::null()).status().unwrap().success());
-    let started = Instant::now();
-    let mut process = command("run").args(["--admin", &admin]).stdout(Stdio::null()).spawn().expect("ferry starts");
-    let pid = process.id();
-    let http = reqwest::Client::new();
-    let last = (messages - 1) as f64;
-    let mut first: Option<(Instant, f64)> = None;
-    let (finished, metrics) = loop {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        let metrics = match http.get(format!("http://{admin}/metrics")).send().await {
-            Ok(response) => response.text().await.unwrap_or_default(),
-            Err(_) => continue,
-        };
-        let committed = ferry_tests::ferry::sample(&metrics, "ferry_iggy_committed_offset");
-        if let (None, Some(offset)) = (first, committed) {
-            first = Some((Instant::now(), offset));
-        }
-        if committed.is_some_and(|offset| offset >= last) {
-            break (Instant::now(), metrics);
-        }
-        assert!(process.try_wait().unwrap().is_none(), "ferry exited early");
-    };
-    let (elapsed, cpu, rss) = (started.elapsed(), cpu_time(pid), rss_bytes(pid));
-    stop(&mut process);
-    let (first_at, first_offset) = first.expect("seen before the last");
-    let steady = (last - first_offset) / (finished - first_at).as_secs_f64();
-    // Where a batch's time goes, from Ferry's own metrics.
-    let sample = |series: &str| ferry_tests::ferry::sample(&metrics, series).unwrap_or(f64::NAN);
-    let mean_ms = |stage: &str| {
-        let sum = sample(&format!(r#"ferry_stage_duration_seconds_sum{{stage="{stage}"}}"#));
-        1000.0 * sum / sample(&format!(r#"ferry_stage_duration_seconds_count{{stage="{stage}"}}"#))
-    };
-    println!(
-        "    (from process start: {:.0} messages/s; first commit after {} ms; {:.0} records a batch; \
-         mean poll {:.2} ms, transform {:.2} ms, commit {:.2} ms)",
-        messages as f64 / elapsed.as_secs_f64(),
-        (first_at - started).as_millis(),
-        sample("ferry_records_read_total") / sample("ferry_batches_total"),
-        mean_ms("poll"),
-        mean_ms("transform"),
-        mean_ms("commit"),
-    );
-    Measured { rate: steady, cpu_us: cpu.as_secs_f64() * 1e6 / messages as f64, rss_mib: rss as f64 / 1048576.0 }
+    until_committed(ferry, work, &format!("ceiling-{run}"), &file, messages).await
 }

@@ -3,6 +3,7 @@
 
 pub mod bed;
 pub mod bench;
+pub mod bench_run;
 pub mod cli;
 pub mod compile_cache;
 pub mod ferry;

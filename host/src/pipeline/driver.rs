@@ -257,7 +257,13 @@ impl<S: Source> Driver<'_, S> {
                         let _ = self.backoff.wait(Stage::Poll, &error, shutdown).await;
                         continue;
                     }
-                    Err(error) => return Err(error.into()),
+                    Err(error) => {
+                        // What was read before it is written and committed
+                        // first, as on shutdown: the pipeline stops at the
+                        // position it cannot read.
+                        self.finish_in_flight(acks, shutdown).await?;
+                        return Err(error.into());
+                    }
                 }
             }
             let due = self.unstored.due_at(interval);
@@ -273,6 +279,19 @@ impl<S: Source> Driver<'_, S> {
                 () = shutdown.cancelled(), if !stopping => {}
             }
         }
+    }
+
+    /// Waits until every batch polled is written (or one fails).
+    async fn finish_in_flight(
+        &mut self,
+        acks: &mut mpsc::Receiver<Result<Ack<S::Checkpoint>, PipelineError>>,
+        shutdown: &CancellationToken,
+    ) -> Result<(), PipelineError> {
+        while self.in_flight > 0 {
+            let ack = acks.recv().await;
+            self.written(ack, acks, shutdown)?;
+        }
+        Ok(())
     }
 
     /// Takes a written batch, and any written since, off the window; their

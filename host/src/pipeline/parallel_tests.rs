@@ -93,6 +93,19 @@ impl DeadLetterSink for NoDeadLetters {
 async fn run(batches: &[&[&str]], instances: usize, lanes: usize) -> Vec<String> {
     let journal = Journal::default();
     let source = ScriptedSource::new(batches, &journal);
+    let (outcome, events) = run_source(source, batches.len() as u64, instances, lanes).await;
+    outcome.expect("the pipeline ran");
+    events
+}
+
+/// Runs `source` until batch `last` is committed or the pipeline stops.
+async fn run_source(
+    source: ScriptedSource,
+    last: u64,
+    instances: usize,
+    lanes: usize,
+) -> (Result<crate::pipeline::Counts, crate::pipeline::PipelineError>, Vec<String>) {
+    let journal = source.journal.clone();
     let sink = LaneSink { lanes, journal: journal.clone() };
     let shutdown = CancellationToken::new();
     let telemetry = PipelineTelemetry::detached("p");
@@ -100,16 +113,13 @@ async fn run(batches: &[&[&str]], instances: usize, lanes: usize) -> Vec<String>
     let writer = Writer::<_, NoDeadLetters>::new(sink, None, &delivery, &telemetry);
     let chains = (0..instances).map(|_| TransformChain::new(Vec::new())).collect();
     let task = tokio::spawn(drive(source, chains, writer, delivery, shutdown.clone()));
-    let last = batches.len() as u64;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !committed(&events(&journal), last) {
+    while !committed(&events(&journal), last) && !task.is_finished() {
         assert!(tokio::time::Instant::now() < deadline, "stuck: {:?}", events(&journal));
-        assert!(!task.is_finished(), "stopped early: {:?}", events(&journal));
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     shutdown.cancel();
-    task.await.unwrap().expect("the pipeline ran");
-    events(&journal)
+    (task.await.unwrap(), events(&journal))
 }
 
 fn at(events: &[String], event: &str) -> usize {
@@ -155,4 +165,15 @@ async fn given_several_transform_instances_then_batches_are_written_and_committe
     let numbers: Vec<u64> = commits(&events).iter().map(|commit| commit["commit ".len()..].parse().unwrap()).collect();
     assert!(numbers.is_sorted(), "committed out of order: {numbers:?}");
     assert_eq!(numbers.len(), 200, "every batch committed (the stand-in commits each alone)");
+}
+
+#[tokio::test]
+async fn given_a_source_that_fails_for_good_then_the_batches_read_before_are_written_and_committed_first() {
+    let journal = Journal::default();
+    let mut source = ScriptedSource::new(&[&["a/slow"], &["b/slow"], &["c"]], &journal);
+    source.fails_when_drained = true;
+    let (outcome, events) = run_source(source, u64::MAX, 2, 4).await;
+    let error = outcome.expect_err("the poll failure stops the pipeline");
+    assert!(matches!(&error, crate::pipeline::PipelineError::Service(e) if !e.transient), "{error:?}");
+    assert_eq!(commits(&events), ["commit 1", "commit 2", "commit 3"], "{events:?}");
 }

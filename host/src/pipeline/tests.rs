@@ -49,6 +49,8 @@ pub(super) struct ScriptedSource {
     committed_any: bool,
     /// Notes "drained" the first time it has nothing to give.
     note_drained: bool,
+    /// Past its batches, polling fails for good (a partition it cannot read).
+    pub(super) fails_when_drained: bool,
     pub(super) journal: Journal,
 }
 
@@ -84,6 +86,7 @@ impl ScriptedSource {
             busy_until_committed: false,
             committed_any: false,
             note_drained: false,
+            fails_when_drained: false,
             journal: journal.clone(),
         }
     }
@@ -112,6 +115,9 @@ impl Source for ScriptedSource {
         }
         if self.batches.is_empty() && self.busy_until_committed && !self.committed_any {
             self.batches.push_back(one_line_batch("more"));
+        }
+        if self.batches.is_empty() && self.fails_when_drained {
+            return Err(ServiceError::fatal("polling", "the partition cannot be read"));
         }
         let Some(batch) = self.batches.pop_front() else {
             if self.note_drained {

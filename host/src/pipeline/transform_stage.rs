@@ -39,6 +39,13 @@ pub struct Transformed<C, P> {
     pub checkpoint: C,
 }
 
+impl<C, P> Transformed<C, P> {
+    /// Whether a transform failed a record (it needs a dead letter).
+    pub fn has_failures(&self) -> bool {
+        self.results.iter().any(|result| matches!(result, RecordResult::Failed(_)))
+    }
+}
+
 /// Polled batches, numbered, shared by the instances: whichever is free
 /// takes the next.
 pub type SharedInput<C> = Mutex<mpsc::Receiver<Sequenced<Polled<C>>>>;
@@ -91,7 +98,10 @@ pub fn run<C, P: Prepare>(
                         .emit(telemetry);
                     reported = Some(broken);
                     if !sleep_unless(pause, stop) {
-                        return Ok(());
+                        // Shutdown with the batch still held: the other
+                        // instances may be waiting for batches, so the
+                        // writer is told, and stops the pipeline.
+                        return Err(PipelineError::Interrupted);
                     }
                     pause = pause.saturating_mul(2).min(delivery.retry_max);
                 }

@@ -93,12 +93,22 @@ impl<K: Sink + 'static, D: DeadLetterSink> Writer<K, D> {
         let mut in_flight = FuturesOrdered::new();
         let mut writing: VecDeque<Arc<TransformedFor<C, K>>> = VecDeque::new();
         let mut input_open = true;
+        // Without a dead-letter destination a failed record stops the
+        // pipeline at its batch.
+        let can_set_aside = letters.dead_letters.is_some();
+        let stops_pipeline = |batch: &TransformedFor<C, K>| !can_set_aside && batch.has_failures();
         loop {
             if held.is_none() {
                 held = arrived.pop();
             }
             if let Some(next) = held.take_if(|next| {
-                !idle.is_empty() && !writing.iter().any(|earlier| next.prepared.depends_on(&earlier.prepared))
+                !idle.is_empty()
+                    && !writing.iter().any(|earlier| {
+                        // A batch that will stop the pipeline is written
+                        // after every batch before it and before any after
+                        // it, so that what is in MongoDB stops at it.
+                        next.prepared.depends_on(&earlier.prepared) || stops_pipeline(earlier) || stops_pipeline(next)
+                    })
             }) {
                 let lane = idle.pop().expect("checked above");
                 let next = Arc::new(next);

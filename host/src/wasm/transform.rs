@@ -241,7 +241,14 @@ impl Transform {
         let configured = bindings.ferry_transform_transformer().call_configure(&mut store, &self.config.config_json());
         store.data().flush_output();
         match configured {
-            Ok(Ok(())) => Ok(Live { store, bindings }),
+            Ok(Ok(())) => {
+                // Every instance is in the status from its start, before
+                // its first call.
+                if let Some(telemetry) = &self.telemetry {
+                    telemetry.memory(store.data().fence.size());
+                }
+                Ok(Live { store, bindings })
+            }
             Ok(Err(message)) => Err(TransformError::ConfigRejected { transform: self.name.to_string(), message }),
             Err(error) => Err(self.stopped_in(&store, error, records, deadline)),
         }

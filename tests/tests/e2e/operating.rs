@@ -12,7 +12,7 @@ use ferry_tests::pipelines::reading;
 use ferry_tests::servers::{IggyServer, MongoServer};
 use ferry_tests::{guests, logs, wait};
 use mongodb::bson::{Document, doc};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 const PATIENCE: Duration = Duration::from_secs(90);
 
@@ -86,7 +86,7 @@ async fn metrics_count_what_flowed_and_lag_reaches_zero_when_caught_up() {
     let Some(setup) = Setup::new("metrics_count_what_flowed_and_lag_reaches_zero_when_caught_up").await else {
         return;
     };
-    let file = setup.write(&setup.enriched("sensors", "readings"));
+    let file = setup.write(&setup.enriched("sensors", "readings").set("delivery.transform_instances", 2));
     let ferry = RunningFerry::start(&[file], false).await;
     wait::until("the pipeline to be ready", PATIENCE, || async { (ferry.get("/ready").await.0 == 200).then_some(()) })
         .await;
@@ -165,10 +165,16 @@ async fn metrics_count_what_flowed_and_lag_reaches_zero_when_caught_up() {
     let protocol = |generation| format!(r#"ferry_iggy_protocol_info{{pipeline="sensors",protocol="{generation}"}}"#);
     assert_eq!(ferry_tests::ferry::sample(&text, &protocol("0.8")), Some(1.0));
     assert_eq!(ferry_tests::ferry::sample(&text, &protocol("0.9")), None, "one generation at a time");
+    let transform = &status["transforms"][0];
     assert_eq!(
-        status["transforms"],
-        serde_json::json!([{ "name": "enrich", "sha256": sha256_of(guests::SENSOR_ENRICH) }])
+        (&transform["name"], &transform["sha256"]),
+        (&json!("enrich"), &json!(sha256_of(guests::SENSOR_ENRICH)))
     );
+    // Two instances (the file asks for them), each with its memory.
+    let memory = transform["instance_memory_bytes"].as_array().expect("each instance's memory");
+    assert_eq!(memory.len(), 2, "{status}");
+    assert!(memory.iter().all(|bytes| bytes.as_u64().is_some_and(|bytes| bytes > 0)), "{status}");
+    assert_eq!(status["transforms"].as_array().map(Vec::len), Some(1), "{status}");
     let report = ferry.stop().await;
     assert!(report.all_stopped_cleanly(), "{report:?}");
 }

@@ -1,0 +1,244 @@
+//! Scaling up inside one process: transform instances on a CPU-bound
+//! transform, and MongoDB writes in flight against a far-away server. The
+//! release `ferry` binary runs as its own process; rates come from its own
+//! metrics.
+//!
+//! ```sh
+//! cargo build --release -p ferry && cargo bench -p ferry-tests --bench scaling
+//! FERRY_BENCH_PART=cpu cargo bench -p ferry-tests --bench scaling
+//! FERRY_BENCH_PART=latency FERRY_BENCH_ONE_WAY_MS=25 cargo bench -p ferry-tests --bench scaling
+//! ```
+//!
+//! - **CPU-bound** (`cpu`): Iggy → the Python sensor-enrich component → the
+//!   blackhole, with 1 and 2 transform instances; then the Rust identity
+//!   component with 1 and `auto`. Targets on the 2-core machine: Python
+//!   with 2 instances ≥ 1.7× of 1; identity with `auto` no slower than
+//!   with 1 (≥ 0.95×, the runs' noise).
+//! - **Latency-bound** (`latency`): MongoDB through a proxy that delays each
+//!   way (`servers::DelayProxy`). The server's own time per 1000-document
+//!   insert is measured first; the delay each way is half of it, at least
+//!   50 ms (a cross-region replica set), unless `FERRY_BENCH_ONE_WAY_MS`
+//!   sets it. Then, through the same delay: 4 raw `insert_many` writers in
+//!   parallel (the SDK alone), Ferry with one write in flight, and Ferry
+//!   with its default (4). No transform, so writing is all there is to
+//!   wait for. Targets: the default ≥ 0.9× the raw writers, and ≥ 1.8×
+//!   one write in flight.
+//!
+//! `FERRY_BENCH_MESSAGES` sets the size of both (100 000 and 50 000 by
+//! default); `FERRY_BENCH_IGGY` the Iggy generation (0.8 by default).
+
+use std::time::{Duration, Instant};
+
+use ferry_tests::bench::{iggy_generations, iggy_server, size_from_env};
+use ferry_tests::bench_run::{Measured, until_committed};
+use ferry_tests::guests;
+use ferry_tests::pipeline_file::PipelineFile;
+use ferry_tests::pipelines::{reading, unique};
+use ferry_tests::process_stats::ferry_binary;
+use ferry_tests::servers::{Delay, DelayProxy, IggyServer, MongoServer};
+use ferry_tests::toolchains::python_sensor_enrich;
+use mongodb::bson::Document;
+use mongodb::options::InsertManyOptions;
+
+const BATCH: usize = 1000;
+/// Raw writers in parallel: as many as Ferry's default writes in flight.
+const RAW_WRITERS: usize = 4;
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let part = std::env::var("FERRY_BENCH_PART").unwrap_or_else(|_| "both".to_owned());
+    let generation = *iggy_generations("0.8").first().expect("one generation");
+    let iggy = iggy_server("scaling bench", generation).await;
+    println!("iggy-server {generation}, {} cores available", cores());
+    if part == "cpu" || part == "both" {
+        cpu_bound(&iggy).await;
+    }
+    if part == "latency" || part == "both" {
+        latency_bound(&iggy).await;
+    }
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |cores| cores.get())
+}
+
+/// A topic of one partition in a stream of its own, holding `messages`
+/// sensor readings.
+async fn filled_topic(iggy: &IggyServer, messages: usize) -> String {
+    let stream = unique("scaling");
+    iggy.ensure_topic(&stream, "readings", 1).await;
+    println!("producing {messages} sensor readings…");
+    iggy.produce(&stream, "readings", (0..messages).map(reading)).await;
+    stream
+}
+
+/// The bench's pipeline on `stream`, read by consumer group `group`.
+fn from_topic(iggy: &IggyServer, stream: &str, group: &str) -> PipelineFile {
+    PipelineFile::named("scaling")
+        .set("source.iggy.address", iggy.address())
+        .set("source.iggy.stream", stream)
+        .set("source.iggy.topic", "readings")
+        .set("source.iggy.consumer_group", group)
+        .set("source.iggy.batch_size", BATCH as i64)
+}
+
+async fn cpu_bound(iggy: &IggyServer) {
+    let messages = size_from_env("FERRY_BENCH_MESSAGES", 100_000);
+    let Some(python) = python_sensor_enrich("scaling bench") else { std::process::exit(2) };
+    let python = python.display().to_string();
+    let stream = filled_topic(iggy, messages).await;
+    let (ferry, work) = (ferry_binary(), tempfile::tempdir().unwrap());
+    let runs: [(&str, &str, toml::Value); 4] = [
+        ("python sensor-enrich", &python, 1.into()),
+        ("python sensor-enrich", &python, 2.into()),
+        ("rust identity", guests::IDENTITY, 1.into()),
+        ("rust identity", guests::IDENTITY, "auto".into()),
+    ];
+    println!();
+    println!("CPU-bound: {messages} readings through a transform into the blackhole");
+    println!(
+        "{:<22} {:>9} {:>12} {:>12} {:>9} {:>8}",
+        "transform", "instances", "messages/s", "CPU µs/msg", "RSS MiB", "vs 1"
+    );
+    let mut measured: Vec<Measured> = Vec::new();
+    for (run, (label, wasm, instances)) in runs.into_iter().enumerate() {
+        let file = from_topic(iggy, &stream, &format!("cpu-{run}"))
+            .set("sink.blackhole", toml::Table::new())
+            .set("delivery.transform_instances", instances.clone())
+            .transform("t", wasm);
+        let run_measured = until_committed(&ferry, work.path(), &format!("cpu-{run}"), &file, messages).await;
+        // Runs come in pairs: one instance, then more.
+        let versus = match run % 2 {
+            0 => 1.0,
+            _ => run_measured.rate / measured[run - 1].rate,
+        };
+        println!(
+            "{label:<22} {:>9} {:>12.0} {:>12.2} {:>9.1} {versus:>7.2}x",
+            instances.to_string().trim_matches('"'),
+            run_measured.rate,
+            run_measured.cpu_us,
+            run_measured.rss_mib
+        );
+        measured.push(run_measured);
+    }
+    println!();
+    verdict("python, 2 instances against 1", measured[1].rate / measured[0].rate, 1.7);
+    verdict("identity, auto against 1", measured[3].rate / measured[2].rate, 0.95);
+}
+
+async fn latency_bound(iggy: &IggyServer) {
+    let messages = size_from_env("FERRY_BENCH_MESSAGES", 50_000);
+    let Some(mongo) = MongoServer::start("scaling bench").await else { std::process::exit(2) };
+    let documents: Vec<Document> = (0..messages)
+        .map(|i| Document::from_reader(&mut &bson_of(&reading(i))[..]).expect("a reading is a document"))
+        .collect();
+    let server_ms = server_time_per_batch(&mongo, &documents).await;
+    let one_way = match std::env::var("FERRY_BENCH_ONE_WAY_MS").ok().and_then(|ms| ms.parse().ok()) {
+        Some(ms) => Duration::from_millis(ms),
+        None => Duration::from_secs_f64((server_ms / 2000.0).max(0.050)),
+    };
+    println!();
+    println!(
+        "Latency-bound: the server takes {server_ms:.1} ms per {BATCH}-document insert; {} ms each way through the \
+         proxy (a round trip of {} ms)",
+        one_way.as_millis(),
+        (one_way * 2).as_millis()
+    );
+    let upstream = mongo.uri().split("://").nth(1).and_then(|rest| rest.rsplit('@').next()).unwrap_or_default();
+    let proxy = DelayProxy::start(
+        upstream.split(['/', '?']).next().unwrap_or_default(),
+        Delay { one_way, jitter: Duration::ZERO },
+    );
+    let far_uri = proxy.mongodb_uri(mongo.uri());
+    let database = unique("scaling");
+
+    let raw = raw_writers(&far_uri, &database, &documents).await;
+    let stream = filled_topic(iggy, messages).await;
+    let (ferry, work) = (ferry_binary(), tempfile::tempdir().unwrap());
+    println!();
+    println!("{messages} readings, no transform, into MongoDB through the delay");
+    println!("{:<34} {:>12} {:>12} {:>9} {:>8}", "writer", "messages/s", "CPU µs/msg", "RSS MiB", "vs raw");
+    println!("{:<34} {raw:>12.0} {:>12} {:>9} {:>7.2}x", format!("{RAW_WRITERS} raw insert_many writers"), "", "", 1.0);
+    let mut rates = Vec::new();
+    for (run, (label, writes)) in
+        [("Ferry, 1 write in flight", Some(1)), ("Ferry, default (4 writes)", None)].into_iter().enumerate()
+    {
+        let mut file = from_topic(iggy, &stream, &format!("latency-{run}"))
+            .set("sink.mongodb.uri", far_uri.as_str())
+            .set("sink.mongodb.database", database.as_str())
+            .set("sink.mongodb.collection", format!("ferry_{run}"));
+        if let Some(writes) = writes {
+            file = file.set("sink.mongodb.max_concurrent_writes", writes);
+        }
+        let measured = until_committed(&ferry, work.path(), &format!("latency-{run}"), &file, messages).await;
+        println!(
+            "{label:<34} {:>12.0} {:>12.2} {:>9.1} {:>7.2}x",
+            measured.rate,
+            measured.cpu_us,
+            measured.rss_mib,
+            measured.rate / raw
+        );
+        rates.push(measured.rate);
+    }
+    println!();
+    verdict("Ferry's default against the raw writers", rates[1] / raw, 0.9);
+    verdict("Ferry's default against one write in flight", rates[1] / rates[0], 1.8);
+}
+
+/// A reading's JSON as BSON bytes.
+fn bson_of(json: &[u8]) -> Vec<u8> {
+    let value: serde_json::Value = serde_json::from_slice(json).expect("a reading is JSON");
+    let document = mongodb::bson::to_document(&value).expect("a reading is an object");
+    mongodb::bson::to_vec(&document).expect("a document encodes")
+}
+
+/// Milliseconds MongoDB takes for one unordered insert of [`BATCH`]
+/// documents, reached directly: the mean of ten.
+async fn server_time_per_batch(mongo: &MongoServer, documents: &[Document]) -> f64 {
+    let collection = mongo.client().await.database(&unique("probe")).collection::<Document>("probe");
+    let mut total = Duration::ZERO;
+    for chunk in documents.chunks(BATCH).take(10) {
+        let started = Instant::now();
+        collection.insert_many(chunk.to_vec()).with_options(unordered()).await.expect("MongoDB takes the insert");
+        total += started.elapsed();
+    }
+    let _ = collection.drop().await;
+    total.as_secs_f64() * 1000.0 / 10.0
+}
+
+fn unordered() -> InsertManyOptions {
+    InsertManyOptions::builder().ordered(false).build()
+}
+
+/// Documents/s of [`RAW_WRITERS`] tasks each inserting its share of
+/// `documents` in batches of [`BATCH`], through the delay.
+async fn raw_writers(uri: &str, database: &str, documents: &[Document]) -> f64 {
+    let client = mongodb::Client::with_uri_str(uri).await.expect("the proxy's URI parses");
+    let collection = client.database(database).collection::<Document>("raw");
+    // The pool's connections opened before the clock starts, as Ferry's are.
+    client.database("admin").run_command(mongodb::bson::doc! { "ping": 1 }).await.expect("MongoDB answers");
+    let batches: Vec<Vec<Document>> = documents.chunks(BATCH).map(<[Document]>::to_vec).collect();
+    let shares: Vec<Vec<Vec<Document>>> =
+        (0..RAW_WRITERS).map(|writer| batches.iter().skip(writer).step_by(RAW_WRITERS).cloned().collect()).collect();
+    let started = Instant::now();
+    let writers: Vec<_> = shares
+        .into_iter()
+        .map(|share| {
+            let collection = collection.clone();
+            tokio::spawn(async move {
+                for batch in share {
+                    collection.insert_many(batch).with_options(unordered()).await.expect("MongoDB takes the insert");
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await.expect("a writer finishes");
+    }
+    documents.len() as f64 / started.elapsed().as_secs_f64()
+}
+
+fn verdict(what: &str, ratio: f64, target: f64) {
+    let status = if ratio >= target { "meets" } else { "MISSES" };
+    println!("{what}: {ratio:.2}x ({status} target ≥ {target}x)");
+}

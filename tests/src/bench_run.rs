@@ -1,0 +1,79 @@
+//! One `ferry run` of a benchmark's pipeline over a topic filled before it
+//! starts: the release binary as its own process, timed from Ferry's own
+//! metrics (no count of the sink is polled, which would load the server
+//! being measured).
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::ferry::sample;
+use crate::pipeline_file::PipelineFile;
+use crate::process_stats::{cpu_time, rss_bytes, stop};
+use crate::servers::free_port;
+
+/// A run: steady messages/s, CPU µs per message, RSS at the end.
+pub struct Measured {
+    pub rate: f64,
+    pub cpu_us: f64,
+    pub rss_mib: f64,
+}
+
+/// Runs `file` (an Iggy source of one partition holding `messages`
+/// messages, read by a consumer group of its own) until every message is
+/// committed. The rate counts from the first commit seen to the last, so
+/// start-up (compiling, instantiating) is left out; the rate from process
+/// start and where a batch's time went are printed on one line.
+pub async fn until_committed(ferry: &Path, work: &Path, name: &str, file: &PipelineFile, messages: usize) -> Measured {
+    let pipeline = work.join(format!("{name}.toml"));
+    std::fs::write(&pipeline, file.text()).unwrap();
+    let admin = format!("127.0.0.1:{}", free_port());
+    let command = |verb: &str| {
+        let mut command = Command::new(ferry);
+        command.arg(verb).arg(&pipeline).env("FERRY_CACHE_DIR", work.join("cache")).env("FERRY_LOG", "warn");
+        command
+    };
+    assert!(command("validate").stdout(Stdio::null()).status().unwrap().success());
+    let started = Instant::now();
+    let mut process = command("run").args(["--admin", &admin]).stdout(Stdio::null()).spawn().expect("ferry starts");
+    let pid = process.id();
+    let http = reqwest::Client::new();
+    let last = (messages - 1) as f64;
+    let mut first: Option<(Instant, f64)> = None;
+    let (finished, metrics) = loop {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let metrics = match http.get(format!("http://{admin}/metrics")).send().await {
+            Ok(response) => response.text().await.unwrap_or_default(),
+            Err(_) => continue,
+        };
+        let committed = sample(&metrics, "ferry_iggy_committed_offset");
+        if let (None, Some(offset)) = (first, committed) {
+            first = Some((Instant::now(), offset));
+        }
+        if committed.is_some_and(|offset| offset >= last) {
+            break (Instant::now(), metrics);
+        }
+        assert!(process.try_wait().unwrap().is_none(), "ferry exited early");
+    };
+    let (elapsed, cpu, rss) = (started.elapsed(), cpu_time(pid), rss_bytes(pid));
+    stop(&mut process);
+    let (first_at, first_offset) = first.expect("seen before the last");
+    let steady = (last - first_offset) / (finished - first_at).as_secs_f64();
+    let series = |series: &str| sample(&metrics, series).unwrap_or(f64::NAN);
+    let mean_ms = |stage: &str| {
+        let sum = series(&format!(r#"ferry_stage_duration_seconds_sum{{stage="{stage}"}}"#));
+        1000.0 * sum / series(&format!(r#"ferry_stage_duration_seconds_count{{stage="{stage}"}}"#))
+    };
+    println!(
+        "    (from process start: {:.0} messages/s; first commit after {} ms; {:.0} records a batch; \
+         mean poll {:.2} ms, transform {:.2} ms, write {:.2} ms, commit {:.2} ms)",
+        messages as f64 / elapsed.as_secs_f64(),
+        (first_at - started).as_millis(),
+        series("ferry_records_read_total") / series("ferry_batches_total"),
+        mean_ms("poll"),
+        mean_ms("transform"),
+        mean_ms("write"),
+        mean_ms("commit"),
+    );
+    Measured { rate: steady, cpu_us: cpu.as_secs_f64() * 1e6 / messages as f64, rss_mib: rss as f64 / 1048576.0 }
+}
