@@ -129,9 +129,7 @@ async fn cpu_bound(iggy: &IggyServer) {
 async fn latency_bound(iggy: &IggyServer) {
     let messages = size_from_env("FERRY_BENCH_MESSAGES", 50_000);
     let Some(mongo) = MongoServer::start("scaling bench").await else { std::process::exit(2) };
-    let documents: Vec<Document> = (0..messages)
-        .map(|i| Document::from_reader(&mut &bson_of(&reading(i))[..]).expect("a reading is a document"))
-        .collect();
+    let documents: Vec<Document> = (0..messages).map(|i| document_of(&reading(i))).collect();
     let server_ms = server_time_per_batch(&mongo, &documents).await;
     let one_way = match std::env::var("FERRY_BENCH_ONE_WAY_MS").ok().and_then(|ms| ms.parse().ok()) {
         Some(ms) => Duration::from_millis(ms),
@@ -185,11 +183,10 @@ async fn latency_bound(iggy: &IggyServer) {
     verdict("Ferry's default against one write in flight", rates[1] / rates[0], 1.8);
 }
 
-/// A reading's JSON as BSON bytes.
-fn bson_of(json: &[u8]) -> Vec<u8> {
+/// A reading's JSON as a document.
+fn document_of(json: &[u8]) -> Document {
     let value: serde_json::Value = serde_json::from_slice(json).expect("a reading is JSON");
-    let document = mongodb::bson::to_document(&value).expect("a reading is an object");
-    mongodb::bson::to_vec(&document).expect("a document encodes")
+    mongodb::bson::serialize_to_document(&value).expect("a reading is an object")
 }
 
 /// Milliseconds MongoDB takes for one unordered insert of [`BATCH`]
