@@ -4,7 +4,8 @@
 //! Before any of it, both ends are reached (and the pipeline counts as
 //! running only once they are).
 
-use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use tokio::sync::mpsc;
@@ -114,18 +115,18 @@ fn start_transform_instances<C: Send + 'static, K: Sink>(
     stop: &CancellationToken,
     telemetry: &PipelineTelemetry,
 ) -> Vec<tokio::task::JoinHandle<()>> {
-    let input = Arc::new(transform_stage::SharedInput::new(input));
+    let shared = Arc::new(transform_stage::Shared { input: Mutex::new(input), broken_instances: AtomicUsize::new(0) });
     chains
         .into_iter()
         .map(|chain| {
-            let (input, output, preparer) = (input.clone(), output.clone(), sink.preparer());
+            let (shared, output, preparer) = (shared.clone(), output.clone(), sink.preparer());
             let (delivery, stop, telemetry) = (delivery.clone(), stop.clone(), telemetry.clone());
             // The stages log within the pipeline's span, wherever they run.
             let span = tracing::Span::current();
             tokio::task::spawn_blocking(move || {
                 let _span = span.enter();
                 let ran = stage_panic::catch(|| {
-                    transform_stage::run(chain, preparer, &input, &output, &delivery, &stop, &telemetry)
+                    transform_stage::run(chain, preparer, &shared, &output, &delivery, &stop, &telemetry)
                 });
                 let error = match ran {
                     Ok(Ok(())) => return,

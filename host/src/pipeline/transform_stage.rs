@@ -12,6 +12,7 @@
 //! on most records is not ground through record by record: the pipeline's
 //! `on_broken_transform` policy decides (see [`super::health`]).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -46,9 +47,13 @@ impl<C, P> Transformed<C, P> {
     }
 }
 
-/// Polled batches, numbered, shared by the instances: whichever is free
-/// takes the next.
-pub type SharedInput<C> = Mutex<mpsc::Receiver<Sequenced<Polled<C>>>>;
+/// What the instances of one pipeline share.
+pub struct Shared<C> {
+    /// Polled batches, numbered: whichever instance is free takes the next.
+    pub input: Mutex<mpsc::Receiver<Sequenced<Polled<C>>>>,
+    /// How many instances find their transform broken now (see [`Reports`]).
+    pub broken_instances: AtomicUsize,
+}
 
 /// Transformed batches, numbered, or the error that stopped an instance.
 pub type Output<C, P> = mpsc::Sender<Result<Sequenced<Transformed<C, P>>, PipelineError>>;
@@ -58,17 +63,17 @@ pub type Output<C, P> = mpsc::Sender<Result<Sequenced<Transformed<C, P>>, Pipeli
 pub fn run<C, P: Prepare>(
     mut chain: TransformChain,
     preparer: P,
-    input: &SharedInput<C>,
+    shared: &Shared<C>,
     output: &Output<C, P::Prepared>,
     delivery: &DeliveryConfig,
     stop: &CancellationToken,
     telemetry: &PipelineTelemetry,
 ) -> Result<(), PipelineError> {
     let mut health = TransformHealth::default();
-    let mut reported: Option<Broken> = None;
+    let mut reports = Reports { reported: None, broken_instances: &shared.broken_instances, telemetry };
     // The lock is held while waiting, so instances queue for the next batch
     // in turn; it guards no state, so a poisoned one is as good.
-    let next = || input.lock().unwrap_or_else(PoisonError::into_inner).blocking_recv();
+    let next = || shared.input.lock().unwrap_or_else(PoisonError::into_inner).blocking_recv();
     while let Some(Sequenced { number, item: polled }) = next() {
         let started = Instant::now();
         let mut pause = delivery.retry_initial;
@@ -77,9 +82,8 @@ pub fn run<C, P: Prepare>(
             let verdict = run_watched(&mut chain, &polled.batch, &mut health, abort_when_broken);
             let broken = match verdict {
                 Watched::Ran(results) => {
-                    if let (Some(broken), None) = (&reported, health.broken()) {
-                        TransformRecovered { transform: &broken.transform }.emit(telemetry);
-                        reported = None;
+                    if health.broken().is_none() {
+                        reports.recovered();
                     }
                     break results;
                 }
@@ -94,9 +98,7 @@ pub fn run<C, P: Prepare>(
                 // `run_watched` does not give up on a batch under this policy.
                 OnBrokenTransform::DeadLetter => unreachable!("dead_letter runs every record"),
                 OnBrokenTransform::BackOff => {
-                    TransformBroken { broken: &broken, policy: delivery.on_broken_transform, retry_in: Some(pause) }
-                        .emit(telemetry);
-                    reported = Some(broken);
+                    reports.broken(broken, delivery.on_broken_transform, Some(pause));
                     if !sleep_unless(pause, stop) {
                         // Shutdown with the batch still held: the other
                         // instances may be waiting for batches, so the
@@ -108,17 +110,12 @@ pub fn run<C, P: Prepare>(
             }
         };
         if delivery.on_broken_transform == OnBrokenTransform::DeadLetter {
-            match (health.broken(), &reported) {
-                (Some(broken), None) => {
-                    TransformBroken { broken: &broken, policy: delivery.on_broken_transform, retry_in: None }
-                        .emit(telemetry);
-                    reported = Some(broken);
+            match health.broken() {
+                Some(broken) if reports.reported.is_none() => {
+                    reports.broken(broken, delivery.on_broken_transform, None);
                 }
-                (None, Some(broken)) => {
-                    TransformRecovered { transform: &broken.transform }.emit(telemetry);
-                    reported = None;
-                }
-                _ => {}
+                Some(_) => {}
+                None => reports.recovered(),
             }
         }
         let prepared = preparer.prepare(&polled.batch, &results);
@@ -129,6 +126,34 @@ pub fn run<C, P: Prepare>(
         }
     }
     Ok(())
+}
+
+/// What one instance has reported of its transform's health. The pipeline
+/// reports a transform broken while any instance finds it so, and recovered
+/// when the last one does: `broken_instances` counts them across instances.
+struct Reports<'a> {
+    reported: Option<Broken>,
+    broken_instances: &'a AtomicUsize,
+    telemetry: &'a PipelineTelemetry,
+}
+
+impl Reports<'_> {
+    /// Reports `broken` (again, under `back_off`, with the next pause).
+    fn broken(&mut self, broken: Broken, policy: OnBrokenTransform, retry_in: Option<Duration>) {
+        TransformBroken { broken: &broken, policy, retry_in }.emit(self.telemetry);
+        if self.reported.replace(broken).is_none() {
+            self.broken_instances.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// The instance's transform runs again; the pipeline's, once no other
+    /// instance finds it broken.
+    fn recovered(&mut self) {
+        let Some(broken) = self.reported.take() else { return };
+        if self.broken_instances.fetch_sub(1, Ordering::SeqCst) == 1 {
+            TransformRecovered { transform: &broken.transform }.emit(self.telemetry);
+        }
+    }
 }
 
 /// Sleeps `pause` in short steps; false if `stop` came first.
@@ -213,5 +238,36 @@ pub fn run_isolating(chain: &mut TransformChain, batch: &Batch) -> Vec<RecordRes
     match run_watched(chain, batch, &mut TransformHealth::default(), false) {
         Watched::Ran(results) => results,
         Watched::Broken(_) => unreachable!("only given up on when asked to"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn broken() -> Broken {
+        Broken { transform: "enrich".into(), stopped: 20, seen: 20 }
+    }
+
+    fn reported_broken(telemetry: &PipelineTelemetry) -> bool {
+        telemetry.status().failing.contains_key("transform")
+    }
+
+    #[test]
+    fn given_two_instances_then_the_transform_is_broken_until_the_last_recovers() {
+        let telemetry = PipelineTelemetry::detached("p");
+        let broken_instances = AtomicUsize::new(0);
+        let mut first = Reports { reported: None, broken_instances: &broken_instances, telemetry: &telemetry };
+        let mut second = Reports { reported: None, broken_instances: &broken_instances, telemetry: &telemetry };
+        first.broken(broken(), OnBrokenTransform::BackOff, Some(Duration::from_secs(1)));
+        second.broken(broken(), OnBrokenTransform::BackOff, Some(Duration::from_secs(1)));
+        // Reported again on its next retry: still one instance, not two.
+        first.broken(broken(), OnBrokenTransform::BackOff, Some(Duration::from_secs(2)));
+        first.recovered();
+        assert!(reported_broken(&telemetry), "the second instance still finds it broken");
+        second.recovered();
+        assert!(!reported_broken(&telemetry));
+        second.recovered();
+        assert_eq!(broken_instances.load(Ordering::SeqCst), 0, "a recovery without a break counts nothing");
     }
 }

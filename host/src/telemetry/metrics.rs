@@ -230,7 +230,7 @@ impl Metrics {
         );
         ferry.register_with_unit(
             "transform_memory",
-            "Linear memory of the transform's live instance after its last call",
+            "Linear memory of the transform's live instances after their last calls, summed over instances",
             Unit::Bytes,
             m.transform_memory,
         );
