@@ -14,21 +14,24 @@ pub const MAX_TRANSFORM_INSTANCES: usize = 64;
 /// How many instances of the chain transform batches side by side.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum TransformInstances {
-    /// As many as the cores this process may use: a CPU-bound transform
-    /// (Python, JavaScript) then uses the machine, as Redpanda Connect's
-    /// `pipeline.threads` does by default; a cheap one is not slowed (the
-    /// instances only wait for batches).
+    /// One fewer than the cores this process may use (cgroup quotas
+    /// included), and at least one. The core left over is for the rest of
+    /// the pipeline: polling and decoding, encoding and writing. Measured
+    /// on two cores (docs/scaling.md): a second instance of a cheap
+    /// transform, competing with the poll loop for the cores, cost the
+    /// identity transform 13–27 % of its rate, while a Python transform
+    /// with two gained 1.7–2.0×; so two cores get one instance unless a
+    /// pipeline asks for more.
     #[default]
     Auto,
     Count(NonZeroUsize),
 }
 
 impl TransformInstances {
-    /// The number of instances to run: `auto` asks the operating system
-    /// (cgroup quotas included), and falls back to one.
+    /// The number of instances to run.
     pub fn resolve(self) -> usize {
         match self {
-            Self::Auto => std::thread::available_parallelism().map_or(1, NonZeroUsize::get),
+            Self::Auto => std::thread::available_parallelism().map_or(1, NonZeroUsize::get).saturating_sub(1).max(1),
             Self::Count(count) => count.get(),
         }
         .min(MAX_TRANSFORM_INSTANCES)

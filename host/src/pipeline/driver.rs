@@ -4,8 +4,8 @@
 //! Before any of it, both ends are reached (and the pipeline counts as
 //! running only once they are).
 
+use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
-use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use tokio::sync::mpsc;
@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::backoff::Backoff;
+use super::dispatch::{Dispatch, InstanceInput};
 use super::resequence::Sequenced;
 use super::transform_stage;
 use super::unstored::Unstored;
@@ -22,7 +23,7 @@ use crate::config::DeliveryConfig;
 use crate::error::{ServiceError, with_timeout};
 use crate::sink::Sink;
 use crate::sink::dead_letter::DeadLetterSink;
-use crate::source::{Polled, Source};
+use crate::source::Source;
 use crate::telemetry::events::{BatchCommitted, BatchPolled, EndsConnected, PolledNothing};
 use crate::telemetry::{PipelineTelemetry, Stage};
 use crate::wasm::TransformChain;
@@ -47,13 +48,13 @@ where
     }
     let lanes = writer.sink.more_lanes();
     let window = delivery.window(chains.len(), lanes.len() + 1);
-    let (to_transform, transform_input) = mpsc::channel::<Sequenced<Polled<S::Checkpoint>>>(window);
+    let (to_transform, transform_inputs) = Dispatch::new(chains.len(), window);
     let (to_writer, writer_input) = mpsc::channel(window + chains.len());
     let (ack_sender, mut acks) = mpsc::channel(window + 1);
     // Stops the writer's retries on shutdown or when the driver gives up.
     let stop = shutdown.child_token();
     let transformers =
-        start_transform_instances(chains, &writer.sink, transform_input, to_writer, &delivery, &stop, &telemetry);
+        start_transform_instances(chains, &writer.sink, transform_inputs, to_writer, &delivery, &stop, &telemetry);
     let writing = tokio::spawn(
         stage_panic::catch_async(writer.run(lanes, writer_input, ack_sender, stop.clone())).in_current_span(),
     );
@@ -103,30 +104,32 @@ where
     }
 }
 
-/// Starts one thread per transform instance, all taking batches from
-/// `input`. An instance that stops (its chain's error, or a panic) says so
-/// through `output`, so the writer stops the pipeline at once.
+/// Starts one thread per transform instance, each taking the batches
+/// handed to it. An instance that stops (its chain's error, or a panic)
+/// says so through `output`, so the writer stops the pipeline at once.
 fn start_transform_instances<C: Send + 'static, K: Sink>(
     chains: Vec<TransformChain>,
     sink: &K,
-    input: mpsc::Receiver<Sequenced<Polled<C>>>,
+    inputs: Vec<InstanceInput<C>>,
     output: transform_stage::Output<C, PreparedFor<K>>,
     delivery: &DeliveryConfig,
     stop: &CancellationToken,
     telemetry: &PipelineTelemetry,
 ) -> Vec<tokio::task::JoinHandle<()>> {
-    let shared = Arc::new(transform_stage::Shared { input: Mutex::new(input), broken_instances: AtomicUsize::new(0) });
+    let broken_instances = Arc::new(AtomicUsize::new(0));
     chains
         .into_iter()
-        .map(|chain| {
-            let (shared, output, preparer) = (shared.clone(), output.clone(), sink.preparer());
+        .zip(inputs)
+        .map(|(chain, input)| {
+            let instance = transform_stage::Instance { chain, input };
+            let (broken_instances, output, preparer) = (broken_instances.clone(), output.clone(), sink.preparer());
             let (delivery, stop, telemetry) = (delivery.clone(), stop.clone(), telemetry.clone());
             // The stages log within the pipeline's span, wherever they run.
             let span = tracing::Span::current();
             tokio::task::spawn_blocking(move || {
                 let _span = span.enter();
                 let ran = stage_panic::catch(|| {
-                    transform_stage::run(chain, preparer, &shared, &output, &delivery, &stop, &telemetry)
+                    transform_stage::run(instance, preparer, &broken_instances, &output, &delivery, &stop, &telemetry)
                 });
                 let error = match ran {
                     Ok(Ok(())) => return,
@@ -198,7 +201,7 @@ impl<S: Source> Driver<'_, S> {
     /// written either way, so a restart replays only what was not.
     async fn run(
         &mut self,
-        to_transform: &mpsc::Sender<Sequenced<Polled<S::Checkpoint>>>,
+        to_transform: &Dispatch<S::Checkpoint>,
         acks: &mut mpsc::Receiver<Result<Ack<S::Checkpoint>, PipelineError>>,
         window: usize,
         shutdown: &CancellationToken,
@@ -210,7 +213,7 @@ impl<S: Source> Driver<'_, S> {
 
     async fn move_batches(
         &mut self,
-        to_transform: &mpsc::Sender<Sequenced<Polled<S::Checkpoint>>>,
+        to_transform: &Dispatch<S::Checkpoint>,
         acks: &mut mpsc::Receiver<Result<Ack<S::Checkpoint>, PipelineError>>,
         window: usize,
         shutdown: &CancellationToken,

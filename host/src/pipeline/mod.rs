@@ -16,6 +16,7 @@
 //! handle (see `crate::telemetry`).
 
 mod backoff;
+mod dispatch;
 mod driver;
 mod health;
 mod launch;

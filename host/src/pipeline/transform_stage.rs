@@ -13,13 +13,13 @@
 //! `on_broken_transform` policy decides (see [`super::health`]).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::PipelineError;
+use super::dispatch::InstanceInput;
 use super::health::{Broken, TransformHealth};
 use super::resequence::Sequenced;
 use crate::config::{DeliveryConfig, OnBrokenTransform};
@@ -27,7 +27,6 @@ use crate::error::error_chain;
 use crate::record::Batch;
 use crate::record::{Failure, RecordResult};
 use crate::sink::Prepare;
-use crate::source::Polled;
 use crate::telemetry::PipelineTelemetry;
 use crate::telemetry::events::{BatchTransformed, TransformBroken, TransformRecovered};
 use crate::wasm::{TransformChain, TransformError};
@@ -47,12 +46,10 @@ impl<C, P> Transformed<C, P> {
     }
 }
 
-/// What the instances of one pipeline share.
-pub struct Shared<C> {
-    /// Polled batches, numbered: whichever instance is free takes the next.
-    pub input: Mutex<mpsc::Receiver<Sequenced<Polled<C>>>>,
-    /// How many instances find their transform broken now (see [`Reports`]).
-    pub broken_instances: AtomicUsize,
+/// One instance: its own chain, and the batches handed to it.
+pub struct Instance<C> {
+    pub chain: TransformChain,
+    pub input: InstanceInput<C>,
 }
 
 /// Transformed batches, numbered, or the error that stopped an instance.
@@ -61,20 +58,18 @@ pub type Output<C, P> = mpsc::Sender<Result<Sequenced<Transformed<C, P>>, Pipeli
 /// One instance: transforms (and prepares for the sink) batches until the
 /// input closes, the output is dropped or `stop` is cancelled.
 pub fn run<C, P: Prepare>(
-    mut chain: TransformChain,
+    instance: Instance<C>,
     preparer: P,
-    shared: &Shared<C>,
+    broken_instances: &AtomicUsize,
     output: &Output<C, P::Prepared>,
     delivery: &DeliveryConfig,
     stop: &CancellationToken,
     telemetry: &PipelineTelemetry,
 ) -> Result<(), PipelineError> {
     let mut health = TransformHealth::default();
-    let mut reports = Reports { reported: None, broken_instances: &shared.broken_instances, telemetry };
-    // The lock is held while waiting, so instances queue for the next batch
-    // in turn; it guards no state, so a poisoned one is as good.
-    let next = || shared.input.lock().unwrap_or_else(PoisonError::into_inner).blocking_recv();
-    while let Some(Sequenced { number, item: polled }) = next() {
+    let mut reports = Reports { reported: None, broken_instances, telemetry };
+    let Instance { mut chain, mut input } = instance;
+    while let Some(Sequenced { number, item: polled }) = input.next() {
         let started = Instant::now();
         let mut pause = delivery.retry_initial;
         let results = loop {
@@ -121,7 +116,9 @@ pub fn run<C, P: Prepare>(
         let prepared = preparer.prepare(&polled.batch, &results);
         BatchTransformed { elapsed: started.elapsed() }.emit(telemetry);
         let transformed = Transformed { batch: polled.batch, results, prepared, checkpoint: polled.checkpoint };
-        if output.blocking_send(Ok(Sequenced { number, item: transformed })).is_err() {
+        let handed_on = output.blocking_send(Ok(Sequenced { number, item: transformed }));
+        input.finished();
+        if handed_on.is_err() {
             return Ok(());
         }
     }

@@ -39,7 +39,9 @@ impl Setup {
         self.without_transforms().transform("enrich", guests::SENSOR_ENRICH)
     }
 
-    /// The sensors pipeline with no transform.
+    /// The sensors pipeline with no transform. Two transform instances
+    /// (once it has one) and, by default, four writes in flight: the
+    /// crashes and failovers here run with both in parallel.
     fn without_transforms(&self) -> PipelineFile {
         let (iggy, mongo) = (&self.iggy, &self.mongo);
         PipelineFile::iggy_to_mongo(
@@ -52,6 +54,7 @@ impl Setup {
             "readings",
         )
         .set("source.iggy.consumer_group", "ferry-tests")
+        .set("delivery.transform_instances", 2)
         .test_pace()
     }
 

@@ -83,11 +83,14 @@ impl Setup {
         (out, RunningPipeline::start(inbound.config()))
     }
 
-    /// The way back: the changes topic through cdc-replicate into `b`.
+    /// The way back: the changes topic through cdc-replicate into `b`,
+    /// with two transform instances and (by default) four writes in flight:
+    /// replaces and deletes of one document must keep their order.
     fn replicate_into_b(&self) -> PipelineFile {
         let (iggy, mongo) = (&self.iggy, &self.mongo);
         PipelineFile::iggy_to_mongo("changes-to-b", iggy, &self.stream, "changes", mongo, &self.database, "b")
             .set("source.iggy.consumer_group", "replicate-b")
+            .set("delivery.transform_instances", 2)
             .test_pace()
             .transform("replicate", guests::CDC_REPLICATE)
     }
