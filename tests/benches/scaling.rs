@@ -165,39 +165,51 @@ async fn latency_bound(iggy: &IggyServer) {
         Delay { one_way, jitter: Duration::ZERO },
     );
     let far_uri = proxy.mongodb_uri(mongo.uri());
-    let database = unique("scaling");
 
-    let raw = raw_writers(&far_uri, &database, &documents).await;
+    // A server slows as it fills (SecantusDB's oplog grows): the raw rate
+    // is measured before and after each of Ferry's runs, and each run is
+    // compared with the mean of the two around it.
+    let client = mongodb::Client::with_uri_str(&far_uri).await.expect("the proxy's URI parses");
+    let database = client.database(&unique("scaling"));
+    let mut raw = vec![raw_writers(&database, "raw_0", &documents).await];
     let stream = filled_topic(iggy, messages).await;
     let (ferry, work) = (ferry_binary(), tempfile::tempdir().unwrap());
-    println!();
-    println!("{messages} readings, no transform, into MongoDB through the delay");
-    println!("{:<34} {:>12} {:>12} {:>9} {:>8}", "writer", "messages/s", "CPU µs/msg", "RSS MiB", "vs raw");
-    println!("{:<34} {raw:>12.0} {:>12} {:>9} {:>7.2}x", format!("{RAW_WRITERS} raw insert_many writers"), "", "", 1.0);
-    let mut rates = Vec::new();
+    let mut lines = Vec::new();
     for (run, (label, writes)) in
         [("Ferry, 1 write in flight", Some(1)), ("Ferry, default (4 writes)", None)].into_iter().enumerate()
     {
+        let collection = format!("ferry_{run}");
         let mut file = from_topic(iggy, &stream, &format!("latency-{run}"))
             .set("sink.mongodb.uri", far_uri.as_str())
-            .set("sink.mongodb.database", database.as_str())
-            .set("sink.mongodb.collection", format!("ferry_{run}"));
+            .set("sink.mongodb.database", database.name())
+            .set("sink.mongodb.collection", collection.as_str());
         if let Some(writes) = writes {
             file = file.set("sink.mongodb.max_concurrent_writes", writes);
         }
         let measured = until_committed(&ferry, work.path(), &format!("latency-{run}"), &file, messages).await;
+        let _ = database.collection::<Document>(&collection).drop().await;
+        raw.push(raw_writers(&database, &format!("raw_{}", run + 1), &documents).await);
+        let around = (raw[run] + raw[run + 1]) / 2.0;
+        lines.push((label, measured, around));
+    }
+    println!();
+    println!("{messages} readings, no transform, into MongoDB through the delay");
+    println!("{:<28} {:>11} {:>11} {:>9} {:>22}", "writer", "messages/s", "CPU µs/msg", "RSS MiB", "vs raw around it");
+    let raw_rates: Vec<String> = raw.iter().map(|rate| format!("{rate:.0}")).collect();
+    println!("{RAW_WRITERS} raw insert_many writers, before, between and after: {}", raw_rates.join(", "));
+    for (label, measured, around) in &lines {
         println!(
-            "{label:<34} {:>12.0} {:>12.2} {:>9.1} {:>7.2}x",
+            "{label:<28} {:>11.0} {:>11.2} {:>9.1} {:>10.2}x (of {around:.0})",
             measured.rate,
             measured.cpu_us,
             measured.rss_mib,
-            measured.rate / raw
+            measured.rate / around
         );
-        rates.push(measured.rate);
     }
     println!();
-    verdict("Ferry's default against the raw writers", rates[1] / raw, 0.9);
-    verdict("Ferry's default against one write in flight", rates[1] / rates[0], 1.8);
+    let (one, default) = (&lines[0], &lines[1]);
+    verdict("Ferry's default against the raw writers", default.1.rate / default.2, 0.9);
+    verdict("Ferry's default against one write in flight", default.1.rate / one.1.rate, 1.8);
 }
 
 /// A reading's JSON as a document.
@@ -225,12 +237,12 @@ fn unordered() -> InsertManyOptions {
 }
 
 /// Documents/s of [`RAW_WRITERS`] tasks each inserting its share of
-/// `documents` in batches of [`BATCH`], through the delay.
-async fn raw_writers(uri: &str, database: &str, documents: &[Document]) -> f64 {
-    let client = mongodb::Client::with_uri_str(uri).await.expect("the proxy's URI parses");
-    let collection = client.database(database).collection::<Document>("raw");
+/// `documents` in batches of [`BATCH`] into `collection` (dropped after),
+/// through the delay.
+async fn raw_writers(database: &mongodb::Database, collection: &str, documents: &[Document]) -> f64 {
+    let collection = database.collection::<Document>(collection);
     // The pool's connections opened before the clock starts, as Ferry's are.
-    client.database("admin").run_command(mongodb::bson::doc! { "ping": 1 }).await.expect("MongoDB answers");
+    database.run_command(mongodb::bson::doc! { "ping": 1 }).await.expect("MongoDB answers");
     let batches: Vec<Vec<Document>> = documents.chunks(BATCH).map(<[Document]>::to_vec).collect();
     let shares: Vec<Vec<Vec<Document>>> =
         (0..RAW_WRITERS).map(|writer| batches.iter().skip(writer).step_by(RAW_WRITERS).cloned().collect()).collect();
@@ -249,7 +261,9 @@ async fn raw_writers(uri: &str, database: &str, documents: &[Document]) -> f64 {
     for writer in writers {
         writer.await.expect("a writer finishes");
     }
-    documents.len() as f64 / started.elapsed().as_secs_f64()
+    let rate = documents.len() as f64 / started.elapsed().as_secs_f64();
+    let _ = collection.drop().await;
+    rate
 }
 
 fn verdict(what: &str, ratio: f64, target: f64) {
