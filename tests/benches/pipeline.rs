@@ -12,7 +12,8 @@
 //! admin endpoint off, then with it on and `/metrics` scraped every second;
 //! the last line is what the metrics cost in CPU per message.
 //! `FERRY_BENCH_BASELINE=path/to/ferry` adds a run of another build (say
-//! the previous release) to each round, to compare with.
+//! the previous release) to each round, to compare with;
+//! `FERRY_BENCH_WRITES` sets `[sink.mongodb] max_concurrent_writes`.
 //!
 //! Servers come from the test fixtures (iggy-server and secantusd-py, or
 //! IGGY_ADDRESS / MONGODB_URI). Every message is produced before the clock
@@ -148,9 +149,13 @@ impl Bench {
         let (stream, messages) = (&self.stream, self.messages);
         let (topic, database) = (format!("readings-{run}"), format!("{}-{run}", self.database));
         let pipeline = self.work.join(format!("bench-{run}.toml"));
-        let file = PipelineFile::iggy_to_mongo("bench", iggy, stream, &topic, mongo, &database, "readings")
+        let mut file = PipelineFile::iggy_to_mongo("bench", iggy, stream, &topic, mongo, &database, "readings")
             .set("source.iggy.batch_size", BATCH as i64)
             .transform("enrich", guests::SENSOR_ENRICH);
+        if let Ok(writes) = std::env::var("FERRY_BENCH_WRITES") {
+            let writes: i64 = writes.parse().expect("FERRY_BENCH_WRITES is a number of writes");
+            file = file.set("sink.mongodb.max_concurrent_writes", writes);
+        }
         std::fs::write(&pipeline, file.text()).unwrap();
         let admin_address = format!("127.0.0.1:{}", ferry_tests::servers::free_port());
         let binary = match admin {

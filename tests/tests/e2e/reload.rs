@@ -35,10 +35,12 @@ impl Setup {
     }
 
     /// A pipeline `name` from topic `name` through `wasm` (a file name in
-    /// the pipeline folder) into collection `name`.
+    /// the pipeline folder) into collection `name`, with two transform
+    /// instances: a reload swaps both.
     fn pipeline(&self, name: &str, wasm: &str, batch_size: u32) -> PipelineFile {
         PipelineFile::iggy_to_mongo(name, &self.iggy, &self.stream, name, &self.mongo, &self.database, name)
             .set("source.iggy.create.partitions", 1)
+            .set("delivery.transform_instances", 2)
             .set("source.iggy.batch_size", batch_size)
             .transform("stamp", wasm)
             .dead_letter(&self.stream, &format!("{name}-dlq"))
