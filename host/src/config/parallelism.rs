@@ -59,11 +59,10 @@ impl Visitor<'_> for InstancesVisitor {
     }
 
     fn visit_i64<E: de::Error>(self, value: i64) -> Result<Self::Value, E> {
-        usize::try_from(value)
-            .ok()
-            .and_then(NonZeroUsize::new)
-            .map(TransformInstances::Count)
-            .ok_or_else(|| E::invalid_value(de::Unexpected::Signed(value), &self))
+        match u64::try_from(value) {
+            Ok(value) => self.visit_u64(value),
+            Err(_) => Err(E::invalid_value(de::Unexpected::Signed(value), &self)),
+        }
     }
 
     fn visit_u64<E: de::Error>(self, value: u64) -> Result<Self::Value, E> {
