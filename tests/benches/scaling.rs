@@ -159,11 +159,7 @@ async fn latency_bound(iggy: &IggyServer) {
         one_way.as_millis(),
         (one_way * 2).as_millis()
     );
-    let upstream = mongo.uri().split("://").nth(1).and_then(|rest| rest.rsplit('@').next()).unwrap_or_default();
-    let proxy = DelayProxy::start(
-        upstream.split(['/', '?']).next().unwrap_or_default(),
-        Delay { one_way, jitter: Duration::ZERO },
-    );
+    let proxy = DelayProxy::for_mongodb(mongo.uri(), Delay { one_way, jitter: Duration::ZERO });
     let far_uri = proxy.mongodb_uri(mongo.uri());
 
     // A server slows as it fills (SecantusDB's oplog grows): the raw rate

@@ -55,6 +55,15 @@ impl DelayProxy {
         Self { address: address.recv().expect("the proxy bound its port"), _stop: stop }
     }
 
+    /// A proxy in front of the server `uri` (a `mongodb://` URI naming one
+    /// host) names; [`Self::mongodb_uri`] gives the URI through it.
+    pub fn for_mongodb(uri: &str, delay: Delay) -> Self {
+        let after_scheme = uri.split_once("://").map_or(uri, |(_, rest)| rest);
+        let after_credentials = after_scheme.rsplit('@').next().unwrap_or(after_scheme);
+        let host = after_credentials.split(['/', '?']).next().unwrap_or_default();
+        Self::start(host, delay)
+    }
+
     /// `host:port` to connect to instead of the upstream.
     pub fn address(&self) -> SocketAddr {
         self.address

@@ -34,9 +34,7 @@ impl Setup {
     async fn new(test: &str) -> Option<Self> {
         let bed = TestBed::start(test, "parallel").await?;
         bed.iggy.ensure_topic(&bed.stream, "readings", 1).await;
-        let upstream = bed.mongo.uri().split("://").nth(1).and_then(|rest| rest.rsplit('@').next()).unwrap_or("");
-        let host = upstream.split(['/', '?']).next().unwrap_or_default().to_owned();
-        let proxy = DelayProxy::start(&host, JITTERY);
+        let proxy = DelayProxy::for_mongodb(bed.mongo.uri(), JITTERY);
         Some(Self { bed, proxy })
     }
 
