@@ -190,5 +190,5 @@ async fn run_ferry(
     if let Some(wasm) = wasm {
         file = file.transform("t", wasm);
     }
-    until_committed(ferry, work, &format!("ceiling-{run}"), &file, messages).await
+    until_committed(ferry, work, &format!("ceiling-{run}"), &file, messages, iggy.pid()).await
 }

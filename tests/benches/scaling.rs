@@ -105,7 +105,10 @@ async fn cpu_bound(iggy: &IggyServer, part: &str) {
         let stream = filled_topic(iggy, messages).await;
         println!();
         println!("CPU-bound: {messages} readings through {label} into the blackhole, {rounds} rounds");
-        println!("{:<22} {:>9} {:>12} {:>12} {:>9}", "transform", "instances", "messages/s", "CPU µs/msg", "RSS MiB");
+        println!(
+            "{:<22} {:>9} {:>12} {:>12} {:>9} {:>12} {:>12}",
+            "transform", "instances", "messages/s", "CPU µs/msg", "RSS MiB", "Ferry cores", "server cores"
+        );
         // Rounds alternate the settings, so a slow spell of the shared
         // machine falls on all of them; each setting's best run counts.
         let mut best = [0.0f64; 3];
@@ -120,11 +123,15 @@ async fn cpu_bound(iggy: &IggyServer, part: &str) {
                     .set("sink.blackhole", toml::Table::new())
                     .set("delivery.transform_instances", value)
                     .transform("t", wasm);
-                let measured = until_committed(&ferry, work.path(), &group, &file, messages).await;
+                let measured = until_committed(&ferry, work.path(), &group, &file, messages, iggy.pid()).await;
                 best[setting] = best[setting].max(measured.rate);
                 println!(
-                    "{label:<22} {instances:>9} {:>12.0} {:>12.2} {:>9.1}",
-                    measured.rate, measured.cpu_us, measured.rss_mib
+                    "{label:<22} {instances:>9} {:>12.0} {:>12.2} {:>9.1} {:>12.2} {:>12}",
+                    measured.rate,
+                    measured.cpu_us,
+                    measured.rss_mib,
+                    measured.ferry_cores,
+                    measured.server_cores.map_or("-".to_owned(), |cores| format!("{cores:.2}")),
                 );
             }
         }
@@ -182,7 +189,8 @@ async fn latency_bound(iggy: &IggyServer) {
         if let Some(writes) = writes {
             file = file.set("sink.mongodb.max_concurrent_writes", writes);
         }
-        let measured = until_committed(&ferry, work.path(), &format!("latency-{run}"), &file, messages).await;
+        let measured =
+            until_committed(&ferry, work.path(), &format!("latency-{run}"), &file, messages, iggy.pid()).await;
         let _ = database.collection::<Document>(&collection).drop().await;
         raw.push(raw_writers(&database, &format!("raw_{}", run + 1), &documents).await);
         let around = (raw[run] + raw[run + 1]) / 2.0;

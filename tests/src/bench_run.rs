@@ -17,14 +17,28 @@ pub struct Measured {
     pub rate: f64,
     pub cpu_us: f64,
     pub rss_mib: f64,
+    /// Cores Ferry kept busy from the first commit to the last.
+    pub ferry_cores: f64,
+    /// Cores the Iggy server kept busy over the same span, when the bench
+    /// started it (the machine's cores are shared with it).
+    pub server_cores: Option<f64>,
 }
 
 /// Runs `file` (an Iggy source of one partition holding `messages`
 /// messages, read by a consumer group of its own) until every message is
 /// committed. The rate counts from the first commit seen to the last, so
 /// start-up (compiling, instantiating) is left out; the rate from process
-/// start and where a batch's time went are printed on one line.
-pub async fn until_committed(ferry: &Path, work: &Path, name: &str, file: &PipelineFile, messages: usize) -> Measured {
+/// start and where a batch's time went are printed on one line. `server`
+/// is the Iggy server's process id, whose CPU is counted over the same
+/// span.
+pub async fn until_committed(
+    ferry: &Path,
+    work: &Path,
+    name: &str,
+    file: &PipelineFile,
+    messages: usize,
+    server: Option<u32>,
+) -> Measured {
     let pipeline = work.join(format!("{name}.toml"));
     std::fs::write(&pipeline, file.text()).unwrap();
     let admin = format!("127.0.0.1:{}", free_port());
@@ -40,6 +54,8 @@ pub async fn until_committed(ferry: &Path, work: &Path, name: &str, file: &Pipel
     let http = reqwest::Client::new();
     let last = (messages - 1) as f64;
     let mut first: Option<(Instant, f64)> = None;
+    // CPU time of Ferry and of the server when the first commit was seen.
+    let mut cpu_at_first = (Duration::ZERO, Duration::ZERO);
     let (finished, metrics) = loop {
         tokio::time::sleep(Duration::from_millis(50)).await;
         let metrics = match http.get(format!("http://{admin}/metrics")).send().await {
@@ -49,6 +65,7 @@ pub async fn until_committed(ferry: &Path, work: &Path, name: &str, file: &Pipel
         let committed = sample(&metrics, "ferry_iggy_committed_offset");
         if let (None, Some(offset)) = (first, committed) {
             first = Some((Instant::now(), offset));
+            cpu_at_first = (cpu_time(pid), server.map_or(Duration::ZERO, cpu_time));
         }
         if committed.is_some_and(|offset| offset >= last) {
             break (Instant::now(), metrics);
@@ -56,9 +73,13 @@ pub async fn until_committed(ferry: &Path, work: &Path, name: &str, file: &Pipel
         assert!(process.try_wait().unwrap().is_none(), "ferry exited early");
     };
     let (elapsed, cpu, rss) = (started.elapsed(), cpu_time(pid), rss_bytes(pid));
+    let server_cpu = server.map(cpu_time);
     stop(&mut process);
     let (first_at, first_offset) = first.expect("seen before the last");
-    let steady = (last - first_offset) / (finished - first_at).as_secs_f64();
+    let span = (finished - first_at).as_secs_f64();
+    let steady = (last - first_offset) / span;
+    let ferry_cores = (cpu - cpu_at_first.0).as_secs_f64() / span;
+    let server_cores = server_cpu.map(|cpu| (cpu - cpu_at_first.1).as_secs_f64() / span);
     let series = |series: &str| sample(&metrics, series).unwrap_or(f64::NAN);
     let mean_ms = |stage: &str| {
         let sum = series(&format!(r#"ferry_stage_duration_seconds_sum{{stage="{stage}"}}"#));
@@ -75,5 +96,11 @@ pub async fn until_committed(ferry: &Path, work: &Path, name: &str, file: &Pipel
         mean_ms("write"),
         mean_ms("commit"),
     );
-    Measured { rate: steady, cpu_us: cpu.as_secs_f64() * 1e6 / messages as f64, rss_mib: rss as f64 / 1048576.0 }
+    Measured {
+        rate: steady,
+        cpu_us: cpu.as_secs_f64() * 1e6 / messages as f64,
+        rss_mib: rss as f64 / 1048576.0,
+        ferry_cores,
+        server_cores,
+    }
 }

@@ -160,6 +160,15 @@ impl IggyServer {
         server
     }
 
+    /// The server's process id, when this crate started it (for the
+    /// benchmarks' CPU accounting).
+    pub fn pid(&self) -> Option<u32> {
+        match &self.running {
+            Running::Process { process, .. } => process.pid(),
+            _ => None,
+        }
+    }
+
     pub fn address(&self) -> &str {
         &self.address
     }

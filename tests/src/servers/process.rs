@@ -16,6 +16,11 @@ impl ServerProcess {
         Ok(Self { child: Some(child), log: log.to_owned() })
     }
 
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Kills the process (like a crash or `kill -9`) and reaps it.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
