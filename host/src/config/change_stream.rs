@@ -7,6 +7,7 @@ use serde::Deserialize;
 use super::defaults;
 use super::problems::Problems;
 use super::sink::collection_name_problem;
+use super::standby::StandbyConfig;
 
 /// Read a change stream of a collection, a database or the deployment.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -43,6 +44,10 @@ pub struct MongoSourceConfig {
     /// How event payloads reach transforms: relaxed Extended JSON or BSON.
     #[serde(default)]
     pub format: EventFormat,
+    /// Several processes run this pipeline, one at a time (see
+    /// `crate::standby`); absent: this process alone runs it.
+    #[serde(default)]
+    pub standby: Option<StandbyConfig>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -201,6 +206,9 @@ impl MongoSourceConfig {
         }
         if self.max_await.is_zero() || self.max_await > Duration::from_secs(60) {
             problems.add("source.mongodb.max_await", "must be above 0 and at most 60s");
+        }
+        if let Some(standby) = &self.standby {
+            standby.validate(problems);
         }
     }
 }

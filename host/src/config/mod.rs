@@ -12,6 +12,7 @@ mod problems;
 mod route;
 mod sink;
 mod source;
+mod standby;
 mod substitute;
 mod syntax;
 mod transform;
@@ -33,6 +34,7 @@ pub use problems::{Problem, Problems};
 pub use route::Route;
 pub use sink::{IggySinkConfig, MongoSinkConfig, PartitionBy, SinkConfig, WriteMode, collection_name_problem};
 pub use source::{IggySourceConfig, PayloadFormat, SourceConfig, StartPosition};
+pub use standby::StandbyConfig;
 pub use syntax::SyntaxError;
 pub use transform::{DirGrant, Grants, TransformConfig};
 
@@ -132,6 +134,11 @@ impl PipelineConfig {
     /// the dead-letter topic shares unless it names another.
     pub fn iggy_connection(&self) -> IggyConnection {
         self.route.iggy_connection()
+    }
+
+    /// The standby settings, when several processes run this pipeline.
+    pub fn standby(&self) -> Option<&StandbyConfig> {
+        self.route.standby()
     }
 
     /// Makes relative file paths relative to the pipeline file's directory.

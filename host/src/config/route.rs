@@ -51,6 +51,22 @@ impl Route {
         }
     }
 
+    /// The change stream's connection string, on the route that reads one.
+    pub fn change_stream_uri(&self) -> Option<String> {
+        match self {
+            Self::ChangesToIggy { source, .. } => Some(source.uri.clone()),
+            _ => None,
+        }
+    }
+
+    /// The change stream's standby settings, when the pipeline has standbys.
+    pub fn standby(&self) -> Option<&super::StandbyConfig> {
+        match self {
+            Self::ChangesToIggy { source, .. } => source.standby.as_ref(),
+            _ => None,
+        }
+    }
+
     /// The Iggy source's settings, on the routes that read Iggy.
     pub fn iggy_source(&self) -> Option<&IggySourceConfig> {
         match self {
