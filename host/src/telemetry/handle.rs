@@ -59,7 +59,7 @@ pub(super) struct Handles {
     /// By [`Stage::TIMED`].
     pub stage_duration: [Histogram; 4],
     /// By [`State::ALL`].
-    pub states: [Gauge; 5],
+    pub states: [Gauge; 6],
     pub behind: SecondsGauge,
     pub idle: SecondsGauge,
     pub headroom: SecondsGauge,

@@ -126,6 +126,9 @@ pub struct Metrics {
     pub mongodb_write_duration: Histograms<PipelineLabels>,
     pub mongodb_documents: Family<CollectionWriteLabels, Counter>,
     pub mongodb_replays: Family<CollectionLabels, Counter>,
+    pub leader: Family<PipelineLabels, Gauge>,
+    pub leader_takeovers: Family<PipelineLabels, Counter>,
+    pub lease_renewals_failed: Family<PipelineLabels, Counter>,
 }
 
 /// Buckets from 0.5 ms to about 65 s: a transform call on a small batch
@@ -167,6 +170,9 @@ impl Metrics {
             mongodb_write_duration: Family::new_with_constructor(duration_histogram),
             mongodb_documents: Family::default(),
             mongodb_replays: Family::default(),
+            leader: Family::default(),
+            leader_takeovers: Family::default(),
+            lease_renewals_failed: Family::default(),
         };
         let ferry = registry.sub_registry_with_prefix("ferry");
         let m = metrics.clone();
@@ -197,7 +203,7 @@ impl Metrics {
         ferry.register("retries", "Transient failures retried, by stage and cause", m.retries);
         ferry.register(
             "pipeline_state",
-            "1 for the state the pipeline is in (starting, running, retrying, failed, stopped), 0 for the others",
+            "1 for the state the pipeline is in (starting, running, retrying, failed, stopped, standby), 0 for the others",
             m.pipeline_state,
         );
         ferry.register("reloads", "Reloads that swapped in a new version of the pipeline", m.reloads);
@@ -283,6 +289,17 @@ impl Metrics {
             "mongodb_replays",
             "Inserts of documents MongoDB already held (a replay after a crash or retry): written before, not again",
             m.mongodb_replays,
+        );
+        ferry.register(
+            "leader",
+            "1 while this process holds the lease of a pipeline with standbys and runs it, 0 while it stands by",
+            m.leader,
+        );
+        ferry.register("leader_takeovers", "Times this process took a pipeline with standbys over", m.leader_takeovers);
+        ferry.register(
+            "lease_renewals_failed",
+            "Renewals of a held lease that failed (no answer in time, or an error)",
+            m.lease_renewals_failed,
         );
         metrics
     }

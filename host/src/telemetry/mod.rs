@@ -28,7 +28,8 @@ pub use labels::Stage;
 pub use metrics::Metrics;
 pub use report::{CountsReport, PartitionReport, PipelineReport, PositionReport};
 pub use status::{
-    ChangeStreamProgress, ErrorNote, PartitionProgress, Position, ReloadNote, State, Status, TransformInfo, format_time,
+    ChangeStreamProgress, ErrorNote, PartitionProgress, Position, ReloadNote, Role, StandbyNote, State, Status,
+    TransformInfo, format_time,
 };
 
 /// The metrics and statuses of every pipeline in this process.

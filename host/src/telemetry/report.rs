@@ -9,7 +9,9 @@ use std::time::SystemTime;
 use serde::Serialize;
 
 use super::handle::PipelineTelemetry;
-use super::status::{ErrorNote, PartitionProgress, Position, ReloadNote, State, TransformInfo, format_time};
+use super::status::{
+    ErrorNote, PartitionProgress, Position, ReloadNote, StandbyNote, State, TransformInfo, format_time,
+};
 
 #[derive(Debug, Serialize)]
 pub struct PipelineReport {
@@ -30,6 +32,10 @@ pub struct PipelineReport {
     /// The generation of Iggy's wire protocol spoken (`"0.8"`, `"0.9"`),
     /// once connected.
     pub iggy_protocol: Option<&'static str>,
+    /// This process's part, when the pipeline has standbys (`[source.mongodb]
+    /// standby`); absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub standby: Option<StandbyNote>,
 }
 
 /// A transform loaded, and each of its instances' memory.
@@ -136,6 +142,7 @@ impl PipelineTelemetry {
                 .collect(),
             reload: status.reload,
             iggy_protocol: status.iggy_protocol,
+            standby: status.standby,
         }
     }
 }

@@ -21,10 +21,14 @@ pub enum State {
     Failed,
     /// Stopped on request (a signal, or its file was removed).
     Stopped,
+    /// Ready to take over from the process that runs it now (its
+    /// transforms loaded, its connections open): see `crate::standby`.
+    Standby,
 }
 
 impl State {
-    pub const ALL: [State; 5] = [State::Starting, State::Running, State::Retrying, State::Failed, State::Stopped];
+    pub const ALL: [State; 6] =
+        [State::Starting, State::Running, State::Retrying, State::Failed, State::Stopped, State::Standby];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -33,6 +37,7 @@ impl State {
             State::Retrying => "retrying",
             State::Failed => "failed",
             State::Stopped => "stopped",
+            State::Standby => "standby",
         }
     }
 }
@@ -118,6 +123,29 @@ pub enum Position {
     ChangeStream(ChangeStreamProgress),
 }
 
+/// A pipeline run by several processes, one at a time: this process's part.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StandbyNote {
+    pub role: Role,
+    /// Which lease term this process holds (counts up on every takeover),
+    /// while it leads.
+    pub epoch: Option<i64>,
+    /// Who this process is in the lease document: host, process id, start.
+    pub holder: String,
+    /// How many times this process took the pipeline over.
+    pub takeovers: u64,
+    pub lease_renewals_failed: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Holds the lease and runs the pipeline.
+    Leader,
+    /// Waits for the lease.
+    Standby,
+}
+
 /// Reloads of this pipeline's file.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ReloadNote {
@@ -153,6 +181,8 @@ pub struct Status {
     pub reload: ReloadNote,
     /// The generation of Iggy's wire protocol spoken, once connected.
     pub iggy_protocol: Option<&'static str>,
+    /// This process's part, when the pipeline has standbys.
+    pub standby: Option<StandbyNote>,
 }
 
 impl Default for Status {
@@ -167,6 +197,7 @@ impl Default for Status {
             position: Position::Unknown,
             reload: ReloadNote::default(),
             iggy_protocol: None,
+            standby: None,
         }
     }
 }
@@ -189,6 +220,8 @@ impl Status {
                 None => "failed".to_owned(),
             }),
             State::Stopped => Some("stopped".to_owned()),
+            // Standing by is a standby's job.
+            State::Standby => None,
         }
     }
 }

@@ -13,6 +13,7 @@ mod iggy;
 mod lifecycle;
 mod mongodb;
 mod reload;
+mod standby;
 mod transform;
 
 use std::time::{Duration, SystemTime};
@@ -24,15 +25,17 @@ pub use iggy::{IggyConnected, OffsetCommitted, PartitionHead, PartitionHeads, Pa
 pub use lifecycle::{EndsConnected, PipelineStarting, PipelineStopped, RetryScheduled};
 pub use mongodb::MongoWrites;
 pub use reload::{ReloadRefused, ReloadSwapped, ReloadUnchanged};
+pub use standby::{LeaseReleased, LeaseRenewalFailed, StandingBy, StoodDown, TookOver};
 pub use transform::{Broken, TransformBroken, TransformRecovered};
 
 use super::handle::PipelineTelemetry;
-use super::status::{ErrorNote, State, Status};
+use super::status::{ErrorNote, Role, State, Status};
 
 /// Moves `status` to the state its flags say, unless it has ended.
 pub(super) fn settle(telemetry: &PipelineTelemetry, status: &mut Status) {
     let state = match status.state {
         State::Failed | State::Stopped => return,
+        _ if status.standby.as_ref().is_some_and(|note| note.role == Role::Standby) => State::Standby,
         _ if !status.failing.is_empty() => State::Retrying,
         _ if !status.connected => State::Starting,
         _ => State::Running,
