@@ -7,7 +7,9 @@
 //! processed); [`pipeline`] runs the stages and commits. [`record`] holds
 //! the types that travel between them, [`encoding`] turns payloads into
 //! documents and back, [`iggy_link`] is the one link to Iggy every Iggy
-//! part shares and [`mongo_client`] its MongoDB counterpart, [`error`] decides which failures are transient, and [`cli`] holds the
+//! part shares and [`mongo_client`] its MongoDB counterpart, [`standby`]
+//! the lease by which several processes run one change-stream pipeline,
+//! [`error`] decides which failures are transient, and [`cli`] holds the
 //! commands of the `ferry` binary.
 
 pub mod admin;
@@ -24,5 +26,6 @@ pub mod resume;
 pub mod runner;
 pub mod sink;
 pub mod source;
+pub mod standby;
 pub mod telemetry;
 pub mod wasm;

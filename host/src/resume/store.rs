@@ -17,6 +17,7 @@ use super::position::ChangePosition;
 use crate::config::IggyConnection;
 use crate::error::ServiceError;
 use crate::iggy_link::{Headers, IggyLink, Session};
+use crate::standby::Fence;
 
 /// How often a checkpoint is written while batches keep committing.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(10);
@@ -32,6 +33,8 @@ pub struct PositionStore {
     topic: String,
     saved_at: Option<Instant>,
     checkpoint_ready: bool,
+    /// With standbys: the lease this process must hold to save.
+    fence: Option<Fence>,
 }
 
 impl PositionStore {
@@ -42,7 +45,14 @@ impl PositionStore {
             topic: topic.to_owned(),
             saved_at: None,
             checkpoint_ready: false,
+            fence: None,
         }
+    }
+
+    /// Saves only while `fence` proves the lease held (see `crate::standby`).
+    pub fn fenced(mut self, fence: Fence) -> Self {
+        self.fence = Some(fence);
+        self
     }
 
     /// Reaches the Iggy server the positions are kept on.
@@ -93,6 +103,9 @@ impl PositionStore {
             let message = headers
                 .message(0, Bytes::from(position.to_json()))
                 .map_err(|error| ServiceError::fatal(what.clone(), error))?;
+            if let Some(fence) = &self.fence {
+                fence.check(&what)?;
+            }
             session.send(&self.stream, &topic, None, vec![message]).await
         }
         .await;

@@ -16,6 +16,7 @@ use crate::config::IggyConnection;
 use crate::error::ServiceError;
 use crate::iggy_link::{Headers, IggyLink, KEY_HEADER, Message};
 use crate::record::{Batch, DeadLetter, Record, describe_position, position_id};
+use crate::standby::Fence;
 
 /// Iggy refuses empty payloads; an empty record is sent as this, flagged.
 const EMPTY_PAYLOAD_STAND_IN: &[u8] = b" ";
@@ -36,6 +37,8 @@ pub struct IggyDeadLetters {
     stream: String,
     topic: String,
     topic_ready: bool,
+    /// With standbys: the lease this process must hold to send.
+    fence: Option<Fence>,
 }
 
 impl IggyDeadLetters {
@@ -45,7 +48,14 @@ impl IggyDeadLetters {
             stream: stream.to_owned(),
             topic: topic.to_owned(),
             topic_ready: false,
+            fence: None,
         })
+    }
+
+    /// Sends only while `fence` proves the lease held (see `crate::standby`).
+    pub fn fenced(mut self, fence: Option<Fence>) -> Self {
+        self.fence = fence;
+        self
     }
 }
 
@@ -59,6 +69,9 @@ impl DeadLetterSink for IggyDeadLetters {
         if !self.topic_ready {
             session.ensure_topic(&self.stream, &self.topic, 1).await?;
             self.topic_ready = true;
+        }
+        if let Some(fence) = &self.fence {
+            fence.check(&format!("dead-lettering to {}/{}", self.stream, self.topic))?;
         }
         if let Err(error) = session.send(&self.stream, &self.topic, None, messages).await {
             if error.transient {

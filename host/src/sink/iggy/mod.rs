@@ -21,6 +21,7 @@ use crate::iggy_link::{Headers, IggyLink, KEY_HEADER, MAX_PAYLOAD_SIZE, Message,
 use crate::record::{Batch, Operation, Origin, Record, position_id};
 use crate::record::{OutputRef, RecordResult};
 use crate::resume::{ChangePosition, Relation, joined_pieces, partition_positions};
+use crate::standby::Fence;
 use crate::telemetry::PipelineTelemetry;
 use crate::telemetry::events::IggyConnected;
 
@@ -40,6 +41,8 @@ pub struct IggySink {
     stale: bool,
     /// Which transform versions make the outputs (see `TransformChain::lineage`).
     lineage: Option<Arc<str>>,
+    /// With standbys: the lease this process must hold to send.
+    fence: Option<Fence>,
     telemetry: PipelineTelemetry,
 }
 
@@ -54,7 +57,20 @@ impl IggySink {
             partitions: Vec::new(),
             holds: HashMap::new(),
             stale: true,
+            fence: None,
         }
+    }
+
+    /// Sends only while `fence` proves the lease held (see `crate::standby`).
+    pub fn fenced(mut self, fence: Fence) -> Self {
+        self.fence = Some(fence);
+        self
+    }
+
+    /// Reads what each partition holds again before the next write: another
+    /// process may have produced since this one last looked.
+    pub fn forget_holds(&mut self) {
+        self.stale = true;
     }
 
     /// Connects, creates the topic if asked, and reads what each partition
@@ -105,6 +121,11 @@ impl IggySink {
         }
         let (session, _) = self.link.session().await?;
         for (partition, messages) in by_partition {
+            // Checked before every request, as close to it as can be: a
+            // process paused anywhere before this line finds out here.
+            if let Some(fence) = &self.fence {
+                fence.check(&format!("producing to {topic_name}"))?;
+            }
             session.send(&self.config.stream, &self.config.topic, Some(partition), messages).await?;
         }
         Ok(())

@@ -82,7 +82,19 @@ impl MongoSource {
         telemetry: &PipelineTelemetry,
     ) -> Result<Self, ServiceError> {
         let client = crate::mongo_client::client(&config.uri).await?;
-        Ok(Self {
+        Ok(Self::with_client(config, pipeline, store, client, telemetry))
+    }
+
+    /// A source reading with `client` (made for `config.uri`), whose pool
+    /// another part of the pipeline already keeps open.
+    pub fn with_client(
+        config: MongoSourceConfig,
+        pipeline: &str,
+        store: PositionStore,
+        client: Client,
+        telemetry: &PipelineTelemetry,
+    ) -> Self {
+        Self {
             config,
             pipeline: pipeline.to_owned(),
             client,
@@ -91,7 +103,7 @@ impl MongoSource {
             polled: None,
             committed: None,
             telemetry: telemetry.clone(),
-        })
+        }
     }
 
     /// The MongoDB client the stream is read with (its pool is shared).

@@ -1,0 +1,118 @@
+//! A loopback relay between the leader's Iggy clients and the Iggy server
+//! that forwards a byte only while the fence proves the lease held.
+//!
+//! Why it exists: Iggy has no conditional append, so nothing on the server
+//! turns a former leader's late write away. Checking the fence before
+//! calling the SDK leaves a gap: a process frozen after the check, while the
+//! SDK encodes and queues the request, sends it when thawed, after a
+//! standby took over (the freeze test found exactly that, first time). The
+//! relay moves the check to the last instruction before each write to the
+//! server's socket: it waits until the socket is writable, checks, then
+//! writes without waiting again, so a freeze anywhere before finds the
+//! proof gone on waking. Once the lease is lost the relay drops every
+//! connection, and a request cut part-way is discarded by the server.
+
+use std::io::ErrorKind;
+use std::net::SocketAddr;
+
+use tokio::io::AsyncReadExt;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::{CancellationToken, DropGuard};
+
+use super::Fence;
+use crate::config::IggyConnection;
+
+/// Bytes read from a client before they are forwarded.
+const CHUNK: usize = 64 * 1024;
+
+/// A relay listening on a loopback port of its own; it stops when the fence
+/// is lost or it is dropped.
+pub struct FencedRelay {
+    address: SocketAddr,
+    _stop: DropGuard,
+}
+
+impl FencedRelay {
+    /// Starts relaying connections to `upstream` (`host:port`).
+    pub fn start(upstream: String, fence: Fence) -> std::io::Result<Self> {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        listener.set_nonblocking(true)?;
+        let address = listener.local_addr()?;
+        let listener = TcpListener::from_std(listener)?;
+        let stop = CancellationToken::new();
+        let stopped = stop.clone();
+        tokio::spawn(async move {
+            loop {
+                let accepted = tokio::select! {
+                    accepted = listener.accept() => accepted,
+                    () = fence.lost() => return,
+                    () = stopped.cancelled() => return,
+                };
+                let Ok((client, _)) = accepted else { continue };
+                tokio::spawn(relay(client, upstream.clone(), fence.clone()));
+            }
+        });
+        Ok(Self { address, _stop: stop.drop_guard() })
+    }
+
+    /// Where clients connect instead of the server.
+    pub fn address(&self) -> String {
+        self.address.to_string()
+    }
+}
+
+/// One client connection: requests go up through the fence, answers come
+/// back as they are.
+async fn relay(client: TcpStream, upstream: String, fence: Fence) {
+    let Ok(server) = TcpStream::connect(&upstream).await else { return };
+    let _ = client.set_nodelay(true);
+    let _ = server.set_nodelay(true);
+    let (client_read, mut client_write) = client.into_split();
+    let (mut server_read, server_write) = server.into_split();
+    tokio::select! {
+        _ = forward_fenced(client_read, server_write, &fence) => {}
+        _ = tokio::io::copy(&mut server_read, &mut client_write) => {}
+        () = fence.lost() => {}
+    }
+}
+
+/// Copies `from` to `to`, checking the fence right before every write.
+async fn forward_fenced(mut from: OwnedReadHalf, to: OwnedWriteHalf, fence: &Fence) -> std::io::Result<()> {
+    let mut buffer = vec![0; CHUNK];
+    loop {
+        let read = from.read(&mut buffer).await?;
+        if read == 0 {
+            return Ok(());
+        }
+        let mut written = 0;
+        while written < read {
+            to.as_ref().writable().await?;
+            // Nothing may wait between this check and the write below.
+            if !fence.permits_traffic() {
+                return Err(ErrorKind::PermissionDenied.into());
+            }
+            match to.try_write(&buffer[written..read]) {
+                Ok(count) => written += count,
+                Err(error) if error.kind() == ErrorKind::WouldBlock => {}
+                Err(error) => return Err(error),
+            }
+        }
+    }
+}
+
+/// `connection` reaching its server through a new relay fenced by `fence`:
+/// the connection to hand the Iggy clients, and the relay to keep while
+/// they run.
+pub fn fenced_connection(connection: &IggyConnection, fence: &Fence) -> std::io::Result<(IggyConnection, FencedRelay)> {
+    let relay = FencedRelay::start(connection.address.clone(), fence.clone())?;
+    let mut fenced = connection.clone();
+    fenced.address = relay.address();
+    // TLS still names the server, not the relay's loopback address.
+    if let Some(tls) = &mut fenced.tls
+        && tls.domain.is_none()
+    {
+        tls.domain = connection.address.rsplit_once(':').map(|(host, _)| host.trim_matches(['[', ']']).to_owned());
+    }
+    Ok((fenced, relay))
+}
