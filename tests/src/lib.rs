@@ -7,6 +7,7 @@ pub mod bench_run;
 pub mod cli;
 pub mod compile_cache;
 pub mod ferry;
+pub mod ferry_process;
 pub mod guests;
 pub mod logs;
 pub mod pipeline_file;

@@ -16,5 +16,6 @@ mod operating;
 mod parallel;
 mod reload;
 mod sdks;
+mod standby;
 mod transforms;
 mod wrong_server;

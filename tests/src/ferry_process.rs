@@ -1,0 +1,134 @@
+//! `ferry run` as its own process, for what only a process can go through:
+//! `kill -9`, SIGSTOP and SIGCONT, SIGTERM. Its admin endpoint is on a free
+//! port; its log goes to a file that a failing test prints.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::ferry::sample;
+use crate::servers::free_port;
+
+/// The `ferry` binary of this build: `FERRY_BIN`, else the one beside the
+/// test executable (`cargo test --workspace` builds it, for the host's own
+/// binary tests), else `cargo build --bin ferry` must be run first.
+pub fn ferry_executable() -> PathBuf {
+    if let Some(binary) = std::env::var_os("FERRY_BIN") {
+        return PathBuf::from(binary);
+    }
+    let exe = std::env::current_exe().expect("the test executable has a path");
+    // target/<profile>/deps/<test> → target/<profile>/ferry
+    let binary = exe.parent().and_then(Path::parent).map(|profile| profile.join("ferry")).expect("target layout");
+    assert!(
+        binary.is_file(),
+        "{} is missing: run the tests with `cargo test --workspace` (it builds the binary) or run `cargo build --bin \
+         ferry` first, or set FERRY_BIN",
+        binary.display()
+    );
+    binary
+}
+
+pub struct FerryProcess {
+    child: Child,
+    pub admin: String,
+    log: PathBuf,
+    http: reqwest::Client,
+}
+
+impl FerryProcess {
+    /// Starts `ferry run FILE --admin 127.0.0.1:<free port>`, its log in
+    /// `log`.
+    pub fn start(file: &Path, log: &Path) -> Self {
+        let admin = format!("127.0.0.1:{}", free_port());
+        let output = std::fs::File::create(log).expect("the log file can be made");
+        let child = Command::new(ferry_executable())
+            .arg("--cache-dir")
+            .arg(crate::compile_cache::dir())
+            .args(["run", "--admin", &admin])
+            .arg(file)
+            .env("FERRY_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(output.try_clone().unwrap())
+            .stderr(output)
+            .spawn()
+            .expect("ferry starts");
+        Self { child, admin, log: log.to_owned(), http: reqwest::Client::new() }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// `/pipelines/NAME`, or `None` while the endpoint does not answer
+    /// (starting, or frozen).
+    pub async fn pipeline(&self, name: &str) -> Option<Value> {
+        let response = self
+            .http
+            .get(format!("http://{}/pipelines/{name}", self.admin))
+            .timeout(Duration::from_secs(2))
+            .send()
+            .await
+            .ok()?;
+        response.json().await.ok()
+    }
+
+    /// The pipeline's role, `leader` or `standby`, when it answers.
+    pub async fn role(&self, name: &str) -> Option<String> {
+        let pipeline = self.pipeline(name).await?;
+        pipeline["standby"]["role"].as_str().map(str::to_owned)
+    }
+
+    /// The sum of `/metrics` samples of `series` (see [`sample`]).
+    pub async fn metric(&self, series: &str) -> Option<f64> {
+        let response = self
+            .http
+            .get(format!("http://{}/metrics", self.admin))
+            .timeout(Duration::from_secs(2))
+            .send()
+            .await
+            .ok()?;
+        sample(&response.text().await.ok()?, series)
+    }
+
+    /// `kill -9`: the process dies mid-whatever, and is reaped.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Freezes the process (SIGSTOP), as a long pause or a cut-off host does.
+    pub fn freeze(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Thaws a frozen process (SIGCONT).
+    pub fn thaw(&self) {
+        self.signal("-CONT");
+    }
+
+    /// SIGTERM, then waits for the process to exit: whether it exited 0.
+    pub fn terminate(mut self) -> bool {
+        self.signal("-TERM");
+        self.child.wait().is_ok_and(|status| status.success())
+    }
+
+    /// What it logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn signal(&self, signal: &str) {
+        let sent = Command::new("kill").arg(signal).arg(self.pid().to_string()).status();
+        assert!(sent.is_ok_and(|status| status.success()), "kill {signal} {}", self.pid());
+    }
+}
+
+impl Drop for FerryProcess {
+    fn drop(&mut self) {
+        // SIGKILL ends a frozen process too: none outlives its test.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,243 @@
+//! One change-stream pipeline in several `ferry run` processes: one leads,
+//! the others stand by. Through `kill -9`, a freeze past the lease
+//! (SIGSTOP, then SIGCONT) and a planned stop (SIGTERM), every change
+//! arrives in the topic once, in order per document. Real processes, so the
+//! signals are real; a 2 s lease keeps the tests short (the bench measures
+//! the default).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ferry_tests::bed::TestBed;
+use ferry_tests::ferry_process::FerryProcess;
+use ferry_tests::pipeline_file::PipelineFile;
+use ferry_tests::pipelines::unique;
+use ferry_tests::servers::IggyServer;
+use ferry_tests::wait;
+use mongodb::Collection;
+use mongodb::bson::{Document, doc};
+use serde_json::Value;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+const PATIENCE: Duration = Duration::from_secs(90);
+const PIPELINE: &str = "standby-changes";
+/// Documents written, and versions of each: 20 000 changes.
+const DOCUMENTS: i64 = 100;
+const VERSIONS: i64 = 200;
+
+struct Setup {
+    bed: TestBed,
+    work: tempfile::TempDir,
+    file: PathBuf,
+    started: usize,
+}
+
+ferry_tests::setup_on_bed!(Setup);
+
+impl Setup {
+    async fn new(test: &str) -> Option<Self> {
+        Some(Self::on(TestBed::start(test, "standby").await?).await)
+    }
+
+    async fn new_0_9(test: &str) -> Option<Self> {
+        Some(Self::on(TestBed::around(test, IggyServer::start_0_9(test).await?, "standby").await?).await)
+    }
+
+    async fn on(bed: TestBed) -> Self {
+        let work = tempfile::tempdir().unwrap();
+        // Every process reads the same file, as replicas of one deployment
+        // do. The stream starts at a second (the start's precision) after
+        // the server's first write, inside its history: a fresh server has
+        // none before (SecantusDB opens a stream from earlier, but a
+        // position taken there cannot be resumed, as on MongoDB).
+        bed.collection("seed").await.insert_one(doc! { "seeded": true }).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let start = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
+        let file =
+            PipelineFile::changes_to_iggy(PIPELINE, &bed.mongo, Some(&bed.database), &bed.iggy, &bed.stream, "changes")
+                .set("source.mongodb.collection", "counters")
+                .set("source.mongodb.start", format!("timestamp:{start}"))
+                .set("source.mongodb.standby.lease", "2s")
+                .set("source.mongodb.standby.database", unique("leases"))
+                .set("sink.iggy.create.partitions", 3)
+                .test_pace()
+                .write(work.path());
+        Self { bed, work, file, started: 0 }
+    }
+
+    fn start_ferry(&mut self) -> FerryProcess {
+        self.started += 1;
+        FerryProcess::start(&self.file, &self.work.path().join(format!("ferry-{}.log", self.started)))
+    }
+
+    /// Messages in the topic, from its partitions' counts.
+    async fn produced(&self) -> u64 {
+        let session = self.iggy.session().await;
+        let topic = session.topic(&self.stream, "changes").await.ok().flatten();
+        topic.map_or(0, |topic| topic.partitions.iter().map(|partition| partition.messages).sum())
+    }
+
+    async fn wait_until_produced(&self, at_least: u64) {
+        wait::until(&format!("{at_least} changes in the topic"), PATIENCE, || async {
+            (self.produced().await >= at_least).then_some(())
+        })
+        .await;
+    }
+
+    /// Every document's versions, in topic order, once the marker (written
+    /// after the last version) is in.
+    async fn versions(&self) -> BTreeMap<String, Vec<i64>> {
+        let messages = wait::until("the marker's change", PATIENCE, || async {
+            let messages = self.iggy.read_topic(&self.stream, "changes").await;
+            let marker = messages.iter().any(|message| key(message) == r#"{"_id":"marker"}"#);
+            marker.then_some(messages)
+        })
+        .await;
+        let mut versions: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+        for message in messages.iter().filter(|message| key(message) != r#"{"_id":"marker"}"#) {
+            let event: Value = serde_json::from_slice(&message.payload).unwrap();
+            // An insert carries the document, an update its delta.
+            let version = match event["operationType"].as_str() {
+                Some("update") => &event["updateDescription"]["updatedFields"]["v"],
+                _ => &event["fullDocument"]["v"],
+            };
+            versions.entry(key(message)).or_default().push(version.as_i64().unwrap());
+        }
+        versions
+    }
+}
+
+fn key(message: &ferry::iggy_link::Message) -> String {
+    message.header("ferry-document-key").unwrap_or_default()
+}
+
+/// Which of `processes` leads, once exactly one says so.
+async fn leader(processes: &[FerryProcess]) -> usize {
+    wait::until("one leader", PATIENCE, || async {
+        let mut leaders = Vec::new();
+        for (index, process) in processes.iter().enumerate() {
+            if process.role(PIPELINE).await.as_deref() == Some("leader") {
+                leaders.push(index);
+            }
+        }
+        (leaders.len() == 1).then(|| leaders[0])
+    })
+    .await
+}
+
+/// Writes `VERSIONS` versions of each of `DOCUMENTS` documents (each
+/// version one `updateMany`, so a change per document), each only once
+/// `allowed` reaches it; then the marker.
+fn write_versions(counters: Collection<Document>, mut allowed: watch::Receiver<i64>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let documents = (0..DOCUMENTS).map(|id| doc! { "_id": id, "v": 0 });
+        counters.insert_many(documents).await.unwrap();
+        for version in 1..VERSIONS {
+            allowed.wait_for(|allowed| *allowed > version).await.unwrap();
+            counters.update_many(doc! {}, doc! { "$set": { "v": version as i32 } }).await.unwrap();
+        }
+        counters.insert_one(doc! { "_id": "marker" }).await.unwrap();
+    })
+}
+
+fn assert_every_version_once_in_order(versions: &BTreeMap<String, Vec<i64>>) {
+    assert_eq!(versions.len(), DOCUMENTS as usize, "every document has changes in the topic");
+    for (key, versions) in versions {
+        assert_eq!(versions, &(0..VERSIONS).collect::<Vec<i64>>(), "every change of {key} once, in order");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_leader_killed_three_times_every_change_arrives_once_in_order() {
+    let test = "the_leader_killed_three_times_every_change_arrives_once_in_order";
+    let Some(mut setup) = Setup::new(test).await else { return };
+    killed_three_times(&mut setup).await;
+}
+
+async fn killed_three_times(setup: &mut Setup) {
+    let mut processes = vec![setup.start_ferry(), setup.start_ferry()];
+    let (allow, allowed) = watch::channel(0);
+    let writer = write_versions(setup.collection("counters").await, allowed);
+    for kill in 0..3 {
+        // A quarter of the versions at a time, the leader killed while
+        // they flow.
+        let segment = VERSIONS / 4;
+        allow.send_replace(segment * (kill + 1));
+        setup.wait_until_produced((segment * kill * DOCUMENTS) as u64 + 500).await;
+        let leading = leader(&processes).await;
+        processes.remove(leading).kill();
+        processes.push(setup.start_ferry());
+        // The standby takes over; the new process stands by.
+        leader(&processes).await;
+    }
+    allow.send_replace(VERSIONS);
+    writer.await.unwrap();
+    let versions = setup.versions().await;
+    let mut takeovers = 0.0;
+    for process in &processes {
+        let series = format!(r#"ferry_leader_takeovers_total{{pipeline="{PIPELINE}"}}"#);
+        takeovers += process.metric(&series).await.unwrap_or(0.0);
+    }
+    assert_every_version_once_in_order(&versions);
+    assert!(takeovers >= 1.0, "a standby took over after the last kill");
+
+    // A planned stop hands over at once: the lease is released, not left
+    // to run out.
+    let leading = leader(&processes).await;
+    let leaving = processes.remove(leading);
+    let holder = leaving.pipeline(PIPELINE).await.unwrap()["standby"]["holder"].as_str().unwrap().to_owned();
+    assert!(leaving.terminate(), "SIGTERM stops the leader cleanly");
+    let leases = setup.mongo.client().await.database(&lease_database(setup)).collection::<Document>("leases");
+    let lease = leases.find_one(doc! { "_id": PIPELINE }).await.unwrap().expect("the lease document");
+    let released = lease.get_str("holder").unwrap() != holder
+        || lease.get_datetime("expires").unwrap().to_system_time() <= std::time::SystemTime::now();
+    assert!(released, "the stopped leader released its lease: {lease}");
+    leader(&processes).await;
+}
+
+/// The lease database named in the test's pipeline file.
+fn lease_database(setup: &Setup) -> String {
+    let text = std::fs::read_to_string(&setup.file).unwrap();
+    let file: toml::Table = toml::from_str(&text).unwrap();
+    file["source"]["mongodb"]["standby"]["database"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_iggy_server_0_9_a_leader_frozen_past_its_lease_stands_down_and_nothing_is_produced_twice() {
+    let test = "on_iggy_server_0_9_a_leader_frozen_past_its_lease_stands_down_and_nothing_is_produced_twice";
+    let Some(mut setup) = Setup::new_0_9(test).await else { return };
+    let first = setup.start_ferry();
+    leader(std::slice::from_ref(&first)).await;
+    let second = setup.start_ferry();
+    wait::until("the second process standing by", PATIENCE, || async {
+        (second.role(PIPELINE).await.as_deref() == Some("standby")).then_some(())
+    })
+    .await;
+    let (allow, allowed) = watch::channel(VERSIONS / 2);
+    let writer = write_versions(setup.collection("counters").await, allowed);
+    setup.wait_until_produced(1_000).await;
+
+    // Frozen mid-stream, for longer than its lease.
+    first.freeze();
+    let produced_at_freeze = setup.produced().await;
+    wait::until("the standby leading", PATIENCE, || async {
+        (second.role(PIPELINE).await.as_deref() == Some("leader")).then_some(())
+    })
+    .await;
+    setup.wait_until_produced(produced_at_freeze + 500).await;
+    first.thaw();
+    wait::until("the thawed process standing by", PATIENCE, || async {
+        (first.role(PIPELINE).await.as_deref() == Some("standby")).then_some(())
+    })
+    .await;
+
+    allow.send_replace(VERSIONS);
+    writer.await.unwrap();
+    assert_every_version_once_in_order(&setup.versions().await);
+    let leader_series = format!(r#"ferry_leader{{pipeline="{PIPELINE}"}}"#);
+    assert_eq!(first.metric(&leader_series).await, Some(0.0), "the thawed process no longer leads");
+    assert_eq!(second.metric(&leader_series).await, Some(1.0));
+    assert!(first.log().contains("stood down"), "the thawed process says it stood down:\n{}", first.log());
+}
