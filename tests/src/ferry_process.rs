@@ -41,6 +41,11 @@ impl FerryProcess {
     /// Starts `ferry run FILE --admin 127.0.0.1:<free port>`, its log in
     /// `log`.
     pub fn start(file: &Path, log: &Path) -> Self {
+        Self::start_with(file, log, &[])
+    }
+
+    /// As [`Self::start`], with `variables` set in its environment.
+    pub fn start_with(file: &Path, log: &Path, variables: &[(&str, &str)]) -> Self {
         let admin = format!("127.0.0.1:{}", free_port());
         let output = std::fs::File::create(log).expect("the log file can be made");
         let child = Command::new(ferry_executable())
@@ -49,6 +54,7 @@ impl FerryProcess {
             .args(["run", "--admin", &admin])
             .arg(file)
             .env("FERRY_LOG", "info")
+            .envs(variables.iter().copied())
             .stdin(Stdio::null())
             .stdout(output.try_clone().unwrap())
             .stderr(output)
@@ -101,6 +107,13 @@ impl FerryProcess {
     /// Freezes the process (SIGSTOP), as a long pause or a cut-off host does.
     pub fn freeze(&self) {
         self.signal("-STOP");
+    }
+
+    /// Whether the process is stopped (by SIGSTOP, its own or another's).
+    pub fn is_frozen(&self) -> bool {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap_or_default();
+        // The state follows the parenthesised command name.
+        stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('T'))
     }
 
     /// Thaws a frozen process (SIGCONT).

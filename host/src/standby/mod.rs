@@ -19,6 +19,7 @@
 //! is `pipeline::leadership`.
 
 mod fence;
+pub mod freeze_point;
 mod keeper;
 mod lease;
 mod relay;

@@ -116,3 +116,57 @@ pub fn fenced_connection(connection: &IggyConnection, fence: &Fence) -> std::io:
     }
     Ok((fenced, relay))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    /// A listener standing for the server: it collects what reaches it.
+    async fn upstream() -> (String, tokio::task::JoinHandle<Vec<u8>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let received = tokio::spawn(async move {
+            let (mut connection, _) = listener.accept().await.unwrap();
+            let mut received = Vec::new();
+            let _ = connection.read_to_end(&mut received).await;
+            received
+        });
+        (address, received)
+    }
+
+    #[tokio::test]
+    async fn given_a_proven_lease_then_bytes_pass_and_once_it_runs_out_nothing_more_does() {
+        let (address, received) = upstream().await;
+        let fence = Fence::new(Duration::from_millis(100));
+        fence.held(Instant::now(), Duration::from_millis(400));
+        let relay = FencedRelay::start(address, fence.clone()).unwrap();
+        let mut client = TcpStream::connect(relay.address()).await.unwrap();
+        client.write_all(b"while held;").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        // Past the lease less the margin: the proof is gone.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let _ = client.write_all(b"too late").await;
+        let received = tokio::time::timeout(Duration::from_secs(5), received).await.unwrap().unwrap();
+        assert_eq!(received, b"while held;", "nothing sent after the proof ran out reaches the server");
+    }
+
+    #[tokio::test]
+    async fn given_a_lost_lease_then_the_relay_drops_its_connections() {
+        let (address, received) = upstream().await;
+        let fence = Fence::new(Duration::from_millis(100));
+        let relay = FencedRelay::start(address, fence.clone()).unwrap();
+        let mut client = TcpStream::connect(relay.address()).await.unwrap();
+        client.write_all(b"before it was taken;").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        fence.lose();
+        let received = tokio::time::timeout(Duration::from_secs(5), received).await.unwrap().unwrap();
+        assert_eq!(received, b"before it was taken;", "a standby's own traffic passes until the lease is lost");
+        let mut rest = Vec::new();
+        let closed = tokio::time::timeout(Duration::from_secs(5), client.read_to_end(&mut rest)).await.unwrap();
+        assert!(closed.is_ok_and(|read| read == 0), "the client sees its connection closed");
+    }
+}

@@ -68,8 +68,13 @@ impl Setup {
     }
 
     fn start_ferry(&mut self) -> FerryProcess {
+        self.start_ferry_with(&[])
+    }
+
+    fn start_ferry_with(&mut self, variables: &[(&str, &str)]) -> FerryProcess {
         self.started += 1;
-        FerryProcess::start(&self.file, &self.work.path().join(format!("ferry-{}.log", self.started)))
+        let log = self.work.path().join(format!("ferry-{}.log", self.started));
+        FerryProcess::start_with(&self.file, &log, variables)
     }
 
     /// Messages in the topic, from its partitions' counts.
@@ -240,4 +245,40 @@ async fn on_iggy_server_0_9_a_leader_frozen_past_its_lease_stands_down_and_nothi
     assert_eq!(first.metric(&leader_series).await, Some(0.0), "the thawed process no longer leads");
     assert_eq!(second.metric(&leader_series).await, Some(1.0));
     assert!(first.log().contains("stood down"), "the thawed process says it stood down:\n{}", first.log());
+}
+
+/// The worst moment: the leader freezes itself right after its fence check
+/// passed, before its request is written (a test hook in the sink), and is
+/// thawed after the standby took over and produced. Without the fenced
+/// relay its batch lands a second time; with it, nothing it sends arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_frozen_between_its_fence_check_and_its_write_sends_nothing_when_thawed() {
+    let test = "a_leader_frozen_between_its_fence_check_and_its_write_sends_nothing_when_thawed";
+    let Some(mut setup) = Setup::new(test).await else { return };
+    let first = setup.start_ferry_with(&[("FERRY_TEST_FREEZE_AFTER_FENCE_CHECK", "20")]);
+    leader(std::slice::from_ref(&first)).await;
+    let second = setup.start_ferry();
+    wait::until("the second process standing by", PATIENCE, || async {
+        (second.role(PIPELINE).await.as_deref() == Some("standby")).then_some(())
+    })
+    .await;
+    let (allow, allowed) = watch::channel(VERSIONS / 2);
+    let writer = write_versions(setup.collection("counters").await, allowed);
+    wait::until("the leader frozen at its freeze point", PATIENCE, || async { first.is_frozen().then_some(()) }).await;
+    let produced_at_freeze = setup.produced().await;
+    wait::until("the standby leading", PATIENCE, || async {
+        (second.role(PIPELINE).await.as_deref() == Some("leader")).then_some(())
+    })
+    .await;
+    setup.wait_until_produced(produced_at_freeze + 500).await;
+    first.thaw();
+    wait::until("the thawed process standing by", PATIENCE, || async {
+        (first.role(PIPELINE).await.as_deref() == Some("standby")).then_some(())
+    })
+    .await;
+
+    allow.send_replace(VERSIONS);
+    writer.await.unwrap();
+    assert_every_version_once_in_order(&setup.versions().await);
+    assert!(first.log().contains("freezing this process"), "the leader froze at the hook:\n{}", first.log());
 }

@@ -125,6 +125,7 @@ impl IggySink {
             // process paused anywhere before this line finds out here.
             if let Some(fence) = &self.fence {
                 fence.check(&format!("producing to {topic_name}"))?;
+                crate::standby::freeze_point::after_fence_check();
             }
             session.send(&self.config.stream, &self.config.topic, Some(partition), messages).await?;
         }
