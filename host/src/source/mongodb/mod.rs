@@ -251,7 +251,13 @@ impl MongoSource {
         let mut records = Vec::new();
         // The position after the last event read: the batch's position.
         let mut after_last_event = None;
+        // A steady trickle never leaves the stream empty: past max_await of
+        // filling, what was read goes on, so a batch waits at most that long.
+        let filling = std::time::Instant::now();
         while records.len() < batch_size {
+            if after_last_event.is_some() && filling.elapsed() >= self.config.max_await {
+                break;
+            }
             let events = match stream.next_events().await {
                 Ok(events) => events,
                 Err(error) => return self.stream_failed(error).await,
