@@ -9,6 +9,7 @@ mod cache;
 mod cli;
 mod connections;
 mod iggy_to_mongo;
+mod kubernetes;
 mod languages;
 mod mongo_to_iggy;
 mod new_project;
