@@ -68,19 +68,19 @@ async fn main() {
         standing_by(&processes, 1 - leading).await;
         // Let the leader settle into producing first.
         tokio::time::sleep(Duration::from_secs(2)).await;
-        let before = produced(&iggy, &stream).await;
         let signalled = Instant::now();
         let gone = processes.remove(leading);
         match killing {
             true => gone.kill(),
             false => assert!(gone.terminate(), "SIGTERM stops the leader cleanly"),
         }
-        let baseline = match killing {
-            true => before,
-            // The leader finishes its batch before it goes: count from
-            // what it left.
-            false => produced(&iggy, &stream).await,
-        };
+        // What a killed leader sent last may still be landing: count from
+        // what the topic holds a moment later (no standby can take its lease
+        // that soon). A stopped one has exited, its last batch written.
+        if killing {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let baseline = produced(&iggy, &stream).await;
         while produced(&iggy, &stream).await <= baseline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }

@@ -70,14 +70,7 @@ impl FerryProcess {
     /// `/pipelines/NAME`, or `None` while the endpoint does not answer
     /// (starting, or frozen).
     pub async fn pipeline(&self, name: &str) -> Option<Value> {
-        let response = self
-            .http
-            .get(format!("http://{}/pipelines/{name}", self.admin))
-            .timeout(Duration::from_secs(2))
-            .send()
-            .await
-            .ok()?;
-        response.json().await.ok()
+        self.get(&format!("/pipelines/{name}")).await?.json().await.ok()
     }
 
     /// The pipeline's role, `leader` or `standby`, when it answers.
@@ -88,14 +81,14 @@ impl FerryProcess {
 
     /// The sum of `/metrics` samples of `series` (see [`sample`]).
     pub async fn metric(&self, series: &str) -> Option<f64> {
-        let response = self
-            .http
-            .get(format!("http://{}/metrics", self.admin))
-            .timeout(Duration::from_secs(2))
-            .send()
-            .await
-            .ok()?;
-        sample(&response.text().await.ok()?, series)
+        sample(&self.get("/metrics").await?.text().await.ok()?, series)
+    }
+
+    /// GET `path` from the admin endpoint; `None` when it does not answer
+    /// within two seconds (a frozen process never does).
+    async fn get(&self, path: &str) -> Option<reqwest::Response> {
+        let url = format!("http://{}{path}", self.admin);
+        self.http.get(url).timeout(Duration::from_secs(2)).send().await.ok()
     }
 
     /// `kill -9`: the process dies mid-whatever, and is reaped.

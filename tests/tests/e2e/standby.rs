@@ -213,34 +213,8 @@ fn lease_database(setup: &Setup) -> String {
 async fn on_iggy_server_0_9_a_leader_frozen_past_its_lease_stands_down_and_nothing_is_produced_twice() {
     let test = "on_iggy_server_0_9_a_leader_frozen_past_its_lease_stands_down_and_nothing_is_produced_twice";
     let Some(mut setup) = Setup::new_0_9(test).await else { return };
-    let first = setup.start_ferry();
-    leader(std::slice::from_ref(&first)).await;
-    let second = setup.start_ferry();
-    wait::until("the second process standing by", PATIENCE, || async {
-        (second.role(PIPELINE).await.as_deref() == Some("standby")).then_some(())
-    })
-    .await;
-    let (allow, allowed) = watch::channel(VERSIONS / 2);
-    let writer = write_versions(setup.collection("counters").await, allowed);
-    setup.wait_until_produced(1_000).await;
-
     // Frozen mid-stream, for longer than its lease.
-    first.freeze();
-    let produced_at_freeze = setup.produced().await;
-    wait::until("the standby leading", PATIENCE, || async {
-        (second.role(PIPELINE).await.as_deref() == Some("leader")).then_some(())
-    })
-    .await;
-    setup.wait_until_produced(produced_at_freeze + 500).await;
-    first.thaw();
-    wait::until("the thawed process standing by", PATIENCE, || async {
-        (first.role(PIPELINE).await.as_deref() == Some("standby")).then_some(())
-    })
-    .await;
-
-    allow.send_replace(VERSIONS);
-    writer.await.unwrap();
-    assert_every_version_once_in_order(&setup.versions().await);
+    let (first, second) = frozen_past_the_lease(&mut setup, Freeze::BySignal).await;
     let leader_series = format!(r#"ferry_leader{{pipeline="{PIPELINE}"}}"#);
     assert_eq!(first.metric(&leader_series).await, Some(0.0), "the thawed process no longer leads");
     assert_eq!(second.metric(&leader_series).await, Some(1.0));
@@ -255,7 +229,27 @@ async fn on_iggy_server_0_9_a_leader_frozen_past_its_lease_stands_down_and_nothi
 async fn a_leader_frozen_between_its_fence_check_and_its_write_sends_nothing_when_thawed() {
     let test = "a_leader_frozen_between_its_fence_check_and_its_write_sends_nothing_when_thawed";
     let Some(mut setup) = Setup::new(test).await else { return };
-    let first = setup.start_ferry_with(&[("FERRY_TEST_FREEZE_AFTER_FENCE_CHECK", "20")]);
+    let (first, _) = frozen_past_the_lease(&mut setup, Freeze::AfterFenceCheck).await;
+    assert!(first.log().contains("freezing this process"), "the leader froze at the hook:\n{}", first.log());
+}
+
+/// How the leader is frozen.
+enum Freeze {
+    /// SIGSTOP from the test, wherever the leader is.
+    BySignal,
+    /// By itself, right after a fence check passed (the sink's test hook).
+    AfterFenceCheck,
+}
+
+/// Starts a leader and a standby, freezes the leader while changes flow,
+/// waits until the standby leads and has produced, thaws the old leader
+/// and waits until it stands by; then checks every version is in the topic
+/// once, in order. The old leader and the new one.
+async fn frozen_past_the_lease(setup: &mut Setup, freeze: Freeze) -> (FerryProcess, FerryProcess) {
+    let first = match freeze {
+        Freeze::BySignal => setup.start_ferry(),
+        Freeze::AfterFenceCheck => setup.start_ferry_with(&[("FERRY_TEST_FREEZE_AFTER_FENCE_CHECK", "20")]),
+    };
     leader(std::slice::from_ref(&first)).await;
     let second = setup.start_ferry();
     wait::until("the second process standing by", PATIENCE, || async {
@@ -264,7 +258,18 @@ async fn a_leader_frozen_between_its_fence_check_and_its_write_sends_nothing_whe
     .await;
     let (allow, allowed) = watch::channel(VERSIONS / 2);
     let writer = write_versions(setup.collection("counters").await, allowed);
-    wait::until("the leader frozen at its freeze point", PATIENCE, || async { first.is_frozen().then_some(()) }).await;
+    match freeze {
+        Freeze::BySignal => {
+            setup.wait_until_produced(1_000).await;
+            first.freeze();
+        }
+        Freeze::AfterFenceCheck => {
+            wait::until("the leader frozen at its freeze point", PATIENCE, || async {
+                first.is_frozen().then_some(())
+            })
+            .await;
+        }
+    }
     let produced_at_freeze = setup.produced().await;
     wait::until("the standby leading", PATIENCE, || async {
         (second.role(PIPELINE).await.as_deref() == Some("leader")).then_some(())
@@ -280,5 +285,5 @@ async fn a_leader_frozen_between_its_fence_check_and_its_write_sends_nothing_whe
     allow.send_replace(VERSIONS);
     writer.await.unwrap();
     assert_every_version_once_in_order(&setup.versions().await);
-    assert!(first.log().contains("freezing this process"), "the leader froze at the hook:\n{}", first.log());
+    (first, second)
 }
