@@ -79,6 +79,11 @@ impl FerryProcess {
         pipeline["standby"]["role"].as_str().map(str::to_owned)
     }
 
+    /// The status code of `/ready`, when it answers.
+    pub async fn ready(&self) -> Option<u16> {
+        Some(self.get("/ready").await?.status().as_u16())
+    }
+
     /// The sum of `/metrics` samples of `series` (see [`sample`]).
     pub async fn metric(&self, series: &str) -> Option<f64> {
         sample(&self.get("/metrics").await?.text().await.ok()?, series)

@@ -15,18 +15,18 @@ use crate::standby::{Fence, LeaseStore, keep};
 use crate::telemetry::PipelineTelemetry;
 use crate::telemetry::events::{LeaseReleased, StandingBy, StoodDown, TookOver};
 
-/// Runs `loaded` (a change-stream pipeline) whenever this process holds its
-/// lease, until `shutdown`.
+/// Runs `loaded` (a change-stream pipeline reading `uri`) whenever this
+/// process holds its lease, until `shutdown`.
 pub async fn run(
     mut loaded: LoadedPipeline,
+    uri: &str,
     standby: StandbyConfig,
     telemetry: &PipelineTelemetry,
     shutdown: CancellationToken,
 ) -> Result<Counts, PipelineError> {
-    let uri = loaded.config.route.change_stream_uri().expect("only change-stream pipelines have standby settings");
     // One client for the lease and the change stream: its pool stays open
     // while standing by.
-    let client = crate::mongo_client::client(&uri).await?;
+    let client = crate::mongo_client::client(uri).await?;
     let store = LeaseStore::new(&client, &standby.database, &loaded.config.name, standby.lease);
     let (config, runtime) = (loaded.config.clone(), loaded.runtime.clone());
     let call_timeout = config.delivery.call_timeout;

@@ -65,7 +65,14 @@ impl FencedRelay {
 /// One client connection: requests go up through the fence, answers come
 /// back as they are.
 async fn relay(client: TcpStream, upstream: String, fence: Fence) {
-    let Ok(server) = TcpStream::connect(&upstream).await else { return };
+    // Dropping the client's connection tells its SDK, which reconnects.
+    let server = match TcpStream::connect(&upstream).await {
+        Ok(server) => server,
+        Err(error) => {
+            tracing::debug!(%upstream, %error, "the fenced relay cannot reach the Iggy server");
+            return;
+        }
+    };
     let _ = client.set_nodelay(true);
     let _ = server.set_nodelay(true);
     let (client_read, mut client_write) = client.into_split();

@@ -256,6 +256,16 @@ async fn frozen_past_the_lease(setup: &mut Setup, freeze: Freeze) -> (FerryProce
         (second.role(PIPELINE).await.as_deref() == Some("standby")).then_some(())
     })
     .await;
+    // Standing by is a standby's job: it is ready, says so in the state
+    // gauge, and has reached Iggy already.
+    assert_eq!(second.ready().await, Some(200), "a standby is ready");
+    let standing_by = format!(r#"ferry_pipeline_state{{pipeline="{PIPELINE}",state="standby"}}"#);
+    assert_eq!(second.metric(&standing_by).await, Some(1.0));
+    wait::until("the standby's Iggy connection open", PATIENCE, || async {
+        let status = second.pipeline(PIPELINE).await?;
+        status["iggy_protocol"].is_string().then_some(())
+    })
+    .await;
     let (allow, allowed) = watch::channel(VERSIONS / 2);
     let writer = write_versions(setup.collection("counters").await, allowed);
     match freeze {
