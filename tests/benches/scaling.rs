@@ -61,6 +61,15 @@ async fn main() {
     }
 }
 
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    match values.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => values[n / 2],
+        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
+}
+
 fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |cores| cores.get())
 }
@@ -112,7 +121,11 @@ async fn cpu_bound(iggy: &IggyServer, part: &str) {
         // Rounds alternate the settings, so a slow spell of the shared
         // machine falls on all of them; each setting's best run counts.
         let mut best = [0.0f64; 3];
+        // Each round's rate of every setting: the rounds' own ratios, taken
+        // minutes apart from each other but seconds apart within a round.
+        let mut rounds_rates = Vec::new();
         for round in 0..rounds {
+            let mut rates = [0.0f64; 3];
             for (setting, instances) in settings.iter().enumerate() {
                 let value = match instances.parse::<i64>() {
                     Ok(count) => toml::Value::from(count),
@@ -125,6 +138,7 @@ async fn cpu_bound(iggy: &IggyServer, part: &str) {
                     .transform("t", wasm);
                 let measured = until_committed(&ferry, work.path(), &group, &file, messages, iggy.pid()).await;
                 best[setting] = best[setting].max(measured.rate);
+                rates[setting] = measured.rate;
                 println!(
                     "{label:<22} {instances:>9} {:>12.0} {:>12.2} {:>9.1} {:>12.2} {:>12}",
                     measured.rate,
@@ -134,7 +148,20 @@ async fn cpu_bound(iggy: &IggyServer, part: &str) {
                     measured.server_cores.map_or("-".to_owned(), |cores| format!("{cores:.2}")),
                 );
             }
+            rounds_rates.push(rates);
         }
+        // This machine's speed drifts by a fifth within minutes (the
+        // rate of one instance alone does): a round's ratio compares runs
+        // made close together, and the median of them resists the drift.
+        let round_ratios: Vec<String> =
+            rounds_rates.iter().map(|rates| format!("{:.2}", rates[1] / rates[0])).collect();
+        println!(
+            "{} against {} in each round: {} (median {:.2}x)",
+            settings[1],
+            settings[0],
+            round_ratios.join(", "),
+            median(rounds_rates.iter().map(|rates| rates[1] / rates[0]).collect())
+        );
         println!("best of {rounds}, against 1 instance:");
         for (setting, instances) in settings.iter().enumerate() {
             println!("{label:<22} {instances:>9} {:>12.0} {:>11.2}x", best[setting], best[setting] / best[0]);
