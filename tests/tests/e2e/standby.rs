@@ -297,3 +297,40 @@ async fn frozen_past_the_lease(setup: &mut Setup, freeze: Freeze) -> (FerryProce
     assert_every_version_once_in_order(&setup.versions().await);
     (first, second)
 }
+
+/// MongoDB (where the lease lives) goes away under a leader: its renewals
+/// fail, it stands down before its lease could run out, and once MongoDB is
+/// back it takes the pipeline over again and goes on where the topic ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_mongodb_gone_the_leader_stands_down_and_takes_over_again_when_it_is_back() {
+    let test = "with_mongodb_gone_the_leader_stands_down_and_takes_over_again_when_it_is_back";
+    let Some(mut setup) = Setup::new(test).await else { return };
+    if !setup.mongo.can_restart() {
+        ferry_tests::servers::missing(test, "a MongoDB this test may stop (MONGODB_URI is someone else's)");
+        return;
+    }
+    let only = setup.start_ferry();
+    leader(std::slice::from_ref(&only)).await;
+    let (allow, allowed) = watch::channel(VERSIONS / 4);
+    let writer = write_versions(setup.collection("counters").await, allowed);
+    // Everything allowed so far is in the topic before MongoDB goes.
+    setup.wait_until_produced((VERSIONS / 4 * DOCUMENTS) as u64).await;
+
+    setup.mongo.stop();
+    wait::until("the leader standing down", PATIENCE, || async {
+        (only.role(PIPELINE).await.as_deref() == Some("standby")).then_some(())
+    })
+    .await;
+    let failed = format!(r#"ferry_lease_renewals_failed_total{{pipeline="{PIPELINE}"}}"#);
+    assert!(only.metric(&failed).await.is_some_and(|failed| failed >= 1.0), "failed renewals are counted");
+    assert!(only.log().contains("stood down"), "{}", only.log());
+
+    setup.mongo.start_again().await;
+    wait::until("the pipeline led again", PATIENCE, || async {
+        (only.role(PIPELINE).await.as_deref() == Some("leader")).then_some(())
+    })
+    .await;
+    allow.send_replace(VERSIONS);
+    writer.await.unwrap();
+    assert_every_version_once_in_order(&setup.versions().await);
+}
