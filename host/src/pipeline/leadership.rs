@@ -11,9 +11,10 @@ use tokio_util::sync::CancellationToken;
 use super::launch::LoadedPipeline;
 use super::{Counts, PipelineError};
 use crate::config::StandbyConfig;
+use crate::error::ServiceError;
 use crate::standby::{Fence, LeaseStore, keep};
 use crate::telemetry::PipelineTelemetry;
-use crate::telemetry::events::{LeaseReleased, StandingBy, StoodDown, TookOver};
+use crate::telemetry::events::{LeaseAnswered, LeaseReleased, LeaseUnreachable, StandingBy, StoodDown, TookOver};
 
 /// Runs `loaded` (a change-stream pipeline reading `uri`) whenever this
 /// process holds its lease, until `shutdown`.
@@ -38,7 +39,7 @@ pub async fn run(
         if let Some(ends) = &mut ends {
             ends.reach(call_timeout).await;
         }
-        let Some(epoch) = take_lease(&store, &standby, &fence, &shutdown).await else {
+        let Some(epoch) = take_lease(&store, &standby, &fence, telemetry, &shutdown).await else {
             return Ok(counts);
         };
         TookOver { epoch }.emit(telemetry);
@@ -90,28 +91,21 @@ async fn take_lease(
     store: &LeaseStore,
     standby: &StandbyConfig,
     fence: &Fence,
+    telemetry: &PipelineTelemetry,
     shutdown: &CancellationToken,
 ) -> Option<i64> {
-    let mut failing = false;
     loop {
         let sent = Instant::now();
-        match tokio::time::timeout(standby.renew_every(), store.acquire()).await {
-            Ok(Ok(Some(epoch))) => {
+        let limit = standby.renew_every();
+        let asked = tokio::time::timeout(limit, store.acquire()).await;
+        match asked.unwrap_or_else(|_| Err(ServiceError::timed_out("asking for the lease", limit))) {
+            Ok(Some(epoch)) => {
+                LeaseAnswered.emit(telemetry);
                 fence.held(sent, standby.lease);
                 return Some(epoch);
             }
-            Ok(Ok(None)) => failing = false,
-            // Said once per outage: a standby asks every retry period.
-            Ok(Err(error)) if !failing => {
-                tracing::warn!("cannot ask for the lease: {}", crate::error::error_chain(&error));
-                failing = true;
-            }
-            Ok(Err(_)) => {}
-            Err(_) if !failing => {
-                tracing::warn!("asking for the lease: no answer within {:?}", standby.renew_every());
-                failing = true;
-            }
-            Err(_) => {}
+            Ok(None) => LeaseAnswered.emit(telemetry),
+            Err(error) => LeaseUnreachable { error: &error }.emit(telemetry),
         }
         tokio::select! {
             () = tokio::time::sleep(standby.retry_every()) => {}

@@ -220,8 +220,9 @@ impl Status {
                 None => "failed".to_owned(),
             }),
             State::Stopped => Some("stopped".to_owned()),
-            // Standing by is a standby's job.
-            State::Standby => None,
+            // Standing by is a standby's job, as long as it can ask for
+            // the lease.
+            State::Standby => self.failing.values().next().map(|error| format!("standing by: {}", error.message)),
         }
     }
 }
@@ -286,5 +287,14 @@ mod tests {
         status.state = State::Failed;
         status.last_error = Some(ErrorNote { message: "bad record".into(), at });
         assert_eq!(status.not_ready_because().as_deref(), Some("failed: bad record"));
+    }
+
+    #[test]
+    fn given_a_standby_then_it_is_ready_while_it_can_ask_for_the_lease() {
+        let mut status = Status { state: State::Standby, ..Status::default() };
+        assert_eq!(status.not_ready_because(), None, "standing by is a standby's job");
+        let at = SystemTime::now();
+        status.failing.insert("lease", ErrorNote { message: "no MongoDB".into(), at });
+        assert_eq!(status.not_ready_because().as_deref(), Some("standing by: no MongoDB"));
     }
 }

@@ -321,13 +321,19 @@ async fn with_mongodb_gone_the_leader_stands_down_and_takes_over_again_when_it_i
         (only.role(PIPELINE).await.as_deref() == Some("standby")).then_some(())
     })
     .await;
+    // A standby that cannot ask for the lease could not take over: not ready.
+    wait::until("the standby not ready while it cannot ask", PATIENCE, || async {
+        (only.ready().await == Some(503)).then_some(())
+    })
+    .await;
     let failed = format!(r#"ferry_lease_renewals_failed_total{{pipeline="{PIPELINE}"}}"#);
     assert!(only.metric(&failed).await.is_some_and(|failed| failed >= 1.0), "failed renewals are counted");
     assert!(only.log().contains("stood down"), "{}", only.log());
 
     setup.mongo.start_again().await;
-    wait::until("the pipeline led again", PATIENCE, || async {
-        (only.role(PIPELINE).await.as_deref() == Some("leader")).then_some(())
+    wait::until("the pipeline led again, and ready", PATIENCE, || async {
+        let leading = only.role(PIPELINE).await.as_deref() == Some("leader");
+        (leading && only.ready().await == Some(200)).then_some(())
     })
     .await;
     allow.send_replace(VERSIONS);

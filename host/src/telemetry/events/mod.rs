@@ -25,7 +25,9 @@ pub use iggy::{IggyConnected, OffsetCommitted, PartitionHead, PartitionHeads, Pa
 pub use lifecycle::{EndsConnected, PipelineStarting, PipelineStopped, RetryScheduled};
 pub use mongodb::MongoWrites;
 pub use reload::{ReloadRefused, ReloadSwapped, ReloadUnchanged};
-pub use standby::{LeaseReleased, LeaseRenewalFailed, StandingBy, StoodDown, TookOver};
+pub use standby::{
+    LeaseAnswered, LeaseReleased, LeaseRenewalFailed, LeaseUnreachable, StandingBy, StoodDown, TookOver,
+};
 pub use transform::{Broken, TransformBroken, TransformRecovered};
 
 use super::handle::PipelineTelemetry;

@@ -84,6 +84,39 @@ impl LeaseReleased {
     }
 }
 
+/// A standby could not ask for the lease (MongoDB unreachable): it could
+/// not take over now, so it is not ready until it can ask again.
+pub struct LeaseUnreachable<'a> {
+    pub error: &'a ServiceError,
+}
+
+/// The key of a standby's failure in the status.
+const ASKING: &str = "lease";
+
+impl LeaseUnreachable<'_> {
+    pub fn emit(self, telemetry: &PipelineTelemetry) {
+        let message = error_chain(self.error);
+        let mut status = telemetry.lock_status();
+        let first = !status.failing.contains_key(ASKING);
+        status.failing.insert(ASKING, super::note(message.clone()));
+        drop(status);
+        // Said once per outage: a standby asks every retry period.
+        if first {
+            tracing::warn!("cannot ask for the lease: {message}");
+        }
+    }
+}
+
+/// A standby asked for the lease and was answered (held by another, or
+/// taken).
+pub struct LeaseAnswered;
+
+impl LeaseAnswered {
+    pub fn emit(self, telemetry: &PipelineTelemetry) {
+        telemetry.lock_status().failing.remove(ASKING);
+    }
+}
+
 /// A renewal of the held lease failed; the process goes on leading while
 /// its lease still runs long enough.
 pub struct LeaseRenewalFailed<'a> {
