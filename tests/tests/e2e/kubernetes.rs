@@ -112,6 +112,15 @@ fn config_map(pipelines: &BTreeMap<String, String>) -> String {
     text
 }
 
+/// Every container's securityContext: no privileges, nothing written but its
+/// volumes.
+const LOCKED_DOWN: &str = r#"          securityContext:
+            allowPrivilegeEscalation: false
+            readOnlyRootFilesystem: true
+            capabilities:
+              drop: ["ALL"]
+"#;
+
 const LABELS: &str = "  labels:\n    app.kubernetes.io/name: ferry\n";
 
 fn deployment(values: &Values, workload: &Workload, pipeline: &str) -> String {
@@ -119,6 +128,12 @@ fn deployment(values: &Values, workload: &Workload, pipeline: &str) -> String {
     let Workload { component, pipeline: file, replicas, cpu_request, memory_request, memory_limit } = workload;
     // A changed pipeline file changes the pod template, so the pods roll.
     let checksum = hex::encode(Sha256::digest(pipeline.as_bytes()));
+    // One workload's labels, at each depth they appear at.
+    let labels = |indent: usize| {
+        let pad = " ".repeat(indent);
+        format!("{pad}app.kubernetes.io/name: ferry\n{pad}app.kubernetes.io/component: {component}\n")
+    };
+    let (labels_4, labels_6, labels_8) = (labels(4), labels(6), labels(8));
     let what = match *component {
         "consumers" => "Iggy → MongoDB: the replicas share the topic's partitions as one consumer group",
         _ => "MongoDB → Iggy: one replica leads, the others stand by to take over",
@@ -130,20 +145,14 @@ kind: Deployment
 metadata:
   name: ferry-{component}
   labels:
-    app.kubernetes.io/name: ferry
-    app.kubernetes.io/component: {component}
-spec:
+{labels_4}spec:
   replicas: {replicas}
   selector:
     matchLabels:
-      app.kubernetes.io/name: ferry
-      app.kubernetes.io/component: {component}
-  template:
+{labels_6}  template:
     metadata:
       labels:
-        app.kubernetes.io/name: ferry
-        app.kubernetes.io/component: {component}
-      annotations:
+{labels_8}      annotations:
         prometheus.io/scrape: "true"
         prometheus.io/port: "{admin_port}"
         prometheus.io/path: /metrics
@@ -160,12 +169,7 @@ spec:
         - name: transforms
           image: {transforms_image}
           command: ["sh", "-c", "cp {transforms_path}/*.wasm /transforms/"]
-          securityContext:
-            allowPrivilegeEscalation: false
-            readOnlyRootFilesystem: true
-            capabilities:
-              drop: ["ALL"]
-          volumeMounts:
+{LOCKED_DOWN}          volumeMounts:
             - name: transforms
               mountPath: /transforms
       containers:
@@ -202,12 +206,7 @@ spec:
               memory: {memory_request}
             limits:
               memory: {memory_limit}
-          securityContext:
-            allowPrivilegeEscalation: false
-            readOnlyRootFilesystem: true
-            capabilities:
-              drop: ["ALL"]
-          volumeMounts:
+{LOCKED_DOWN}          volumeMounts:
             - name: pipelines
               mountPath: /etc/ferry/pipelines
               readOnly: true
@@ -231,15 +230,11 @@ kind: PodDisruptionBudget
 metadata:
   name: ferry-{component}
   labels:
-    app.kubernetes.io/name: ferry
-    app.kubernetes.io/component: {component}
-spec:
+{labels_4}spec:
   maxUnavailable: 1
   selector:
     matchLabels:
-      app.kubernetes.io/name: ferry
-      app.kubernetes.io/component: {component}
-"#
+{labels_6}"#
     )
 }
 
