@@ -74,7 +74,10 @@ impl Setup {
     fn start_ferry_with(&mut self, variables: &[(&str, &str)]) -> FerryProcess {
         self.started += 1;
         let log = self.work.path().join(format!("ferry-{}.log", self.started));
-        FerryProcess::start_with(&self.file, &log, variables)
+        // A progress line a second, so a test can read the state in it.
+        let variables: Vec<(&str, &str)> =
+            [("FERRY_PROGRESS_INTERVAL", "1s")].into_iter().chain(variables.iter().copied()).collect();
+        FerryProcess::start_with(&self.file, &log, &variables)
     }
 
     /// Messages in the topic, from its partitions' counts.
@@ -257,7 +260,11 @@ async fn frozen_past_the_lease(setup: &mut Setup, freeze: Freeze) -> (FerryProce
     })
     .await;
     // Standing by is a standby's job: it is ready, says so in the state
-    // gauge, and has reached Iggy already.
+    // gauge and the progress line, and has reached Iggy already.
+    wait::until("the standby's progress line", PATIENCE, || async {
+        second.log().contains(&format!("{PIPELINE}: standby,")).then_some(())
+    })
+    .await;
     assert_eq!(second.ready().await, Some(200), "a standby is ready");
     let standing_by = format!(r#"ferry_pipeline_state{{pipeline="{PIPELINE}",state="standby"}}"#);
     assert_eq!(second.metric(&standing_by).await, Some(1.0));
