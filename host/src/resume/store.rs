@@ -104,7 +104,7 @@ impl PositionStore {
                 .message(0, Bytes::from(position.to_json()))
                 .map_err(|error| ServiceError::fatal(what.clone(), error))?;
             if let Some(fence) = &self.fence {
-                fence.check(&what)?;
+                fence.check(|| what.clone())?;
             }
             session.send(&self.stream, &topic, None, vec![message]).await
         }

@@ -71,7 +71,7 @@ impl DeadLetterSink for IggyDeadLetters {
             self.topic_ready = true;
         }
         if let Some(fence) = &self.fence {
-            fence.check(&format!("dead-lettering to {}/{}", self.stream, self.topic))?;
+            fence.check(|| format!("dead-lettering to {}/{}", self.stream, self.topic))?;
         }
         if let Err(error) = session.send(&self.stream, &self.topic, None, messages).await {
             if error.transient {

@@ -62,14 +62,15 @@ impl Fence {
     }
 
     /// Before producing: fails (and marks the lease lost) unless the lease
-    /// is proven to run for the margin yet.
-    pub fn check(&self, what: &str) -> Result<(), ServiceError> {
+    /// is proven to run for the margin yet. `what` is written only then: the
+    /// check runs before every request.
+    pub fn check(&self, what: impl FnOnce() -> String) -> Result<(), ServiceError> {
         if self.proven() {
             return Ok(());
         }
         self.lose();
         Err(ServiceError::fatal(
-            what.to_owned(),
+            what(),
             "this process cannot prove it still holds the pipeline's lease (it was paused, or could not renew it in \
              time), so it produces nothing more and stands by",
         ))
@@ -105,7 +106,7 @@ mod tests {
     fn given_no_grant_then_nothing_may_be_produced() {
         let fence = Fence::new(MARGIN);
         assert!(!fence.proven());
-        assert!(fence.check("producing").is_err());
+        assert!(fence.check(|| "producing".into()).is_err());
         assert!(fence.is_lost(), "a failed check stands the process down");
     }
 
@@ -113,7 +114,7 @@ mod tests {
     fn given_a_fresh_renewal_then_writes_pass() {
         let fence = Fence::new(MARGIN);
         fence.held(Instant::now(), LEASE);
-        assert!(fence.check("producing").is_ok());
+        assert!(fence.check(|| "producing".into()).is_ok());
     }
 
     #[test]
@@ -123,7 +124,7 @@ mod tests {
         // finds it on waking: 2 s left, less than the margin.
         fence.held(Instant::now() - Duration::from_secs(8), LEASE);
         assert!(!fence.proven());
-        let error = fence.check("producing to s/t").unwrap_err();
+        let error = fence.check(|| "producing to s/t".into()).unwrap_err();
         assert!(!error.transient, "standing down is not retried");
         assert!(fence.is_lost());
     }

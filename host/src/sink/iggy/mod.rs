@@ -124,7 +124,7 @@ impl IggySink {
             // Checked before every request, as close to it as can be: a
             // process paused anywhere before this line finds out here.
             if let Some(fence) = &self.fence {
-                fence.check(&format!("producing to {topic_name}"))?;
+                fence.check(|| format!("producing to {topic_name}"))?;
                 crate::standby::freeze_point::after_fence_check();
             }
             session.send(&self.config.stream, &self.config.topic, Some(partition), messages).await?;
