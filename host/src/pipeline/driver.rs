@@ -48,7 +48,7 @@ where
     }
     let lanes = writer.sink.more_lanes();
     let window = delivery.window(chains.len(), lanes.len() + 1);
-    let (to_transform, transform_inputs) = Dispatch::new(chains.len(), window);
+    let (to_transform, transform_inputs) = Dispatch::new(chains.len());
     let (to_writer, writer_input) = mpsc::channel(window + chains.len());
     let (ack_sender, mut acks) = mpsc::channel(window + 1);
     // Stops the writer's retries on shutdown or when the driver gives up.
@@ -236,7 +236,7 @@ impl<S: Source> Driver<'_, S> {
                         let bytes = polled.batch.records.iter().map(|record| record.payload.len() as u64).sum();
                         let elapsed = started.elapsed();
                         let numbered = Sequenced { number: self.polled, item: polled };
-                        to_transform.send(numbered).await.map_err(|_| PipelineError::StageLost)?;
+                        to_transform.send(numbered).map_err(|_| PipelineError::StageLost)?;
                         self.polled += 1;
                         self.in_flight += 1;
                         BatchPolled { records, bytes, elapsed, in_flight: self.in_flight }.emit(&self.telemetry);

@@ -116,9 +116,7 @@ pub fn run<C, P: Prepare>(
         let prepared = preparer.prepare(&polled.batch, &results);
         BatchTransformed { elapsed: started.elapsed() }.emit(telemetry);
         let transformed = Transformed { batch: polled.batch, results, prepared, checkpoint: polled.checkpoint };
-        let handed_on = output.blocking_send(Ok(Sequenced { number, item: transformed }));
-        input.finished();
-        if handed_on.is_err() {
+        if output.blocking_send(Ok(Sequenced { number, item: transformed })).is_err() {
             return Ok(());
         }
     }
