@@ -14,6 +14,9 @@ use crate::servers::free_port;
 
 /// A run: steady messages/s, CPU µs per message, RSS at the end.
 pub struct Measured {
+    /// Instances of the first transform Ferry ran (what `auto` resolved
+    /// to), from its status; 0 without transforms.
+    pub instances: usize,
     pub rate: f64,
     pub cpu_us: f64,
     pub rss_mib: f64,
@@ -74,6 +77,7 @@ pub async fn until_committed(
     };
     let (elapsed, cpu, rss) = (started.elapsed(), cpu_time(pid), rss_bytes(pid));
     let server_cpu = server.map(cpu_time);
+    let instances = instances_running(&http, &admin).await;
     stop(&mut process);
     let (first_at, first_offset) = first.expect("seen before the last");
     let span = (finished - first_at).as_secs_f64();
@@ -97,10 +101,19 @@ pub async fn until_committed(
         mean_ms("commit"),
     );
     Measured {
+        instances,
         rate: steady,
         cpu_us: cpu.as_secs_f64() * 1e6 / messages as f64,
         rss_mib: rss as f64 / 1048576.0,
         ferry_cores,
         server_cores,
     }
+}
+
+/// How many instances of its first transform the (only) pipeline runs: its
+/// status lists each one's memory.
+async fn instances_running(http: &reqwest::Client, admin: &str) -> usize {
+    let status: serde_json::Value =
+        http.get(format!("http://{admin}/pipelines")).send().await.unwrap().json().await.unwrap();
+    status[0]["transforms"][0]["instance_memory_bytes"].as_array().map_or(0, Vec::len)
 }
