@@ -189,6 +189,7 @@ async fn latency_bound(iggy: &IggyServer) {
     let Some(mongo) = MongoServer::start("scaling bench").await else { std::process::exit(2) };
     let documents: Vec<Document> = (0..messages).map(|i| document_of(&reading(i))).collect();
     let server_ms = server_time_per_batch(&mongo, &documents).await;
+    drop(mongo);
     let one_way = match std::env::var("FERRY_BENCH_ONE_WAY_MS").ok().and_then(|ms| ms.parse().ok()) {
         Some(ms) => Duration::from_millis(ms),
         None => Duration::from_secs_f64((server_ms / 2000.0).max(0.050)),
@@ -200,38 +201,36 @@ async fn latency_bound(iggy: &IggyServer) {
         one_way.as_millis(),
         (one_way * 2).as_millis()
     );
-    let proxy = DelayProxy::for_mongodb(mongo.uri(), Delay { one_way, jitter: Duration::ZERO });
-    let far_uri = proxy.mongodb_uri(mongo.uri());
 
-    // A server slows as it fills (SecantusDB's oplog grows): the raw rate
-    // is measured before and after each of Ferry's runs, and each run is
-    // compared with the mean of the two around it.
-    let client = mongodb::Client::with_uri_str(&far_uri).await.expect("the proxy's URI parses");
-    let database = client.database(&unique("scaling"));
-    let mut raw = vec![raw_writers(&database, "raw_0", &documents).await];
+    // A server slows as it fills (SecantusDB's oplog grows, by a third
+    // over one run's 50 000 documents): every run has a fresh server, so
+    // none pays for the runs before it. The raw rate is still measured
+    // before and after each of Ferry's runs, for the machine's drift, and
+    // each run is compared with the mean of the two around it.
+    let mut raw = vec![raw_writers(&FarServer::start(one_way).await, &documents).await];
     let stream = filled_topic(iggy, messages).await;
     let (ferry, work) = (ferry_binary(), tempfile::tempdir().unwrap());
     let mut lines = Vec::new();
     for (run, (label, writes)) in
         [("Ferry, 1 write in flight", Some(1)), ("Ferry, default (4 writes)", None)].into_iter().enumerate()
     {
-        let collection = format!("ferry_{run}");
+        let far = FarServer::start(one_way).await;
         let mut file = from_topic(iggy, &stream, &format!("latency-{run}"))
-            .set("sink.mongodb.uri", far_uri.as_str())
-            .set("sink.mongodb.database", database.name())
-            .set("sink.mongodb.collection", collection.as_str());
+            .set("sink.mongodb.uri", far.uri.as_str())
+            .set("sink.mongodb.database", "scaling")
+            .set("sink.mongodb.collection", "ferry");
         if let Some(writes) = writes {
             file = file.set("sink.mongodb.max_concurrent_writes", writes);
         }
         let measured =
             until_committed(&ferry, work.path(), &format!("latency-{run}"), &file, messages, iggy.pid()).await;
-        let _ = database.collection::<Document>(&collection).drop().await;
-        raw.push(raw_writers(&database, &format!("raw_{}", run + 1), &documents).await);
+        drop(far);
+        raw.push(raw_writers(&FarServer::start(one_way).await, &documents).await);
         let around = (raw[run] + raw[run + 1]) / 2.0;
         lines.push((label, measured, around));
     }
     println!();
-    println!("{messages} readings, no transform, into MongoDB through the delay");
+    println!("{messages} readings, no transform, into MongoDB through the delay, each run on a fresh server");
     println!("{:<28} {:>11} {:>11} {:>9} {:>22}", "writer", "messages/s", "CPU µs/msg", "RSS MiB", "vs raw around it");
     let raw_rates: Vec<String> = raw.iter().map(|rate| format!("{rate:.0}")).collect();
     println!("{RAW_WRITERS} raw insert_many writers, before, between and after: {}", raw_rates.join(", "));
@@ -248,6 +247,22 @@ async fn latency_bound(iggy: &IggyServer) {
     let (one, default) = (&lines[0], &lines[1]);
     verdict("Ferry's default against the raw writers", default.1.rate / default.2, 0.9);
     verdict("Ferry's default against one write in flight", default.1.rate / one.1.rate, 1.8);
+}
+
+/// A MongoDB server of its own behind a proxy that delays each way.
+struct FarServer {
+    uri: String,
+    // Dropped after the proxy: nothing reaches a stopped server.
+    _proxy: DelayProxy,
+    _mongo: MongoServer,
+}
+
+impl FarServer {
+    async fn start(one_way: Duration) -> Self {
+        let Some(mongo) = MongoServer::start("scaling bench").await else { std::process::exit(2) };
+        let proxy = DelayProxy::for_mongodb(mongo.uri(), Delay { one_way, jitter: Duration::ZERO });
+        Self { uri: proxy.mongodb_uri(mongo.uri()), _proxy: proxy, _mongo: mongo }
+    }
 }
 
 /// A reading's JSON as a document.
@@ -275,10 +290,11 @@ fn unordered() -> InsertManyOptions {
 }
 
 /// Documents/s of [`RAW_WRITERS`] tasks each inserting its share of
-/// `documents` in batches of [`BATCH`] into `collection` (dropped after),
-/// through the delay.
-async fn raw_writers(database: &mongodb::Database, collection: &str, documents: &[Document]) -> f64 {
-    let collection = database.collection::<Document>(collection);
+/// `documents` in batches of [`BATCH`] into one collection of `far`.
+async fn raw_writers(far: &FarServer, documents: &[Document]) -> f64 {
+    let client = mongodb::Client::with_uri_str(&far.uri).await.expect("the proxy's URI parses");
+    let database = client.database("scaling");
+    let collection = database.collection::<Document>("raw");
     // The pool's connections opened before the clock starts, as Ferry's are.
     database.run_command(mongodb::bson::doc! { "ping": 1 }).await.expect("MongoDB answers");
     let batches: Vec<Vec<Document>> = documents.chunks(BATCH).map(<[Document]>::to_vec).collect();
@@ -299,9 +315,7 @@ async fn raw_writers(database: &mongodb::Database, collection: &str, documents: 
     for writer in writers {
         writer.await.expect("a writer finishes");
     }
-    let rate = documents.len() as f64 / started.elapsed().as_secs_f64();
-    let _ = collection.drop().await;
-    rate
+    documents.len() as f64 / started.elapsed().as_secs_f64()
 }
 
 fn verdict(what: &str, ratio: f64, target: f64) {

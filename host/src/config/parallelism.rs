@@ -18,10 +18,10 @@ pub enum TransformInstances {
     /// included), and at least one. The core left over is for the rest of
     /// the pipeline: polling and decoding, encoding and writing. Measured
     /// on two cores (docs/scaling.md): a second instance of a cheap
-    /// transform, competing with the poll loop for the cores, cost the
-    /// identity transform 13–27 % of its rate, while a Python transform
-    /// with two gained 1.7–2.0×; so two cores get one instance unless a
-    /// pipeline asks for more.
+    /// transform, competing with the poll loop and the Iggy server for the
+    /// cores, cost the identity transform 7–10 % of its rate, while a
+    /// Python transform with two gained 1.8–2.0×; so two cores get one
+    /// instance unless a pipeline asks for more.
     #[default]
     Auto,
     Count(NonZeroUsize),
