@@ -71,7 +71,7 @@ async fn main() {
     // server generation (`FERRY_BENCH_IGGY`).
     let session = iggy.session().await;
     let topic = async || session.topic(&stream, "changes").await.expect("the topic can be read");
-    let messages = async || topic().await.map_or(0, |topic| topic.partitions.iter().map(|p| p.messages).sum::<u64>());
+    let messages = async || topic().await.map_or(0, |topic| topic.messages());
     while topic().await.is_none_or(|topic| topic.partitions.is_empty()) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

@@ -16,11 +16,11 @@
 use std::time::{Duration, Instant};
 
 use ferry_tests::bench::{iggy_generations, iggy_server, size_from_env};
-use ferry_tests::ferry_process::FerryProcess;
+use ferry_tests::ferry_process::{FerryProcess, sole_leader};
 use ferry_tests::pipeline_file::PipelineFile;
 use ferry_tests::pipelines::unique;
 use ferry_tests::process_stats::ferry_binary;
-use ferry_tests::servers::{IggyServer, MongoServer};
+use ferry_tests::servers::MongoServer;
 use mongodb::bson::doc;
 
 const PIPELINE: &str = "standby-bench";
@@ -80,8 +80,8 @@ async fn main() {
         if killing {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        let baseline = produced(&iggy, &stream).await;
-        while produced(&iggy, &stream).await <= baseline {
+        let baseline = iggy.messages_in(&stream, "changes").await;
+        while iggy.messages_in(&stream, "changes").await <= baseline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let took = signalled.elapsed();
@@ -113,23 +113,10 @@ fn verdict(what: &str, times: &[Duration], target: Duration) {
     println!("{what:<8} takeover: mean {mean:.2?}, worst {worst:.2?} (target ≤ {target:?}: {met})");
 }
 
-/// Messages in the topic, from its partitions' counts.
-async fn produced(iggy: &IggyServer, stream: &str) -> u64 {
-    let session = iggy.session().await;
-    let topic = session.topic(stream, "changes").await.ok().flatten();
-    topic.map_or(0, |topic| topic.partitions.iter().map(|partition| partition.messages).sum())
-}
-
 /// Which process leads, once exactly one says so.
 async fn leader(processes: &[FerryProcess]) -> usize {
     loop {
-        let mut leaders = Vec::new();
-        for (index, process) in processes.iter().enumerate() {
-            if process.role(PIPELINE).await.as_deref() == Some("leader") {
-                leaders.push(index);
-            }
-        }
-        if let [only] = leaders[..] {
+        if let Some(only) = sole_leader(processes, PIPELINE).await {
             return only;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;

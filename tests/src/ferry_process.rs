@@ -143,3 +143,14 @@ impl Drop for FerryProcess {
         let _ = self.child.wait();
     }
 }
+
+/// Which of `processes` leads `pipeline`, when exactly one says so.
+pub async fn sole_leader(processes: &[FerryProcess], pipeline: &str) -> Option<usize> {
+    let mut leaders = Vec::new();
+    for (index, process) in processes.iter().enumerate() {
+        if process.role(pipeline).await.as_deref() == Some("leader") {
+            leaders.push(index);
+        }
+    }
+    (leaders.len() == 1).then(|| leaders[0])
+}

@@ -11,6 +11,13 @@ pub struct Topic {
     pub partitions: Vec<Partition>,
 }
 
+impl Topic {
+    /// How many messages its partitions hold together.
+    pub fn messages(&self) -> u64 {
+        self.partitions.iter().map(|partition| partition.messages).sum()
+    }
+}
+
 /// One partition and how far it goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Partition {

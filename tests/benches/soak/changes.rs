@@ -73,7 +73,7 @@ impl Run {
     /// How many messages the topic holds.
     async fn in_topic(&self, session: &Session) -> u64 {
         match session.topic(&self.stream, "changes").await {
-            Ok(Some(topic)) => topic.partitions.iter().map(|partition| partition.messages).sum(),
+            Ok(Some(topic)) => topic.messages(),
             _ => 0,
         }
     }

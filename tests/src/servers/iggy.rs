@@ -209,6 +209,14 @@ impl IggyServer {
         ferry::iggy_link::connect(&self.connection()).await.expect("the test server accepts a session")
     }
 
+    /// How many messages `stream`/`topic` holds (0 before it exists).
+    pub async fn messages_in(&self, stream: &str, topic: &str) -> u64 {
+        let session = self.session().await;
+        let topic = session.topic(stream, topic).await.expect("the topic can be read");
+        session.shutdown().await;
+        topic.map_or(0, |topic| topic.messages())
+    }
+
     /// Creates the stream and topic (with `partitions`) unless they exist.
     pub async fn ensure_topic(&self, stream: &str, topic: &str, partitions: u32) {
         let session = self.session().await;

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use ferry_tests::bed::TestBed;
-use ferry_tests::ferry_process::FerryProcess;
+use ferry_tests::ferry_process::{FerryProcess, sole_leader};
 use ferry_tests::pipeline_file::PipelineFile;
 use ferry_tests::pipelines::unique;
 use ferry_tests::servers::IggyServer;
@@ -80,11 +80,9 @@ impl Setup {
         FerryProcess::start_with(&self.file, &log, &variables)
     }
 
-    /// Messages in the topic, from its partitions' counts.
+    /// Messages in the topic.
     async fn produced(&self) -> u64 {
-        let session = self.iggy.session().await;
-        let topic = session.topic(&self.stream, "changes").await.ok().flatten();
-        topic.map_or(0, |topic| topic.partitions.iter().map(|partition| partition.messages).sum())
+        self.iggy.messages_in(&self.stream, "changes").await
     }
 
     async fn wait_until_produced(&self, at_least: u64) {
@@ -123,16 +121,7 @@ fn key(message: &ferry::iggy_link::Message) -> String {
 
 /// Which of `processes` leads, once exactly one says so.
 async fn leader(processes: &[FerryProcess]) -> usize {
-    wait::until("one leader", PATIENCE, || async {
-        let mut leaders = Vec::new();
-        for (index, process) in processes.iter().enumerate() {
-            if process.role(PIPELINE).await.as_deref() == Some("leader") {
-                leaders.push(index);
-            }
-        }
-        (leaders.len() == 1).then(|| leaders[0])
-    })
-    .await
+    wait::until("one leader", PATIENCE, || sole_leader(processes, PIPELINE)).await
 }
 
 /// Writes `VERSIONS` versions of each of `DOCUMENTS` documents (each
