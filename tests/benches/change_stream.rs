@@ -7,7 +7,12 @@
 //! FERRY_BENCH_EVENTS=200000 cargo bench -p ferry-tests --bench change_stream
 //! FERRY_BENCH_FORMAT=bson cargo bench -p ferry-tests --bench change_stream
 //! FERRY_BENCH_IGGY=0.9 cargo bench -p ferry-tests --bench change_stream
+//! FERRY_BENCH_STANDBY=1 cargo bench -p ferry-tests --bench change_stream
 //! ```
+//!
+//! With `FERRY_BENCH_STANDBY=1` the pipeline has `standby` set (one process,
+//! so it leads): its Iggy traffic then passes the fencing relay, and the
+//! run shows what that costs.
 //!
 //! Events reach Iggy as relaxed Extended JSON, the default; with
 //! `FERRY_BENCH_FORMAT=bson` the pipeline sets `format = "bson"`, which
@@ -57,6 +62,11 @@ async fn main() {
         .set("source.mongodb.batch_size", BATCH as i64)
         .set("source.mongodb.format", format.as_str())
         .set("sink.iggy.create.partitions", 4);
+    let standby = std::env::var("FERRY_BENCH_STANDBY").is_ok_and(|value| value == "1");
+    let file = match standby {
+        true => file.set("source.mongodb.standby.lease", "10s"),
+        false => file,
+    };
     std::fs::write(&pipeline, file.text()).unwrap();
     let mut process = Command::new(&ferry)
         .arg("run")
@@ -112,7 +122,8 @@ async fn main() {
     let raw_cpu = (raw_before.cpu + raw_after.cpu).as_secs_f64() * 1e6 / (2 * events) as f64;
 
     println!();
-    println!("events                  {events} (payloads as {format})");
+    let standing_by = if standby { ", standby on: through the fencing relay" } else { "" };
+    println!("events                  {events} (payloads as {format}{standing_by})");
     println!(
         "raw change stream       {raw_rate:>9.0} events/s   (mean of {:.0} before and {:.0} after; \
          Rust driver, inserting in batches of {BATCH} while watching)",
