@@ -11,7 +11,7 @@ use super::driver::drive;
 use super::writer::Writer;
 use super::{Counts, PipelineError};
 use crate::config::IggyConnection;
-use crate::config::{MongoSourceConfig, PipelineConfig, Route};
+use crate::config::{PipelineConfig, Route};
 use crate::error::ServiceError;
 use crate::error::{error_chain, with_timeout};
 use crate::resume::PositionStore;
@@ -129,11 +129,8 @@ impl LoadedPipeline {
         let span = pipeline_span(&self.config.name);
         async move {
             PipelineStarting { transforms: &self.transforms }.emit(&telemetry);
-            let outcome = match &self.config.route {
-                Route::ChangesToIggy { source: MongoSourceConfig { uri, standby: Some(standby), .. }, .. } => {
-                    let (uri, standby) = (uri.clone(), standby.clone());
-                    super::leadership::run(self, &uri, standby, &telemetry, shutdown).await
-                }
+            let outcome = match (self.config.route.change_stream_uri(), self.config.standby().cloned()) {
+                (Some(uri), Some(standby)) => super::leadership::run(self, &uri, standby, &telemetry, shutdown).await,
                 _ => self.drive(&telemetry, shutdown, None).await,
             };
             let error = outcome.as_ref().err().map(|error| error_chain(error));
@@ -167,7 +164,7 @@ impl LoadedPipeline {
             store = store.fenced(fence.clone());
             iggy = iggy.fenced(fence.clone());
         }
-        let source = MongoSource::with_client(source.clone(), &self.config.name, store, client, telemetry);
+        let source = MongoSource::new(source.clone(), &self.config.name, store, client, telemetry);
         Ok(Some(ChangeEnds { source, sink: iggy, fence, relays }))
     }
 

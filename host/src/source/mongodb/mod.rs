@@ -73,21 +73,10 @@ struct CopyRun {
 }
 
 impl MongoSource {
-    /// `store` is where the destination keeps positions (see
-    /// `PositionStore`).
-    pub async fn new(
-        config: MongoSourceConfig,
-        pipeline: &str,
-        store: PositionStore,
-        telemetry: &PipelineTelemetry,
-    ) -> Result<Self, ServiceError> {
-        let client = crate::mongo_client::client(&config.uri).await?;
-        Ok(Self::with_client(config, pipeline, store, client, telemetry))
-    }
-
-    /// A source reading with `client` (made for `config.uri`), whose pool
-    /// another part of the pipeline already keeps open.
-    pub fn with_client(
+    /// A source reading with `client` (made for `config.uri`; with
+    /// standbys its pool also serves the lease). `store` is where the
+    /// destination keeps positions (see `PositionStore`).
+    pub fn new(
         config: MongoSourceConfig,
         pipeline: &str,
         store: PositionStore,
