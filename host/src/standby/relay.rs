@@ -129,33 +129,51 @@ mod tests {
     use std::time::{Duration, Instant};
 
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::sync::mpsc;
 
     use super::*;
 
-    /// A listener standing for the server: it collects what reaches it.
-    async fn upstream() -> (String, tokio::task::JoinHandle<Vec<u8>>) {
+    /// A listener standing for the server: it reports each piece that
+    /// reaches it, and everything once the connection closes.
+    async fn upstream() -> (String, mpsc::UnboundedReceiver<Vec<u8>>, tokio::task::JoinHandle<Vec<u8>>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap().to_string();
+        let (pieces, arrived) = mpsc::unbounded_channel();
         let received = tokio::spawn(async move {
             let (mut connection, _) = listener.accept().await.unwrap();
-            let mut received = Vec::new();
-            let _ = connection.read_to_end(&mut received).await;
+            let (mut received, mut buffer) = (Vec::new(), [0; 1024]);
+            while let Ok(read @ 1..) = connection.read(&mut buffer).await {
+                received.extend_from_slice(&buffer[..read]);
+                let _ = pieces.send(buffer[..read].to_vec());
+            }
             received
         });
-        (address, received)
+        (address, arrived, received)
+    }
+
+    /// Waits until `bytes` have reached the upstream.
+    async fn arrived(arrived: &mut mpsc::UnboundedReceiver<Vec<u8>>, bytes: &[u8]) {
+        let mut seen = Vec::new();
+        while seen.len() < bytes.len() {
+            let piece = tokio::time::timeout(Duration::from_secs(5), arrived.recv()).await.unwrap().unwrap();
+            seen.extend(piece);
+        }
+        assert_eq!(seen, bytes);
     }
 
     #[tokio::test]
     async fn given_a_proven_lease_then_bytes_pass_and_once_it_runs_out_nothing_more_does() {
-        let (address, received) = upstream().await;
+        let (address, mut pieces, received) = upstream().await;
         let fence = Fence::new(Duration::from_millis(100));
-        fence.held(Instant::now(), Duration::from_millis(400));
+        let held_until = Instant::now() + Duration::from_secs(1);
+        fence.held(Instant::now(), Duration::from_secs(1));
         let relay = FencedRelay::start(address, fence.clone()).unwrap();
         let mut client = TcpStream::connect(relay.address()).await.unwrap();
         client.write_all(b"while held;").await.unwrap();
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        arrived(&mut pieces, b"while held;").await;
         // Past the lease less the margin: the proof is gone.
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        tokio::time::sleep_until(held_until.into()).await;
+        assert!(!fence.permits_traffic());
         let _ = client.write_all(b"too late").await;
         let received = tokio::time::timeout(Duration::from_secs(5), received).await.unwrap().unwrap();
         assert_eq!(received, b"while held;", "nothing sent after the proof ran out reaches the server");
@@ -163,12 +181,12 @@ mod tests {
 
     #[tokio::test]
     async fn given_a_lost_lease_then_the_relay_drops_its_connections() {
-        let (address, received) = upstream().await;
+        let (address, mut pieces, received) = upstream().await;
         let fence = Fence::new(Duration::from_millis(100));
         let relay = FencedRelay::start(address, fence.clone()).unwrap();
         let mut client = TcpStream::connect(relay.address()).await.unwrap();
         client.write_all(b"before it was taken;").await.unwrap();
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        arrived(&mut pieces, b"before it was taken;").await;
         fence.lose();
         let received = tokio::time::timeout(Duration::from_secs(5), received).await.unwrap().unwrap();
         assert_eq!(received, b"before it was taken;", "a standby's own traffic passes until the lease is lost");
