@@ -33,6 +33,8 @@ pub fn ferry_executable() -> PathBuf {
 pub struct FerryProcess {
     child: Child,
     pub admin: String,
+    file: PathBuf,
+    variables: Vec<(String, String)>,
     log: PathBuf,
     http: reqwest::Client,
 }
@@ -46,21 +48,27 @@ impl FerryProcess {
 
     /// As [`Self::start`], with `variables` set in its environment.
     pub fn start_with(file: &Path, log: &Path, variables: &[(&str, &str)]) -> Self {
+        let _ = std::fs::remove_file(log);
         let admin = format!("127.0.0.1:{}", free_port());
-        let output = std::fs::File::create(log).expect("the log file can be made");
-        let child = Command::new(ferry_executable())
-            .arg("--cache-dir")
-            .arg(crate::compile_cache::dir())
-            .args(["run", "--admin", &admin])
-            .arg(file)
-            .env("FERRY_LOG", "info")
-            .envs(variables.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(output.try_clone().unwrap())
-            .stderr(output)
-            .spawn()
-            .expect("ferry starts");
-        Self { child, admin, log: log.to_owned(), http: reqwest::Client::new() }
+        let variables: Vec<(String, String)> =
+            variables.iter().map(|(name, value)| ((*name).to_owned(), (*value).to_owned())).collect();
+        let child = spawn(file, &admin, &variables, log);
+        Self { child, admin, file: file.to_owned(), variables, log: log.to_owned(), http: reqwest::Client::new() }
+    }
+
+    /// `kill -9`, as a crash or the OOM killer would, then `ferry run` again
+    /// on the same file and admin port, its log carrying on in the same file.
+    pub fn crash_and_restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = spawn(&self.file, &self.admin, &self.variables, &self.log);
+    }
+
+    /// Panics, with the end of its log, if the process has exited.
+    pub fn assert_running(&mut self) {
+        if let Some(status) = self.child.try_wait().expect("the process can be waited on") {
+            panic!("ferry exited by itself ({status}):\n{}", self.log_tail(40));
+        }
     }
 
     pub fn pid(&self) -> u32 {
@@ -86,7 +94,15 @@ impl FerryProcess {
 
     /// The sum of `/metrics` samples of `series` (see [`sample`]).
     pub async fn metric(&self, series: &str) -> Option<f64> {
-        sample(&self.get("/metrics").await?.text().await.ok()?, series)
+        sample(&self.metrics().await, series)
+    }
+
+    /// `/metrics` as Prometheus text; empty while it does not answer.
+    pub async fn metrics(&self) -> String {
+        match self.get("/metrics").await {
+            Some(response) => response.text().await.unwrap_or_default(),
+            None => String::new(),
+        }
     }
 
     /// GET `path` from the admin endpoint; `None` when it does not answer
@@ -130,6 +146,13 @@ impl FerryProcess {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// The last `lines` lines of its log.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let log = self.log();
+        let tail: Vec<&str> = log.lines().rev().take(lines).collect();
+        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+    }
+
     fn signal(&self, signal: &str) {
         let sent = Command::new("kill").arg(signal).arg(self.pid().to_string()).status();
         assert!(sent.is_ok_and(|status| status.success()), "kill {signal} {}", self.pid());
@@ -142,6 +165,24 @@ impl Drop for FerryProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `ferry run` on `file` with its admin endpoint on `admin`, appending to
+/// `log`.
+fn spawn(file: &Path, admin: &str, variables: &[(String, String)], log: &Path) -> Child {
+    let output = std::fs::OpenOptions::new().create(true).append(true).open(log).expect("the log file opens");
+    Command::new(ferry_executable())
+        .arg("--cache-dir")
+        .arg(crate::compile_cache::dir())
+        .args(["run", "--admin", admin])
+        .arg(file)
+        .env("FERRY_LOG", "info")
+        .envs(variables.iter().map(|(name, value)| (name, value)))
+        .stdin(Stdio::null())
+        .stdout(output.try_clone().unwrap())
+        .stderr(output)
+        .spawn()
+        .expect("ferry starts")
 }
 
 /// Which of `processes` leads `pipeline`, when exactly one says so.

@@ -14,7 +14,9 @@ use ferry_tests::servers::{IggyServer, MongoServer};
 use mongodb::bson::{Document, doc};
 use serde_json::Value;
 
-use crate::ferry_process::FerryProcess;
+use ferry_tests::ferry_process::FerryProcess;
+
+use crate::ferry_process;
 use crate::{Rng, Summary};
 
 /// Changes each document goes through: its insert (`v` 0), then updates.
@@ -211,7 +213,7 @@ pub async fn killed(
     rng: &mut Rng,
 ) -> Summary {
     let run = Run::new(changes);
-    let mut ferry = FerryProcess::start(work, &run.pipeline(iggy, mongo));
+    let mut ferry = ferry_process::start(work, &run.pipeline(iggy, mongo));
     let mut targets: Vec<u64> = (0..kills).map(|_| rng.below(run.changes())).collect();
     targets.sort_unstable();
     let pauses: Vec<u64> = (0..kills).map(|_| rng.below(500)).collect();
@@ -220,14 +222,13 @@ pub async fn killed(
         for (target, pause) in targets.into_iter().zip(pauses) {
             run.wait_in_topic(iggy, &mut ferry, target).await;
             tokio::time::sleep(Duration::from_millis(pause)).await;
-            ferry.kill();
-            ferry.restart();
+            ferry.crash_and_restart();
         }
     };
     tokio::join!(run.write(mongo), kill);
     run.wait_in_topic(iggy, &mut ferry, run.changes()).await;
     let elapsed = started.elapsed();
-    ferry.stop();
+    ferry_process::stop(ferry);
     let tally = run.verify(iggy).await;
     Summary {
         passed: tally.passed(&run),
@@ -244,7 +245,7 @@ pub async fn killed(
 pub async fn iggy_crashed(work: &Path, mongo: &MongoServer, changes: usize) -> Option<Summary> {
     let mut iggy = IggyServer::start_durable("soak: iggy-server crashed under an Iggy sink").await?;
     let run = Run::new(changes);
-    let mut ferry = FerryProcess::start(work, &run.pipeline(&iggy, mongo));
+    let mut ferry = ferry_process::start(work, &run.pipeline(&iggy, mongo));
     let started = Instant::now();
     let writer = run.write(mongo);
     // Killed mid-write, iggy-server 0.8 can leave a batch it never
@@ -259,7 +260,7 @@ pub async fn iggy_crashed(work: &Path, mongo: &MongoServer, changes: usize) -> O
     let unindexed: u64 = trimmed.iter().map(|segment| segment.unindexed_bytes).sum();
     run.wait_in_topic(&iggy, &mut ferry, run.changes()).await;
     let elapsed = started.elapsed();
-    ferry.stop();
+    ferry_process::stop(ferry);
     let tally = run.verify(&iggy).await;
     Some(Summary {
         passed: tally.passed(&run),

@@ -8,11 +8,14 @@ use std::time::{Duration, Instant};
 use ferry_tests::guests;
 use ferry_tests::pipeline_file::PipelineFile;
 use ferry_tests::pipelines::{reading, unique};
+use ferry_tests::process_stats::rss_bytes;
 use ferry_tests::servers::{IggyServer, MongoServer};
 use futures::TryStreamExt;
 use mongodb::bson::{Document, doc};
 
-use crate::ferry_process::FerryProcess;
+use ferry_tests::ferry_process::FerryProcess;
+
+use crate::ferry_process;
 use crate::{MIB, Rng, Summary};
 
 const PIPELINE: &str = "soak-readings";
@@ -49,7 +52,7 @@ impl Run {
         let started = Instant::now();
         loop {
             ferry.assert_running();
-            if ferry.committed(PIPELINE).await.is_some_and(|committed| committed >= target) {
+            if committed(ferry, PIPELINE).await.is_some_and(|committed| committed >= target) {
                 return started.elapsed();
             }
             assert!(started.elapsed() < DEADLINE, "{target} readings not committed within {DEADLINE:?}");
@@ -107,18 +110,17 @@ pub async fn killed(
 ) -> Summary {
     let run = Run::produce(iggy, readings).await;
     let started = Instant::now();
-    let mut ferry = FerryProcess::start(work, &run.pipeline(iggy, mongo));
+    let mut ferry = ferry_process::start(work, &run.pipeline(iggy, mongo));
     let mut targets: Vec<u64> = (0..kills).map(|_| rng.below(readings as u64)).collect();
     targets.sort_unstable();
     for target in targets {
         run.wait_committed(&mut ferry, target).await;
         tokio::time::sleep(Duration::from_millis(rng.below(500))).await;
-        ferry.kill();
-        ferry.restart();
+        ferry.crash_and_restart();
     }
     run.wait_committed(&mut ferry, readings as u64).await;
     let elapsed = started.elapsed();
-    ferry.stop();
+    ferry_process::stop(ferry);
     let tally = run.verify(mongo).await;
     Summary {
         passed: tally.passed(),
@@ -145,9 +147,9 @@ pub async fn mongo_away(
     how: Outage,
 ) -> Summary {
     let run = Run::produce(iggy, readings).await;
-    let mut ferry = FerryProcess::start(work, &run.pipeline(iggy, mongo));
+    let mut ferry = ferry_process::start(work, &run.pipeline(iggy, mongo));
     run.wait_committed(&mut ferry, readings as u64 / 4).await;
-    let before = ferry.rss();
+    let before = rss_bytes(ferry.pid());
     match how {
         Outage::Stopped => mongo.stop_gracefully(),
         Outage::Frozen => mongo.freeze(),
@@ -156,10 +158,10 @@ pub async fn mongo_away(
     let mut peak = before;
     while away.elapsed() < outage {
         ferry.assert_running();
-        peak = peak.max(ferry.rss());
+        peak = peak.max(rss_bytes(ferry.pid()));
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    let committed = ferry.committed(PIPELINE).await.unwrap_or(0);
+    let committed = committed(&ferry, PIPELINE).await.unwrap_or(0);
     // From the moment it is brought back (a restart takes SecantusDB a while).
     let back = Instant::now();
     match how {
@@ -169,8 +171,8 @@ pub async fn mongo_away(
     run.wait_committed(&mut ferry, committed + 1).await;
     let resumed = back.elapsed();
     run.wait_committed(&mut ferry, readings as u64).await;
-    let after = ferry.rss();
-    ferry.stop();
+    let after = rss_bytes(ferry.pid());
+    ferry_process::stop(ferry);
     let tally = run.verify(mongo).await;
     let what = match how {
         Outage::Stopped => "stopped",
@@ -197,12 +199,12 @@ pub async fn iggy_crashed(work: &Path, mongo: &MongoServer, readings: usize) -> 
     let mut iggy = IggyServer::start_durable("soak: iggy-server crashed under an Iggy source").await?;
     let run = Run::produce(&iggy, readings).await;
     let started = Instant::now();
-    let mut ferry = FerryProcess::start(work, &run.pipeline(&iggy, mongo));
+    let mut ferry = ferry_process::start(work, &run.pipeline(&iggy, mongo));
     run.wait_committed(&mut ferry, readings as u64 / 3).await;
     iggy.restart().await;
     run.wait_committed(&mut ferry, readings as u64).await;
     let elapsed = started.elapsed();
-    ferry.stop();
+    ferry_process::stop(ferry);
     let tally = run.verify(mongo).await;
     Some(Summary {
         passed: tally.passed(),
@@ -211,4 +213,12 @@ pub async fn iggy_crashed(work: &Path, mongo: &MongoServer, readings: usize) -> 
             elapsed.as_secs_f64()
         ),
     })
+}
+
+/// How many messages of its Iggy source the pipeline has committed, over
+/// all partitions (`None` while ferry is starting).
+async fn committed(ferry: &FerryProcess, pipeline: &str) -> Option<u64> {
+    let status = ferry.pipeline(pipeline).await?;
+    let partitions = status["position"]["partitions"].as_array()?;
+    Some(partitions.iter().filter_map(|p| p["committed_offset"].as_u64()).map(|offset| offset + 1).sum())
 }
