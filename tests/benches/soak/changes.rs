@@ -43,9 +43,16 @@ impl Run {
         (self.documents * VERSIONS) as u64
     }
 
-    fn pipeline(&self, iggy: &IggyServer, mongo: &MongoServer) -> String {
-        // From a moment before the writer starts, whenever ferry opens the stream.
-        let start = humantime::format_rfc3339_seconds(SystemTime::now() - Duration::from_secs(2));
+    async fn pipeline(&self, iggy: &IggyServer, mongo: &MongoServer) -> String {
+        // From before the writer starts, whenever ferry opens the stream; and
+        // inside the server's history, so that positions read there can be
+        // resumed after a kill: a fresh server has none before its first
+        // write (as on MongoDB), so one is made a second (the start's
+        // precision) before.
+        let seed = mongo.client().await.database(&self.database).collection::<Document>("seed");
+        seed.insert_one(doc! { "seeded": true }).await.expect("the seed document inserts");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let start = humantime::format_rfc3339_seconds(SystemTime::now());
         PipelineFile::changes_to_iggy("soak-changes", mongo, Some(&self.database), iggy, &self.stream, "changes")
             .set("source.mongodb.collection", "items")
             .set("source.mongodb.start", format!("timestamp:{start}"))
@@ -213,7 +220,7 @@ pub async fn killed(
     rng: &mut Rng,
 ) -> Summary {
     let run = Run::new(changes);
-    let mut ferry = ferry_process::start(work, &run.pipeline(iggy, mongo));
+    let mut ferry = ferry_process::start(work, &run.pipeline(iggy, mongo).await);
     let mut targets: Vec<u64> = (0..kills).map(|_| rng.below(run.changes())).collect();
     targets.sort_unstable();
     let pauses: Vec<u64> = (0..kills).map(|_| rng.below(500)).collect();
@@ -245,7 +252,7 @@ pub async fn killed(
 pub async fn iggy_crashed(work: &Path, mongo: &MongoServer, changes: usize) -> Option<Summary> {
     let mut iggy = IggyServer::start_durable("soak: iggy-server crashed under an Iggy sink").await?;
     let run = Run::new(changes);
-    let mut ferry = ferry_process::start(work, &run.pipeline(&iggy, mongo));
+    let mut ferry = ferry_process::start(work, &run.pipeline(&iggy, mongo).await);
     let started = Instant::now();
     let writer = run.write(mongo);
     // Killed mid-write, iggy-server 0.8 can leave a batch it never
